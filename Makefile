@@ -1,0 +1,33 @@
+# `make run` and `make test` are the two commands a new user runs (see README.md).
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# torch on PyPI resolves to a multi-GB CUDA build. On a machine without an NVIDIA
+# GPU, pin the CPU build first (pip finds it on local disk here); with a GPU, let
+# pip resolve the CUDA build through setup.cfg's requirement.
+HAS_NVIDIA_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
+TORCH_CPU_PIN  := torch==2.13.0
+
+.PHONY: install run test clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+ifneq ($(HAS_NVIDIA_GPU),yes)
+	$(BIN)/pip install --quiet $(TORCH_CPU_PIN)
+endif
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/xprof workloads --parity --size small
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV)

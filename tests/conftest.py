@@ -1,0 +1,54 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
+# The console script pip installed next to this interpreter: the real entry point.
+XPROF = Path(sys.executable).parent / "xprof"
+
+
+def fixture_path(*parts) -> Path:
+    """A file under ../shared/fixtures, or a skip that says why it is missing."""
+    path = FIXTURES.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared fixture {path} is absent (this clone has no ../shared/fixtures)")
+    return path
+
+
+def run_xprof(*args, env=None, check=None, timeout=600):
+    """Run the installed `xprof` command in a subprocess and return the result."""
+    done = subprocess.run(
+        [str(XPROF), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        cwd=REPO_ROOT,
+    )
+    if check is not None:
+        assert done.returncode == check, (done.returncode, done.stdout, done.stderr)
+    return done
+
+
+def run_python(code: str, timeout=600) -> str:
+    """Run code in a fresh interpreter (one framework per process, as xprof does)."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def last_json_line(text: str):
+    return json.loads(text.strip().splitlines()[-1])

@@ -1,0 +1,66 @@
+"""The `xprof` command through its real entry point."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT, run_xprof
+
+
+def test_help_lists_commands():
+    done = run_xprof("--help", check=0)
+    assert "workloads" in done.stdout
+
+
+def test_workloads_json_without_parity():
+    rows = json.loads(run_xprof("workloads", "--json", "--size", "small", "-w", "matmul", check=0).stdout)
+    assert rows == [{
+        "name": "matmul",
+        "description": rows[0]["description"],
+        "frameworks": {
+            fw: {"params": 512 * 512, "flops_per_step": 3 * 2 * 512**3 + 2 * 512 * 512}
+            for fw in ("torch", "tensorflow")
+        },
+        "parity": None,
+    }]
+
+
+def test_workloads_table():
+    out = run_xprof("workloads", check=0).stdout
+    for name in ("linear", "mlp", "cnn", "lstm", "transformer", "matmul", "conv2d"):
+        assert name in out
+    assert "26,122" in out  # mlp parameters at tiny
+
+
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (["workloads", "-w", "resnet"], "'linear', 'mlp', 'cnn'"),
+        (["workloads", "--size", "huge"], "'tiny', 'small', 'large'"),
+        (["workloads", "--mode", "serve"], "'train', 'infer'"),
+    ],
+)
+def test_unknown_choice_is_one_line_with_valid_choices(args, names):
+    done = run_xprof(*args)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("xprof: error:") and names in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+STARTUP_CODE = """
+import sys, cli
+for argv in (["--help"], ["workloads"], ["workloads", "--json"]):
+    cli.main(argv)
+heavy = sorted(m for m in ("torch", "tensorflow", "keras", "pynvml") if m in sys.modules)
+print("HEAVY=" + ",".join(heavy))
+"""
+
+
+def test_help_and_workloads_do_not_import_frameworks():
+    done = subprocess.run([sys.executable, "-c", STARTUP_CODE], capture_output=True,
+                          text=True, cwd=REPO_ROOT, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "HEAVY="

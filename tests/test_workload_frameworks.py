@@ -1,0 +1,81 @@
+"""Each workload run for real in torch and in TensorFlow, one framework per process."""
+
+import pytest
+
+from conftest import last_json_line, run_python
+from workloads import WORKLOADS
+
+STEPS_CODE = """
+import json, numpy as np
+from workloads import WORKLOADS
+from workloads.{module} import {cls}
+out = {{}}
+for name in WORKLOADS:
+    for mode in ("train", "infer"):
+        w = {cls}(name, "tiny", mode)
+        before = [np.array(v, copy=True) for v in w.weights_snapshot()]
+        for _ in range(3):
+            w.step()
+        w.synchronize()
+        after = w.weights_snapshot()
+        changed = any(not np.array_equal(a, b) for a, b in zip(before, after))
+        out[f"{{name}}/{{mode}}"] = {{"params": w.params(), "changed": changed}}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize(
+    "module, cls", [("torch_impl", "TorchWorkload"), ("tf_impl", "TensorFlowWorkload")]
+)
+def test_every_workload_steps_in_both_modes(module, cls):
+    result = last_json_line(run_python(STEPS_CODE.format(module=module, cls=cls)))
+    for name, spec in WORKLOADS.items():
+        assert result[f"{name}/train"] == {"params": spec.params("tiny"), "changed": True}
+        # inference must leave the weights alone
+        assert result[f"{name}/infer"] == {"params": spec.params("tiny"), "changed": False}
+
+
+LINEAR_CODE = """
+import json
+from workloads.{module} import {cls}
+w = {cls}("linear", "tiny", "train")
+for _ in range(100):  # 100 epochs over x = 1..4
+    w.step()
+import numpy as np
+print(json.dumps(float(w.predict(np.array([[5.0]], dtype=np.float32)).ravel()[0])))
+"""
+
+
+@pytest.mark.parametrize(
+    "module, cls", [("torch_impl", "TorchWorkload"), ("tf_impl", "TensorFlowWorkload")]
+)
+def test_linear_predicts_ten_for_five(module, cls):
+    prediction = last_json_line(run_python(LINEAR_CODE.format(module=module, cls=cls)))
+    assert prediction == pytest.approx(10.0, abs=0.05)
+
+
+STYLES_CODE = """
+import json, numpy as np
+from workloads.{module} import {cls}
+result = {{}}
+for execution in ("eager", "graph", "compiled"):
+    w = {cls}("{name}", "tiny", "train", execution)
+    for _ in range(3):
+        w.step()
+    result[execution] = [np.asarray(v).tolist() for v in w.weights_snapshot()]
+print(json.dumps(result))
+"""
+
+
+@pytest.mark.parametrize(
+    "module, cls, name",
+    [("torch_impl", "TorchWorkload", "mlp"), ("tf_impl", "TensorFlowWorkload", "cnn")],
+)
+def test_graph_and_compiled_steps_train_like_eager(module, cls, name):
+    """Three SGD steps from the same seed end at the same weights in every style."""
+    import numpy as np
+
+    result = last_json_line(run_python(STYLES_CODE.format(module=module, cls=cls, name=name)))
+    for execution in ("graph", "compiled"):
+        for eager, other in zip(result["eager"], result[execution]):
+            np.testing.assert_allclose(other, eager, atol=1e-5, err_msg=execution)

@@ -1,0 +1,74 @@
+"""What a workload is, independent of any framework.
+
+A `WorkloadSpec` carries the sizes, the analytic parameter count and the analytic
+FLOPs of one canonical model. Both framework implementations are built from the same
+config, so the formulas here are the single source of truth that parity is checked
+against. Nothing in this module imports torch or tensorflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+FRAMEWORKS = ("torch", "tensorflow")
+SIZES = ("tiny", "small", "large")
+MODES = ("train", "infer")
+EXECUTIONS = ("eager", "graph", "compiled")
+
+# Each framework's usual way of running a model, used when --exec is not given.
+DEFAULT_EXECUTION = {"torch": "eager", "tensorflow": "graph"}
+
+# The seed every workload's synthetic data and weights start from, in both frameworks.
+DEFAULT_SEED = 1234
+
+
+class WorkloadError(ValueError):
+    """A workload, size, mode or execution style that does not exist."""
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    name: str
+    description: str
+    sizes: Mapping[str, Mapping[str, int]]
+    count_params: Callable[[Mapping[str, int]], int]
+    # Multiply-accumulates of one forward pass over one batch.
+    forward_macs: Callable[[Mapping[str, int]], int]
+    # Forward-output tolerance of the numeric parity check (fp32, max abs diff).
+    parity_atol: float = 1e-5
+    notes: str = ""
+    tags: tuple[str, ...] = field(default=())
+
+    def config(self, size: str) -> dict[str, int]:
+        check_choice("size", size, SIZES)
+        return dict(self.sizes[size])
+
+    def params(self, size: str) -> int:
+        return self.count_params(self.config(size))
+
+    def flops_per_step(self, size: str, mode: str) -> int:
+        """Analytic FLOPs of one step: 2 per MAC forward; training adds the
+        backward pass (twice the forward: gradients for inputs and weights) and
+        one multiply-add per parameter for the SGD update."""
+        check_choice("mode", mode, MODES)
+        config = self.config(size)
+        forward = 2 * self.forward_macs(config)
+        if mode == "infer":
+            return forward
+        return 3 * forward + 2 * self.count_params(config)
+
+
+def check_choice(what: str, value: str, valid) -> str:
+    if value not in valid:
+        raise WorkloadError(
+            f"unknown {what} {value!r}; valid choices: {', '.join(valid)}"
+        )
+    return value
+
+
+def resolve_execution(framework: str, execution: str | None) -> str:
+    check_choice("framework", framework, FRAMEWORKS)
+    if execution is None:
+        return DEFAULT_EXECUTION[framework]
+    return check_choice("execution style", execution, EXECUTIONS)

@@ -1,0 +1,234 @@
+"""The canonical workloads in TensorFlow: Keras layers and a `tf.function` step.
+
+Import this module only in a process that runs TensorFlow workloads.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras import layers  # noqa: E402
+
+from .catalog import get_workload  # noqa: E402
+from .data import CLASSIFIERS, make_batch  # noqa: E402
+from .spec import DEFAULT_SEED, MODES, check_choice, resolve_execution  # noqa: E402
+
+LEARNING_RATE = 0.01
+# torch's defaults, so that both frameworks normalize and track statistics alike
+# (Keras defaults to epsilon 1e-3 and momentum 0.99).
+NORM_EPSILON = 1e-5
+BN_MOMENTUM = 0.9
+
+IMAGE_WORKLOADS = ("cnn", "conv2d")
+
+
+def _batch_norm(name):
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=NORM_EPSILON, name=name)
+
+
+def _conv(filters, name, use_bias=False):
+    return layers.Conv2D(filters, 3, padding="same", use_bias=use_bias, name=name)
+
+
+def build_model(name: str, size: str) -> keras.Model:
+    c = get_workload(name).config(size)
+    if name == "linear":
+        inputs = keras.Input((1,))
+        outputs = layers.Dense(1, use_bias=False, name="linear")(inputs)
+    elif name == "mlp":
+        inputs = keras.Input((c["features"],))
+        x = inputs
+        for i in range(c["layers"]):
+            x = layers.Dense(c["hidden"], activation="relu", name=f"dense{i}")(x)
+        outputs = layers.Dense(c["classes"], name="head")(x)
+    elif name == "cnn":
+        inputs = keras.Input((c["image"], c["image"], c["channels"]))
+        x = _conv(c["width"], "stem_conv")(inputs)
+        x = layers.ReLU()(_batch_norm("stem_bn")(x))
+        x = layers.MaxPooling2D(2)(x)
+        y = layers.ReLU()(_batch_norm("block_bn1")(_conv(c["width"], "block_conv1")(x)))
+        y = _batch_norm("block_bn2")(_conv(c["width"], "block_conv2")(y))
+        x = layers.ReLU()(layers.Add()([x, y]))
+        x = layers.GlobalAveragePooling2D()(x)
+        outputs = layers.Dense(c["classes"], name="head")(x)
+    elif name == "lstm":
+        inputs = keras.Input((c["seq"], c["features"]))
+        x = layers.LSTM(c["hidden"], name="lstm")(inputs)
+        outputs = layers.Dense(c["classes"], name="head")(x)
+    elif name == "transformer":
+        d, heads = c["d_model"], c["heads"]
+        inputs = keras.Input((c["seq"], d))
+        attention = layers.MultiHeadAttention(heads, d // heads, name="attention")
+        x = layers.LayerNormalization(epsilon=NORM_EPSILON, name="norm1")(
+            inputs + attention(inputs, inputs)
+        )
+        ff = layers.Dense(c["ff"], activation="relu", name="ff1")(x)
+        ff = layers.Dense(d, name="ff2")(ff)
+        x = layers.LayerNormalization(epsilon=NORM_EPSILON, name="norm2")(x + ff)
+        x = layers.GlobalAveragePooling1D()(x)
+        outputs = layers.Dense(c["classes"], name="head")(x)
+    elif name == "matmul":
+        inputs = keras.Input((c["n"],))
+        outputs = layers.Dense(c["k"], use_bias=False, name="matmul")(inputs)
+    elif name == "conv2d":
+        inputs = keras.Input((c["image"], c["image"], c["channels"]))
+        outputs = _conv(c["filters"], "conv", use_bias=True)(inputs)
+    else:
+        raise AssertionError(f"no TensorFlow model for workload {name!r}")
+    return keras.Model(inputs, outputs, name=name)
+
+
+def to_tf_layout(name: str, array: np.ndarray) -> np.ndarray:
+    """Canonical (channels-first) arrays to what the Keras model takes (NHWC)."""
+    if name in IMAGE_WORKLOADS and array.ndim == 4:
+        return np.ascontiguousarray(array.transpose(0, 2, 3, 1))
+    return array
+
+
+def from_tf_layout(name: str, array: np.ndarray) -> np.ndarray:
+    if name in IMAGE_WORKLOADS and array.ndim == 4:
+        return np.ascontiguousarray(array.transpose(0, 3, 1, 2))
+    return array
+
+
+def _key(prefix, name):
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _dense(state, prefix):
+    # torch (out, in) -> Keras (in, out)
+    weights = [state[_key(prefix, "weight")].T]
+    if _key(prefix, "bias") in state:
+        weights.append(state[_key(prefix, "bias")])
+    return weights
+
+
+def _conv_weights(state, prefix):
+    # torch (out, in, kh, kw) -> Keras (kh, kw, in, out)
+    weights = [state[_key(prefix, "weight")].transpose(2, 3, 1, 0)]
+    if _key(prefix, "bias") in state:
+        weights.append(state[_key(prefix, "bias")])
+    return weights
+
+
+def _bn(state, prefix):
+    return [state[f"{prefix}.{k}"] for k in ("weight", "bias", "running_mean", "running_var")]
+
+
+def _attention(state, prefix, heads):
+    d = state[f"{prefix}.out_proj.weight"].shape[0]
+    head_dim = d // heads
+    in_w = np.split(state[f"{prefix}.in_proj_weight"], 3)
+    in_b = np.split(state[f"{prefix}.in_proj_bias"], 3)
+    weights = []
+    for w, b in zip(in_w, in_b):  # query, key, value: (d, heads, head_dim)
+        weights += [w.T.reshape(d, heads, head_dim), b.reshape(heads, head_dim)]
+    out_w = state[f"{prefix}.out_proj.weight"].T.reshape(heads, head_dim, d)
+    return weights + [out_w, state[f"{prefix}.out_proj.bias"]]
+
+
+def torch_weight_map(name: str, size: str, state: dict) -> dict[str, list[np.ndarray]]:
+    """Keras layer name -> its weights, converted from a torch state dict."""
+    c = get_workload(name).config(size)
+    if name == "linear":
+        return {"linear": _dense(state, "")}
+    if name == "matmul":
+        return {"matmul": _dense(state, "")}
+    if name == "conv2d":
+        return {"conv": _conv_weights(state, "")}
+    if name == "mlp":
+        mapping = {f"dense{i}": _dense(state, str(2 * i)) for i in range(c["layers"])}
+        mapping["head"] = _dense(state, str(2 * c["layers"]))
+        return mapping
+    if name == "cnn":
+        return {
+            "stem_conv": _conv_weights(state, "stem.0"),
+            "stem_bn": _bn(state, "stem.1"),
+            "block_conv1": _conv_weights(state, "block.conv1"),
+            "block_bn1": _bn(state, "block.bn1"),
+            "block_conv2": _conv_weights(state, "block.conv2"),
+            "block_bn2": _bn(state, "block.bn2"),
+            "head": _dense(state, "head"),
+        }
+    if name == "lstm":
+        bias = state["lstm.bias_ih_l0"] + state["lstm.bias_hh_l0"]
+        return {
+            "lstm": [state["lstm.weight_ih_l0"].T, state["lstm.weight_hh_l0"].T, bias],
+            "head": _dense(state, "head"),
+        }
+    if name == "transformer":
+        return {
+            "attention": _attention(state, "attention", c["heads"]),
+            "norm1": [state["norm1.weight"], state["norm1.bias"]],
+            "ff1": _dense(state, "feed_forward.0"),
+            "ff2": _dense(state, "feed_forward.2"),
+            "norm2": [state["norm2.weight"], state["norm2.bias"]],
+            "head": _dense(state, "head"),
+        }
+    raise AssertionError(f"no weight conversion for workload {name!r}")
+
+
+class TensorFlowWorkload:
+    """One workload, ready to run steps: Keras model, optimizer and a batch."""
+
+    framework = "tensorflow"
+
+    def __init__(self, name, size, mode="train", execution=None, seed=DEFAULT_SEED):
+        check_choice("mode", mode, MODES)
+        self.name, self.size, self.mode = name, size, mode
+        self.execution = resolve_execution("tensorflow", execution)
+        keras.utils.set_random_seed(seed)
+        self.model = build_model(name, size)
+        batch = make_batch(name, size, seed)
+        self.inputs = tf.constant(to_tf_layout(name, batch.inputs))
+        self.targets = tf.constant(to_tf_layout(name, batch.targets))
+        if name in CLASSIFIERS:
+            self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        else:
+            self.loss_fn = keras.losses.MeanSquaredError()
+        self.optimizer = keras.optimizers.SGD(learning_rate=LEARNING_RATE)
+        self.optimizer.build(self.model.trainable_variables)
+        step = self._train_step if mode == "train" else self._infer_step
+        if self.execution == "eager":
+            self._step = step
+        else:
+            self._step = tf.function(step, jit_compile=self.execution == "compiled")
+
+    def _train_step(self):
+        with tf.GradientTape() as tape:
+            loss = self.loss_fn(self.targets, self.model(self.inputs, training=True))
+        variables = self.model.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    def _infer_step(self):
+        return self.model(self.inputs, training=False)
+
+    def step(self) -> None:
+        self._step()
+
+    def synchronize(self) -> None:
+        # Results are fetched to the host: the step's device work has finished.
+        for v in self.model.trainable_variables[:1]:
+            v.numpy()
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        outputs = self.model(tf.constant(to_tf_layout(self.name, inputs)), training=False)
+        return from_tf_layout(self.name, np.asarray(outputs))
+
+    def params(self) -> int:
+        return int(sum(np.prod(v.shape) for v in self.model.trainable_variables))
+
+    def weights_snapshot(self) -> list[np.ndarray]:
+        """Copies of the trainable variables, in model order."""
+        return [v.numpy().copy() for v in self.model.trainable_variables]
+
+    def load_torch_weights(self, state: dict[str, np.ndarray]) -> None:
+        for layer_name, weights in torch_weight_map(self.name, self.size, state).items():
+            self.model.get_layer(layer_name).set_weights(weights)
