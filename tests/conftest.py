@@ -21,7 +21,7 @@ def fixture_path(*parts) -> Path:
     return path
 
 
-def run_xprof(*args, env=None, check=None, timeout=600):
+def run_xprof(*args, env=None, check=None, timeout=600, cwd=REPO_ROOT):
     """Run the installed `xprof` command in a subprocess and return the result."""
     done = subprocess.run(
         [str(XPROF), *map(str, args)],
@@ -29,7 +29,7 @@ def run_xprof(*args, env=None, check=None, timeout=600):
         text=True,
         env={**os.environ, **(env or {})},
         timeout=timeout,
-        cwd=REPO_ROOT,
+        cwd=cwd,
     )
     if check is not None:
         assert done.returncode == check, (done.returncode, done.stdout, done.stderr)

@@ -20,7 +20,7 @@ def test_workloads_json_without_parity():
         "name": "matmul",
         "description": rows[0]["description"],
         "frameworks": {
-            fw: {"params": 512 * 512, "flops_per_step": 3 * 2 * 512**3 + 2 * 512 * 512}
+            fw: {"params": 512 * 512, "flops_per_step": 2 * 2 * 512**3 + 2 * 512 * 512}
             for fw in ("torch", "tensorflow")
         },
         "parity": None,
@@ -64,3 +64,17 @@ def test_help_and_workloads_do_not_import_frameworks():
     done = subprocess.run([sys.executable, "-c", STARTUP_CODE], capture_output=True,
                           text=True, cwd=REPO_ROOT, check=True)
     assert done.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_bare_xprof_prints_help():
+    done = run_xprof()
+    assert done.returncode == 0 and "Commands:" in done.stdout and done.stderr == ""
+
+
+def test_a_workloads_folder_in_the_working_directory_does_not_shadow_ours(tmp_path):
+    (tmp_path / "workloads").mkdir()
+    (tmp_path / "workloads" / "__init__.py").write_text('raise SystemExit("the user\'s own package")')
+    (tmp_path / "profiler").mkdir()
+    (tmp_path / "profiler" / "__init__.py").write_text('raise SystemExit("the user\'s own package")')
+    done = run_xprof("workloads", "--parity", "-w", "linear", "--json", cwd=tmp_path, check=0)
+    assert json.loads(done.stdout)[0]["parity"]["ok"]

@@ -79,3 +79,31 @@ def test_graph_and_compiled_steps_train_like_eager(module, cls, name):
     for execution in ("graph", "compiled"):
         for eager, other in zip(result["eager"], result[execution]):
             np.testing.assert_allclose(other, eager, atol=1e-5, err_msg=execution)
+
+
+FLOPS_CODE = """
+import json
+from torch.utils.flop_counter import FlopCounterMode
+from workloads.torch_impl import TorchWorkload
+out = {}
+for name in ("linear", "mlp", "cnn", "matmul", "conv2d"):
+    for mode in ("train", "infer"):
+        w = TorchWorkload(name, "tiny", mode)
+        with FlopCounterMode(display=False) as counter:
+            w.step()
+        out[f"{name}/{mode}"] = counter.get_total_flops()
+print(json.dumps(out))
+"""
+
+
+def test_flops_formulas_match_torchs_own_counter():
+    """torch counts matmul/conv FLOPs forward and backward (not the SGD update,
+    nor the fused LSTM and attention kernels, hence the five workloads here)."""
+    from workloads import get_workload
+
+    counted = last_json_line(run_python(FLOPS_CODE))
+    for key, flops in counted.items():
+        name, mode = key.split("/")
+        spec = get_workload(name)
+        update = 2 * spec.params("tiny") if mode == "train" else 0
+        assert spec.flops_per_step("tiny", mode) - update == flops, key

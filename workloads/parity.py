@@ -73,41 +73,44 @@ def _export_torch(names, size, seed, directory: Path) -> None:
 
 
 def _compare_tensorflow(names, size, seed, directory: Path) -> list[dict]:
+    from .tf_impl import tf
+
+    # Both sides on the CPU: a GPU's TF32 matmuls would measure the device, not the models.
+    with tf.device("/CPU:0"):
+        return [_compare_one(name, size, seed, directory) for name in names]
+
+
+def _compare_one(name, size, seed, directory: Path) -> dict:
     from .tf_impl import TensorFlowWorkload, from_tf_layout, to_tf_layout
 
-    results = []
-    for name in names:
-        saved = np.load(directory / f"{name}.npz")
-        state = {k[2:]: saved[k] for k in saved.files if k.startswith("w:")}
-        workload = TensorFlowWorkload(name, size, "train", "eager", seed)
-        workload.load_torch_weights(state)
-        inputs = saved["inputs"]
-        infer_out = workload.predict(inputs)
-        train_out = from_tf_layout(
-            name, np.asarray(workload.model(to_tf_layout(name, inputs), training=True))
-        )
-        diff = max(
-            float(np.max(np.abs(infer_out - saved["infer_outputs"]))),
-            float(np.max(np.abs(train_out - saved["train_outputs"]))),
-        )
-        expected = get_workload(name).params(size)
-        params = {"torch": int(saved["params"]), "tensorflow": workload.params()}
-        atol = get_workload(name).parity_atol
-        counts_ok = params["torch"] == params["tensorflow"] == expected
-        error = None
-        if not counts_ok:
-            error = f"parameter counts {params} differ from the formula's {expected}"
-        elif not diff <= atol:
-            error = f"max abs diff {diff:.3g} exceeds {atol:g}"
-        results.append(
-            asdict(ParityResult(name, error is None, diff, atol, params, error))
-        )
-    return results
+    saved = np.load(directory / f"{name}.npz")
+    state = {k[2:]: saved[k] for k in saved.files if k.startswith("w:")}
+    workload = TensorFlowWorkload(name, size, "train", "eager", seed)
+    workload.load_torch_weights(state)
+    inputs = saved["inputs"]
+    infer_out = workload.predict(inputs)
+    train_out = from_tf_layout(
+        name, np.asarray(workload.model(to_tf_layout(name, inputs), training=True))
+    )
+    diff = max(
+        float(np.max(np.abs(infer_out - saved["infer_outputs"]))),
+        float(np.max(np.abs(train_out - saved["train_outputs"]))),
+    )
+    expected = get_workload(name).params(size)
+    params = {"torch": int(saved["params"]), "tensorflow": workload.params()}
+    atol = get_workload(name).parity_atol
+    error = None
+    if not params["torch"] == params["tensorflow"] == expected:
+        error = f"parameter counts {params} differ from the formula's {expected}"
+    elif not diff <= atol:
+        error = f"max abs diff {diff:.3g} exceeds {atol:g}"
+    return asdict(ParityResult(name, error is None, diff, atol, params, error))
 
 
 def _run_side(framework: str, names, size, seed, directory) -> str:
     command = [
-        sys.executable, "-m", "workloads.parity", framework, str(directory),
+        # -P: a `workloads` folder in the user's working directory must not shadow ours
+        sys.executable, "-P", "-m", "workloads.parity", framework, str(directory),
         "--size", size, "--seed", str(seed), *names,
     ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")

@@ -35,6 +35,9 @@ class WorkloadSpec:
     count_params: Callable[[Mapping[str, int]], int]
     # Multiply-accumulates of one forward pass over one batch.
     forward_macs: Callable[[Mapping[str, int]], int]
+    # MACs of the layers that read the batch itself: their input gradient is never
+    # computed (the data needs none), so backward skips that half of their work.
+    data_layer_macs: Callable[[Mapping[str, int]], int]
     # Forward-output tolerance of the numeric parity check (fp32, max abs diff).
     parity_atol: float = 1e-5
     notes: str = ""
@@ -48,15 +51,17 @@ class WorkloadSpec:
         return self.count_params(self.config(size))
 
     def flops_per_step(self, size: str, mode: str) -> int:
-        """Analytic FLOPs of one step: 2 per MAC forward; training adds the
-        backward pass (twice the forward: gradients for inputs and weights) and
-        one multiply-add per parameter for the SGD update."""
+        """Analytic FLOPs of one step: 2 per MAC forward. Training adds the
+        backward pass (a weight gradient for every layer, an input gradient for all
+        but the layers reading the data) and one multiply-add per parameter for
+        the SGD update. Element-wise work (activations, norms, pooling) is not counted."""
         check_choice("mode", mode, MODES)
         config = self.config(size)
-        forward = 2 * self.forward_macs(config)
+        forward_macs = self.forward_macs(config)
         if mode == "infer":
-            return forward
-        return 3 * forward + 2 * self.count_params(config)
+            return 2 * forward_macs
+        backward_macs = 2 * forward_macs - self.data_layer_macs(config)
+        return 2 * (forward_macs + backward_macs) + 2 * self.count_params(config)
 
 
 def check_choice(what: str, value: str, valid) -> str:
