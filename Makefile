@@ -25,6 +25,7 @@ endif
 
 run: $(STAMP)
 	$(BIN)/xprof workloads --parity --size small
+	$(BIN)/xprof run --suite small
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

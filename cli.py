@@ -11,11 +11,30 @@ import sys
 
 import click
 
-from workloads import MODES, SIZES, WORKLOADS, WorkloadError, get_workload
+from profiler.errors import UserError
+from workloads import EXECUTIONS, FRAMEWORKS, MODES, SIZES, WORKLOADS, WorkloadError, get_workload
 
 
 def _emit_json(payload) -> None:
     click.echo(json.dumps(payload, indent=2))
+
+
+def db_option(command):
+    """--db PATH, shared by every command that touches the store."""
+    return click.option(
+        "--db", "db_path", type=click.Path(dir_okay=False, path_type=str), default=None,
+        help="SQLite store (default: $XPROF_DB, else xprof.db in the user data directory).",
+    )(command)
+
+
+def _open_store(db_path, create=True):
+    from profiler.paths import default_db_path
+    from profiler.store import Store, StoreError
+
+    try:
+        return Store.open(db_path or default_db_path(), create=create)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,13 +60,14 @@ def workloads_command(names, size, mode, parity, as_json):
     Example:
       xprof workloads --parity --size small
     """
-    names = list(names) or list(WORKLOADS)
+    names = list(dict.fromkeys(names)) or list(WORKLOADS)
     parity_results = {}
     if parity:
         from workloads.parity import ParityError, check_parity
 
         if not as_json:
-            click.echo(f"checking parity of {len(names)} workloads at size {size} "
+            plural = "s" if len(names) > 1 else ""
+            click.echo(f"checking parity of {len(names)} workload{plural} at size {size} "
                        "(torch, then tensorflow, each in its own process)...", err=True)
         try:
             parity_results = check_parity(names, size)
@@ -78,18 +98,207 @@ def workloads_command(names, size, mode, parity, as_json):
         raise click.ClickException(f"parity failed for: {', '.join(failed)}")
 
 
+@cli.command("run")
+@click.option("--suite", type=click.Choice(SIZES), default="small", show_default=True,
+              help="Size of every workload: tiny (tests), small, large (GPU).")
+@click.option("--workload", "-w", "names", multiple=True, type=click.Choice(list(WORKLOADS)),
+              help="Only these workloads (repeatable; default: all).")
+@click.option("--framework", "-f", "frameworks", multiple=True, type=click.Choice(FRAMEWORKS),
+              help="Only these frameworks (repeatable; default: both).")
+@click.option("--mode", type=click.Choice(MODES), default="train", show_default=True)
+@click.option("--exec", "execution", type=click.Choice(EXECUTIONS), default=None,
+              help="Execution style (default: torch eager, TensorFlow graph).")
+@click.option("--steps", type=click.IntRange(1, 100_000), default=10, show_default=True,
+              help="Timed steps without the profiler, then as many under it.")
+@click.option("--warmup", type=click.IntRange(0, 10_000), default=3, show_default=True,
+              help="Unmeasured steps first (tracing, compilation, caches).")
+@click.option("--repeats", type=click.IntRange(1, 1000), default=3, show_default=True,
+              help="Worker processes per run; frameworks interleaved, order alternated.")
+@click.option("--python-profile", is_flag=True,
+              help="Also record one pyinstrument profile of the Python side per repeat.")
+@click.option("--telemetry-interval", type=click.FloatRange(0.05, 60), default=1.0,
+              show_default=True, help="Seconds between host/NVML samples during a run.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts; no progress display.")
+@db_option
+def run_command(suite, names, frameworks, mode, execution, steps, warmup, repeats,
+                python_profile, telemetry_interval, as_json, db_path):
+    """Profile workloads in both frameworks, each in its own process, into the store.
+
+    \b
+    Examples:
+      xprof run                                   # the small suite, both frameworks
+      xprof run --suite tiny -w mlp -w cnn --repeats 1 --json
+      xprof run -w transformer -f torch --exec compiled --steps 50
+    """
+    from profiler.orchestrate import Orchestrator, plan, telemetry_sampler
+
+    store = _open_store(db_path)
+    requests = plan(list(dict.fromkeys(names)) or list(WORKLOADS),
+                    list(dict.fromkeys(frameworks)) or list(FRAMEWORKS),
+                    [mode], suite, steps, repeats, execution, warmup, python_profile)
+    progress = _RunProgress(len(requests), repeats, quiet=as_json)
+    orchestrator = Orchestrator(store, progress=progress.update,
+                                sampler_factory=telemetry_sampler(telemetry_interval))
+    try:
+        with progress:
+            outcomes = orchestrator.execute(requests)
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted: the cut run is marked interrupted") from None
+    if as_json:
+        _emit_json({"runs": [o.as_json() for o in outcomes]})
+    else:
+        _print_runs([o.as_json() for o in outcomes], title=f"runs stored in {store.path}")
+    failed = [o for o in outcomes if o.status != "ok"]
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(outcomes)} runs failed (errors above)")
+
+
+class _RunProgress:
+    """A rich progress bar on a terminal, one line per finished repeat otherwise."""
+
+    def __init__(self, runs, repeats, quiet):
+        self.total = runs * repeats
+        self.quiet = quiet
+        self.done = 0
+        self.bar = None
+
+    def __enter__(self):
+        if not self.quiet and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), transient=True)
+            self.bar.__enter__()
+            self.task = self.bar.add_task("profiling", total=self.total)
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.__exit__(*exc)
+
+    def update(self, event, outcome, repeat):
+        r = outcome.request
+        what = f"{r.workload}/{r.mode} {r.framework} ({r.execution}) repeat {repeat + 1}/{r.repeats}"
+        if event == "start":
+            if self.bar:
+                self.bar.update(self.task, description=f"profiling {what}")
+            return
+        self.done += 1
+        if self.bar:
+            self.bar.advance(self.task)
+        elif not self.quiet:
+            status = "ok" if outcome.status == "running" else outcome.status
+            click.echo(f"[{self.done}/{self.total}] {what}: {status}", err=True)
+
+
+@cli.command("runs")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@db_option
+def runs_command(limit, as_json, db_path):
+    """Stored runs, newest first.
+
+    \b
+    Example:
+      xprof runs --limit 10
+    """
+    store = _open_store(db_path, create=False)
+    rows = [_run_row(r) for r in store.runs(limit)]
+    if as_json:
+        _emit_json({"runs": rows})
+    else:
+        _print_runs(rows, title=f"latest {len(rows)} runs in {store.path}")
+
+
+def _run_row(run: dict) -> dict:
+    return {
+        "id": run["id"], "status": run["status"], "framework": run["framework"],
+        "framework_version": run["framework_version"], "workload": run["workload"],
+        "mode": run["mode"], "execution": run["execution"], "size": run["size"],
+        "device": run["device"], "source": run["source"], "started_at": run["started_at"],
+        "step_ms_median": run["step_ms_median"], "kernels": run["kernel_count"],
+        "memory_events": run["memory_event_count"], "error": run["error"],
+    }
+
+
+def _framework_label(row) -> str:
+    short = "tf" if row["framework"] == "tensorflow" else row["framework"]
+    return f"{short} {row['execution']}" if row["execution"] else short
+
+
+def _print_runs(rows, title) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from rich import box
+
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  padding=(0, 1, 0, 0))
+    for column in ("id", "status", "workload", "mode", "size", "framework", "step ms",
+                   "kernels", "mem ev"):
+        numeric = column in ("step ms", "kernels", "mem ev")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
+    colours = {"ok": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+    for row in rows:
+        median = row["step_ms_median"]
+        table.add_row(
+            row["id"][:8], f"[{colours.get(row['status'], 'white')}]{row['status']}[/]",
+            row["workload"] or "-", row["mode"] or "-", row["size"] or "-",
+            _framework_label(row), f"{median:.3f}" if median is not None else "-",
+            f"{row['kernels']:,}", f"{row['memory_events']:,}",
+        )
+    console = Console()
+    console.print(table)
+    for row in rows:
+        if row["error"]:
+            console.print(f"[red]{row['id']}[/] {row['workload']} {row['framework']}: {row['error']}",
+                          markup=True, highlight=False)
+
+
+@cli.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@db_option
+def doctor_command(as_json, db_path):
+    """Environment report: versions, devices, NVML status and why it is absent.
+
+    \b
+    Example:
+      xprof doctor --json
+    """
+    from profiler.doctor import report
+
+    facts = report(db_path)
+    if as_json:
+        _emit_json(facts)
+        return
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    for section, values in facts.items():
+        console.print(f"[bold]{section}[/]")
+        if isinstance(values, dict):
+            for key, value in values.items():
+                console.print(f"  {key}: {value}")
+        else:
+            console.print(f"  {values}")
+
+
 def _print_workloads(rows, size, mode) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"workloads at size {size} (FLOPs per {mode} step)")
-    table.add_column("workload")
-    table.add_column("params", justify="right")
-    table.add_column("FLOPs/step", justify="right")
+    from rich import box
+
+    table = Table(title=f"workloads at size {size} (FLOPs per {mode} step)", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("workload", no_wrap=True, min_width=11)
+    table.add_column("params", justify="right", no_wrap=True, min_width=10)
+    table.add_column("FLOPs/step", justify="right", no_wrap=True, min_width=10)
     has_parity = any(row["parity"] for row in rows)
     if has_parity:
-        table.add_column("parity (max |diff|)")
-    table.add_column("what it is")
+        table.add_column("parity: max |diff| <= tolerance", no_wrap=True)
+    else:
+        table.add_column("what it is", no_wrap=True, overflow="ellipsis")
     for row in rows:
         torch_side = row["frameworks"]["torch"]
         tf_side = row["frameworks"]["tensorflow"]
@@ -99,9 +308,12 @@ def _print_workloads(rows, size, mode) -> None:
         cells = [row["name"], params, _si(torch_side["flops_per_step"])]
         if has_parity:
             parity = row["parity"]
-            mark = "[green]ok[/]" if parity["ok"] else f"[red]FAIL[/] {parity['error']}"
-            cells.append(f"{mark} ({parity['max_abs_diff']:.1e} <= {parity['atol']:.0e})")
-        cells.append(row["description"])
+            if parity["ok"]:
+                cells.append(f"[green]ok[/] {parity['max_abs_diff']:.1e} <= {parity['atol']:.0e}")
+            else:
+                cells.append(f"[red]FAIL[/] {parity['error']}")
+        else:
+            cells.append(row["description"])
         table.add_row(*cells)
     Console().print(table)
 
@@ -115,6 +327,9 @@ def _si(value: float) -> str:
 
 def main(argv=None) -> int:
     """Console entry point: user errors become one line on stderr and a non-zero exit."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        argv = ["--help"]
     try:
         cli.main(args=argv, prog_name="xprof", standalone_mode=False)
     except click.exceptions.Exit as done:
@@ -125,9 +340,12 @@ def main(argv=None) -> int:
     except click.ClickException as error:
         click.echo(f"xprof: error: {error.format_message()}", err=True)
         return error.exit_code
-    except WorkloadError as error:
+    except (WorkloadError, UserError) as error:
         click.echo(f"xprof: error: {error}", err=True)
         return 2
+    except KeyboardInterrupt:
+        click.echo("xprof: interrupted", err=True)
+        return 130
     return 0
 
 

@@ -1,0 +1,73 @@
+"""`xprof doctor`: what this machine offers xprof, and why something is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+
+from .worker import COLLECTORS
+
+PACKAGES = ("xprof-frameworks", "torch", "tensorflow", "keras", "numpy", "nvidia-ml-py",
+            "pyinstrument", "rich", "sqlite-utils", "psutil")
+
+
+def _versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _framework_view(framework: str) -> dict:
+    """The framework's own view of its devices, asked in a subprocess of its own."""
+    code = (f"import json; from {COLLECTORS[framework]} import environment; "
+            "print(json.dumps(environment()))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        return {"error": f"cannot load {framework}: {tail[0]}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _store(db_path) -> dict:
+    from .paths import default_db_path
+    from .store import Store, StoreError
+
+    path = db_path or default_db_path()
+    facts = {"path": str(path)}
+    if not os.path.exists(path):
+        facts["state"] = "absent (created by the first `xprof run`)"
+        return facts
+    try:
+        store = Store.open(path, create=False)
+    except StoreError as error:
+        facts["state"] = f"unusable: {error}"
+        return facts
+    facts["schema_version"] = store.schema_version()
+    facts["runs"] = store.connection.execute("SELECT count(*) FROM runs").fetchone()[0]
+    facts["artifacts"] = str(store.artifacts_dir())
+    store.close()
+    return facts
+
+
+def report(db_path=None) -> dict:
+    from .host import environment as host_environment
+    from .nvml import Nvml
+
+    nvml = Nvml()
+    return {
+        "versions": _versions(),
+        "host": host_environment(),
+        "nvml": nvml.environment(),
+        "torch": _framework_view("torch"),
+        "tensorflow": _framework_view("tensorflow"),
+        "store": _store(db_path),
+    }

@@ -1,0 +1,304 @@
+"""Run orchestration: one subprocess per (run, repeat), never two frameworks in one.
+
+For each workload and mode, one run per framework is created; repeats alternate the
+order of the frameworks (torch, tensorflow, then tensorflow, torch, ...) so that drift
+on a shared machine falls on both sides alike. The parent never imports a framework:
+it starts `profiler.worker`, samples host/NVML telemetry while the worker runs, reads
+the trace the worker left, and stores everything for that repeat in one transaction.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from workloads import DEFAULT_SEED, FRAMEWORKS, get_workload
+from workloads.spec import resolve_execution
+
+from .events import StepTiming, TraceFormatError
+from .store import Store
+from .traces import read_trace
+
+STDERR_TAIL_LINES = 12
+WORKER_TIMEOUT_S = 3600
+# What makes two runs comparable; a change here is named when runs are compared.
+FINGERPRINT_KEYS = ("hostname", "cpu_model", "logical_cores", "framework_version", "threads",
+                    "device_name", "driver_version", "cuda_driver_version", "cuda", "cudnn",
+                    "cuda_build", "gpus")
+
+
+@dataclass
+class RunRequest:
+    workload: str
+    framework: str
+    mode: str = "train"
+    execution: str | None = None
+    size: str = "tiny"
+    steps: int = 10
+    warmup: int = 3
+    repeats: int = 1
+    seed: int = DEFAULT_SEED
+    python_profile: bool = False
+
+    def __post_init__(self):
+        get_workload(self.workload).config(self.size)
+        self.execution = resolve_execution(self.framework, self.execution)
+
+
+@dataclass
+class RunOutcome:
+    id: str
+    request: RunRequest
+    status: str = "running"
+    error: str | None = None
+    step_ns: list[int] = field(default_factory=list)  # unprofiled timed steps, all repeats
+    kernels: int = 0
+    memory_events: int = 0
+
+    def as_json(self) -> dict:
+        median = statistics.median(self.step_ns) / 1e6 if self.step_ns else None
+        return {
+            "id": self.id,
+            "framework": self.request.framework,
+            "workload": self.request.workload,
+            "mode": self.request.mode,
+            "execution": self.request.execution,
+            "size": self.request.size,
+            "status": self.status,
+            "step_ms_median": median,
+            "kernels": self.kernels,
+            "memory_events": self.memory_events,
+            "error": self.error,
+        }
+
+
+class WorkerFailed(RuntimeError):
+    pass
+
+
+def plan(workloads, frameworks, modes, size, steps, repeats, execution=None,
+         warmup=3, python_profile=False) -> list[RunRequest]:
+    return [
+        RunRequest(w, fw, mode, execution, size, steps, warmup, repeats,
+                   python_profile=python_profile)
+        for w in workloads for mode in modes for fw in frameworks
+    ]
+
+
+def fingerprint(env: dict) -> str:
+    stable = {k: env.get(k) for k in FINGERPRINT_KEYS}
+    return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _schedule(requests: list[RunRequest]):
+    """(request index, repeat) pairs: groups of one workload+mode, frameworks
+    interleaved and their order alternated each repeat."""
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(requests):
+        groups.setdefault((r.workload, r.mode, r.size), []).append(i)
+    for members in groups.values():
+        repeats = max(requests[i].repeats for i in members)
+        for repeat in range(repeats):
+            order = members if repeat % 2 == 0 else list(reversed(members))
+            for i in order:
+                if repeat < requests[i].repeats:
+                    yield i, repeat
+
+
+class Orchestrator:
+    """Runs planned requests into a store. `progress(event, **info)` is told of
+    each start and finish; `samplers` are telemetry sources started per worker."""
+
+    def __init__(self, store: Store, *, classify: Callable | None = None,
+                 progress: Callable | None = None, sampler_factory: Callable | None = None,
+                 telemetry_interval_s: float = 1.0):
+        self.store = store
+        self.classify = classify
+        self.progress = progress or (lambda event, **info: None)
+        self.sampler_factory = sampler_factory
+        self.telemetry_interval_s = telemetry_interval_s
+        self._host_env_cache = None
+        self.batch_id = hashlib.sha1(f"{time.time_ns()}{os.getpid()}".encode()).hexdigest()[:12]
+
+    def execute(self, requests: list[RunRequest]) -> list[RunOutcome]:
+        outcomes = [RunOutcome(self._create(r), r) for r in requests]
+        current = None
+        try:
+            for index, repeat in _schedule(requests):
+                outcome = outcomes[index]
+                if outcome.status == "failed":
+                    continue
+                current = outcome
+                self.progress("start", outcome=outcome, repeat=repeat)
+                try:
+                    self._run_repeat(outcome, repeat)
+                except (WorkerFailed, TraceFormatError) as error:
+                    outcome.status, outcome.error = "failed", str(error)
+                    self.store.finish_run(outcome.id, "failed", outcome.error)
+                self.progress("finish", outcome=outcome, repeat=repeat)
+                current = None
+        except BaseException:
+            # Ctrl-C / SIGTERM: the cut run and those not started are marked, not lost.
+            for outcome in outcomes:
+                if outcome.status == "running":
+                    outcome.status = "interrupted"
+                    outcome.error = "interrupted" if outcome is current else "not started: interrupted"
+                    self.store.finish_run(outcome.id, "interrupted", outcome.error)
+            raise
+        for outcome in outcomes:
+            if outcome.status == "running":
+                outcome.status = "ok"
+                median = statistics.median(outcome.step_ns) / 1e6 if outcome.step_ns else None
+                self.store.update_run(outcome.id, step_ms_median=median)
+                self.store.finish_run(outcome.id, "ok")
+        return outcomes
+
+    def _create(self, r: RunRequest) -> str:
+        return self.store.create_run(
+            framework=r.framework, workload=r.workload, mode=r.mode, execution=r.execution,
+            size=r.size, source="profile", batch_id=self.batch_id, steps_requested=r.steps,
+            repeats=r.repeats, warmup_steps=r.warmup,
+        )
+
+    def _run_repeat(self, outcome: RunOutcome, repeat: int) -> None:
+        r = outcome.request
+        with tempfile.TemporaryDirectory(prefix="xprof-worker-") as tmp:
+            out_dir = Path(tmp)
+            request = {**r.__dict__, "out_dir": str(out_dir), "repeat": repeat}
+            (out_dir / "request.json").write_text(json.dumps(request))
+            result, samples = self._spawn(out_dir)
+            trace_path = Path(result["trace_path"])
+            trace = read_trace(trace_path)
+            self._store_repeat(outcome, repeat, result, trace, trace_path, out_dir, samples)
+
+    def _spawn(self, out_dir: Path):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONFAULTHANDLER="1")
+        stderr_path = out_dir / "stderr.txt"
+        with open(stderr_path, "wb") as stderr:
+            child = subprocess.Popen(
+                [sys.executable, "-P", "-m", "profiler.worker", str(out_dir / "request.json")],
+                stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=out_dir,
+            )
+            sampler = self.sampler_factory(child.pid) if self.sampler_factory else None
+            if sampler:
+                sampler.start()
+            try:
+                returncode = child.wait(timeout=WORKER_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+                raise WorkerFailed(f"worker exceeded {WORKER_TIMEOUT_S} s and was killed") from None
+            except BaseException:
+                child.kill()
+                child.wait()
+                raise
+            finally:
+                samples = []
+                if sampler:
+                    sampler.stop()
+                    samples = sampler.drain()
+        if returncode != 0:
+            raise WorkerFailed(_describe_exit(returncode, stderr_path))
+        result_path = out_dir / "result.json"
+        if not result_path.exists():
+            raise WorkerFailed("worker exited 0 without writing result.json")
+        return json.loads(result_path.read_text()), samples
+
+    def _store_repeat(self, outcome, repeat, result, trace, trace_path, out_dir, samples):
+        env = {**result["env"], **self._host_env()}
+        trace_starts = {s.step: s.start_ns for s in trace.steps}
+        steps = [
+            StepTiming(s["step"], s["wall_ns"], False, None, repeat, s["peak_bytes"], s["reserved_bytes"])
+            for s in result["timed"]
+        ] + [
+            StepTiming(s["step"], s["wall_ns"], True, trace_starts.get(s["step"]), repeat,
+                       s["peak_bytes"], s["reserved_bytes"])
+            for s in result["profiled"]
+        ]
+        artifact_dir = self.store.artifacts_dir() / outcome.id
+        artifact_dir.mkdir(parents=True, exist_ok=True)
+        stored_trace = _keep_compressed(trace_path, artifact_dir / f"r{repeat}.{_trace_suffix(trace_path)}")
+        python_profile = result.get("python_profile")
+        with self.store.transaction() as conn:
+            self.store.add_steps(conn, outcome.id, steps)
+            outcome.kernels += self.store.add_kernels(conn, outcome.id, repeat, trace.events, self.classify)
+            outcome.memory_events += self.store.add_memory(conn, outcome.id, repeat, trace.memory)
+            self.store.add_artifact(conn, outcome.id, "trace", stored_trace, _sha256(stored_trace),
+                                    stored_trace.stat().st_size, {"repeat": repeat, "format": trace.source_format})
+            if python_profile:
+                kept = shutil.copy(out_dir / python_profile["path"], artifact_dir / f"r{repeat}.python_profile.html")
+                kept = Path(kept)
+                self.store.add_artifact(conn, outcome.id, "python_profile", kept, _sha256(kept),
+                                        kept.stat().st_size, python_profile)
+            conn.execute(
+                "UPDATE runs SET framework_version = ?, device = ?, host = ?, fingerprint = ?, env = ?,"
+                " kernel_count = ?, memory_event_count = ? WHERE id = ?",
+                (env.get("framework_version"), env.get("device"), env.get("hostname"), fingerprint(env),
+                 json.dumps(env, sort_keys=True), outcome.kernels, outcome.memory_events, outcome.id),
+            )
+        self.store.add_samples(samples, outcome.id)
+        outcome.step_ns += [s["wall_ns"] for s in result["timed"]]
+
+    def _host_env(self) -> dict:
+        if self._host_env_cache is None:
+            from .host import environment as host_environment
+            from .nvml import Nvml
+
+            self._host_env_cache = {**host_environment(), **Nvml().environment()}
+        return self._host_env_cache
+
+
+def telemetry_sampler(interval_s: float):
+    """A factory of sampler threads watching one worker pid: host CPU/RSS and,
+    where a driver is present, NVML per GPU."""
+    from .host import HostSampler
+    from .nvml import Nvml, NvmlSampler
+    from .telemetry import SamplerThread
+
+    nvml = Nvml()
+    return lambda pid: SamplerThread([HostSampler(pid), NvmlSampler(nvml)], interval_s)
+
+
+def _describe_exit(returncode: int, stderr_path: Path) -> str:
+    tail = stderr_path.read_text(errors="replace").strip().splitlines()[-STDERR_TAIL_LINES:]
+    tail = [line for line in tail if line.strip()]
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        cause = " (out of memory?)" if name == "SIGKILL" else ""
+        head = f"worker killed by {name}{cause}"
+    else:
+        head = f"worker exited with status {returncode}"
+    return head + (": " + " | ".join(tail[-STDERR_TAIL_LINES:]) if tail else "")
+
+
+def _trace_suffix(path: Path) -> str:
+    return "xplane.pb.gz" if path.name.endswith(".xplane.pb") else "pt.trace.json.gz"
+
+
+def _keep_compressed(source: Path, target: Path) -> Path:
+    if source.name.endswith(".gz"):
+        shutil.copyfile(source, target)
+    else:
+        with open(source, "rb") as src, gzip.open(target, "wb", compresslevel=6) as dst:
+            shutil.copyfileobj(src, dst)
+    return target
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,120 @@
+"""One repeat of one run, in its own process: `python -m profiler.worker REQUEST.json`.
+
+The parent (profiler.orchestrate) never imports a framework; this process imports
+exactly one. It runs warm-up steps (unmeasured), timed steps without the profiler,
+then the same number of steps under the framework's profiler, and writes
+`result.json` plus the raw trace into the request's output directory. A crash here
+(exception, os._exit, segfault, OOM kill) is the parent's to record; it cannot take
+the parent down.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+COLLECTORS = {"torch": "profiler.torch_profiler", "tensorflow": "profiler.tf_profiler"}
+
+# Test seam: XPROF_INJECT_FAULT="<workload>:raise|exit|segfault" makes that workload
+# fail in its first step, so crash isolation can be tested on real subprocesses.
+FAULT_ENV = "XPROF_INJECT_FAULT"
+
+
+def _inject_fault(workload: str) -> None:
+    target, _, kind = os.environ.get(FAULT_ENV, "").partition(":")
+    if target != workload:
+        return
+    if kind == "raise":
+        raise RuntimeError(f"injected failure in {workload}")
+    if kind == "exit":
+        os._exit(3)
+    if kind == "segfault":
+        import ctypes
+
+        ctypes.string_at(0)
+
+
+def _python_profile(workload, steps: int, out_dir: Path) -> dict:
+    """Where the Python side of a step spends its time (pyinstrument), one artifact."""
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0002)
+    profiler.start()
+    for _ in range(steps):
+        workload.step()
+    workload.synchronize()
+    session = profiler.stop()
+    path = out_dir / "python_profile.html"
+    path.write_text(profiler.output_html())
+    duration = session.duration
+    root = session.root_frame()
+    leaves = {}
+    python_s = 0.0
+    stack = [root] if root else []
+    while stack:
+        frame = stack.pop()
+        stack.extend(frame.children)
+        if frame.children:
+            continue
+        # pyinstrument puts a function's own time in a synthetic "[self]" leaf
+        owner = frame.parent if frame.is_synthetic and frame.parent else frame
+        key = f"{owner.function} ({Path(owner.file_path or '?').name}:{owner.line_no})"
+        leaves[key] = leaves.get(key, 0.0) + frame.time
+        if owner.file_path and owner.file_path != "<built-in>":
+            python_s += frame.time
+    top = sorted(leaves.items(), key=lambda kv: -kv[1])[:5]
+    return {
+        "path": path.name,
+        "ms_per_step": 1e3 * duration / steps,
+        # time whose innermost frame is Python code, not a call into native code
+        "python_share": python_s / duration if duration else None,
+        "top_self": [{"function": k, "share": v / duration} for k, v in top] if duration else [],
+    }
+
+
+def run(request: dict) -> dict:
+    collector = importlib.import_module(COLLECTORS[request["framework"]])
+    out_dir = Path(request["out_dir"])
+    workload = collector.build(request)
+    _inject_fault(request["workload"])
+    collector.device_memory(workload)
+
+    def timed_step(step: int) -> dict:
+        start = time.perf_counter_ns()
+        workload.step()
+        workload.synchronize()
+        wall_ns = time.perf_counter_ns() - start
+        peak, reserved = collector.device_memory(workload)
+        return {"step": step, "wall_ns": wall_ns, "peak_bytes": peak, "reserved_bytes": reserved}
+
+    for step in range(request["warmup"]):
+        workload.step()
+    workload.synchronize()
+    timed = [timed_step(step) for step in range(request["steps"])]
+    profiled, trace = collector.profile_steps(workload, request["steps"], out_dir, timed_step)
+    result = {
+        "env": collector.environment(),
+        "timed": timed,
+        "profiled": profiled,
+        "trace": trace.name,
+        "trace_path": str(trace),
+    }
+    if request.get("python_profile"):
+        result["python_profile"] = _python_profile(workload, request["steps"], out_dir)
+    return result
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    request = json.loads(Path(argv[0]).read_text())
+    result = run(request)
+    (Path(request["out_dir"]) / "result.json").write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

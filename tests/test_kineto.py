@@ -1,0 +1,303 @@
+"""The Kineto (PyTorch profiler) trace reader, on real traces from real GPUs and a real
+torch.profiler run on CPU.
+
+The literal figures below were counted from the fixtures with a separate throwaway
+script (json + gzip, no code from profiler/), not with the reader under test.
+"""
+
+import gzip
+import json
+import shutil
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import fixture_path
+from profiler.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME, TraceData, TraceFormatError
+from profiler.kineto import read_kineto
+
+A100 = "NVIDIA A100-PG509-200"
+MI250 = "AMD Radeon Graphics"  # what ROCm 6.2 reports for an MI250 GCD
+
+
+def kineto_fixture(name):
+    return fixture_path("kineto", name)
+
+
+@pytest.mark.parametrize(
+    "name, facts",
+    [
+        (
+            "a100_alexnet_train.json.gz",
+            dict(total=1408, kernels=79, kernel_ns=10_692_000, memcpy=16, memset=3, cpu_ops=359,
+                 runtime=361, steps=[], memory=0, devices=8, device_name=A100),
+        ),
+        (
+            # CUPTI range-profiler mode: kernels appear as cat "cuda_profiler_range",
+            # which is not a `kernel` event, so the trace holds no kernels at all
+            "a100_cupti_counters.json.gz",
+            dict(total=4222, kernels=0, kernel_ns=0, memcpy=0, memset=0, cpu_ops=375,
+                 runtime=1862, steps=[], memory=0, devices=8, device_name=A100),
+        ),
+        (
+            "cpu_only.json.gz",
+            dict(total=30, kernels=0, kernel_ns=0, memcpy=0, memset=0, cpu_ops=4,
+                 runtime=0, steps=[551], memory=0, devices=0, device_name=None),
+        ),
+        (
+            # ProfilerStep#1 is there twice, once as gpu_user_annotation: one step
+            "mi250_minitoy_train.json.gz",
+            dict(total=220, kernels=14, kernel_ns=110_881, memcpy=2, memset=0, cpu_ops=70,
+                 runtime=21, steps=[1, 2], memory=0, devices=4, device_name=MI250),
+        ),
+    ],
+)
+def test_fixture_figures(name, facts):
+    trace = read_kineto(kineto_fixture(name))
+    assert trace.source_format == "kineto"
+    assert trace.total_events == facts["total"]
+    assert trace.count(KERNEL) == facts["kernels"]
+    assert trace.total_dur_ns(KERNEL) == facts["kernel_ns"]
+    assert trace.count(MEMCPY) == facts["memcpy"]
+    assert trace.count(MEMSET) == facts["memset"]
+    assert trace.count(CPU_OP) == facts["cpu_ops"]
+    assert trace.count(RUNTIME) == facts["runtime"]
+    assert [s.step for s in trace.steps] == facts["steps"]
+    assert len(trace.memory) == facts["memory"]
+    assert len(trace.devices) == facts["devices"]
+    if facts["device_name"]:
+        assert trace.devices["cuda:0"]["name"] == facts["device_name"]
+
+
+def test_a100_device_facts_and_tracks():
+    trace = read_kineto(kineto_fixture("a100_alexnet_train.json.gz"))
+    assert trace.devices["cuda:7"]["total_memory_bytes"] == 42_297_524_224
+    assert trace.devices["cuda:7"]["numSms"] == 108
+    kernels = [e for e in trace.events if e.kind == KERNEL]
+    assert {(e.device, e.stream) for e in kernels} == {("cuda:0", "7"), ("cuda:0", "20")}
+    assert {e.device for e in trace.events if e.kind in (CPU_OP, RUNTIME)} == {"cpu"}
+    assert {e.stream for e in trace.events if e.kind == CPU_OP} == {"2869224"}
+
+
+def test_a100_kernels_link_to_the_op_that_launched_them():
+    """In this trace a kernel's External id is its correlation id, not its op's: linking
+    by External id would name aten::detach for the first memcpy (an id collision)."""
+    trace = read_kineto(kineto_fixture("a100_alexnet_train.json.gz"))
+    by_start = {(e.name, e.start_ns): e for e in trace.events}
+    conv = by_start["cudnn_ampere_scudnn_128x64_relu_xregs_large_nn_v1", 1_695_835_583_881_608_000]
+    assert (conv.op, conv.correlation, conv.dur_ns) == ("aten::cudnn_convolution", 5112, 1_035_000)
+    first_copy = by_start["Memcpy HtoD (Pageable -> Device)", 1_695_835_572_943_613_000]
+    assert first_copy.op == "aten::copy_"
+    device_events = [e for e in trace.events if e.kind in (KERNEL, MEMCPY, MEMSET)]
+    assert all(e.op for e in device_events)
+    gemms = {e.op for e in device_events if e.name == "ampere_sgemm_32x32_sliced1x4_tn"}
+    assert gemms == {"aten::addmm"}
+
+
+def test_mi250_links_agree_with_external_ids():
+    """Newer traces carry the op's External id on the kernel; both links must agree."""
+    path = kineto_fixture("mi250_minitoy_train.json.gz")
+    raw = json.loads(gzip.decompress(path.read_bytes()))["traceEvents"]
+    op_by_id = {e["args"]["External id"]: e["name"] for e in raw if e.get("cat") == "cpu_op"}
+    expected = sorted(
+        (round(e["ts"] * 1000), op_by_id[e["args"]["External id"]])
+        for e in raw
+        if e.get("cat") in ("kernel", "gpu_memcpy")
+    )
+    trace = read_kineto(path)
+    assert sorted((e.start_ns, e.op) for e in trace.events if e.kind in (KERNEL, MEMCPY)) == expected
+    assert {e.device for e in trace.events if e.kind == KERNEL} == {"cuda:2"}
+
+
+def test_mi250_steps_in_nanoseconds():
+    trace = read_kineto(kineto_fixture("mi250_minitoy_train.json.gz"))
+    first, second = trace.steps
+    assert (first.step, first.wall_ns, first.start_ns, first.profiled) == (1, 9_288_291, 4_203_669_603_187_439, True)
+    assert (second.step, second.wall_ns) == (2, 49_073)
+    assert sum(1 for e in trace.events if e.step == 1) == 106
+
+
+def test_cpu_only_step():
+    trace = read_kineto(kineto_fixture("cpu_only.json.gz"))
+    (step,) = trace.steps
+    assert (step.step, step.wall_ns, step.start_ns) == (551, 210_109_162, 1_212_075_529_876_817)
+    assert trace.devices == {}
+
+
+@pytest.mark.parametrize("name", ["a100_alexnet_train.json.gz", "mi250_minitoy_train.json.gz"])
+def test_self_time_counts_each_nanosecond_once(name):
+    trace = read_kineto(kineto_fixture(name))
+    ops = [e for e in trace.events if e.kind == CPU_OP]
+    assert all(0 <= e.self_ns <= e.dur_ns for e in ops)
+    assert sum(e.self_ns for e in ops) <= _top_level_dur_ns(ops)
+    assert sum(e.self_ns for e in ops) < sum(e.dur_ns for e in ops)  # ops do nest
+
+
+def _top_level_dur_ns(ops):
+    """Total duration of the ops no other op on the same thread encloses."""
+    total = 0
+    for thread in {e.stream for e in ops}:
+        covered_until = None
+        for op in sorted((e for e in ops if e.stream == thread), key=lambda e: (e.start_ns, -e.dur_ns)):
+            if covered_until is None or op.start_ns >= covered_until:
+                total += op.dur_ns
+                covered_until = op.start_ns + op.dur_ns
+    return total
+
+
+@pytest.fixture(scope="module")
+def torch_trace(tmp_path_factory):
+    """A real torch.profiler trace of three profiled steps of a tiny Linear, on CPU."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    path = tmp_path_factory.mktemp("torch") / "linear.pt.trace.json"
+    model = torch.nn.Linear(8, 4)
+    x = torch.randn(2, 8)
+    with profile(
+        activities=[ProfilerActivity.CPU],
+        profile_memory=True,
+        schedule=schedule(wait=0, warmup=1, active=3, repeat=1),
+        on_trace_ready=lambda prof: prof.export_chrome_trace(str(path)),
+    ) as prof:
+        for _ in range(4):
+            model(x).sum().backward()
+            prof.step()
+    return path
+
+
+def test_real_torch_trace(torch_trace):
+    trace = read_kineto(torch_trace)
+    ops = [e for e in trace.events if e.kind == CPU_OP]
+    assert any(e.name == "aten::addmm" for e in ops)
+    assert all(e.op == e.name and e.device == "cpu" for e in ops)
+    assert [s.step for s in trace.steps] == [1, 2, 3]
+    assert all(s.profiled and s.wall_ns > 0 for s in trace.steps)
+    assert {e.step for e in ops if e.name == "aten::addmm"} == {1, 2, 3}
+    assert sum(e.self_ns for e in ops) <= _top_level_dur_ns(ops)
+    assert trace.memory
+    assert any(m.bytes > 0 for m in trace.memory) and any(m.bytes < 0 for m in trace.memory)
+    assert {m.device for m in trace.memory} == {"cpu"}
+    assert all(m.total_allocated is not None and m.allocator is None for m in trace.memory)
+    assert trace.count(KERNEL) == 0
+
+
+def test_gzipped_trace_reads_the_same(torch_trace, tmp_path):
+    zipped = tmp_path / "linear.pt.trace.json.gz"
+    with torch_trace.open("rb") as src, gzip.open(zipped, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    assert read_kineto(zipped) == read_kineto(torch_trace)
+
+
+def write_trace(tmp_path, name, events, **top):
+    path = tmp_path / name
+    path.write_text(json.dumps({"traceEvents": events, **top}))
+    return path
+
+
+CPU_OP_EVENT = {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": 10.0,
+                "dur": 5.0, "args": {"External id": 7}}
+KERNEL_EVENT = {"ph": "X", "cat": "kernel", "name": "gemm", "pid": 0, "tid": 7, "ts": 20.5, "dur": 1.001,
+                "args": {"External id": 7, "correlation": 99, "device": 0, "stream": 7}}
+MEMORY_EVENT = {"ph": "i", "cat": "cpu_instant_event", "name": "[memory]", "pid": 1, "tid": 1, "ts": 11.0,
+                "args": {"Bytes": 512, "Total Allocated": 512, "Total Reserved": 2048,
+                         "Device Type": 1, "Device Id": 3}}
+
+
+def test_external_id_links_when_the_runtime_call_is_absent(tmp_path):
+    trace = read_kineto(write_trace(tmp_path, "no_runtime.json", [CPU_OP_EVENT, KERNEL_EVENT]))
+    kernel = next(e for e in trace.events if e.kind == KERNEL)
+    assert (kernel.op, kernel.start_ns, kernel.dur_ns, kernel.device, kernel.stream) == (
+        "aten::mm", 20_500, 1_001, "cuda:0", "7"  # 1.001 * 1000 is 1000.99999...
+    )
+
+
+def test_cuda_memory_event_and_dropped_events(tmp_path):
+    flow = {"ph": "s", "id": 99, "pid": 1, "tid": 1, "ts": 12, "cat": "ac2g", "name": "ac2g"}
+    annotation = dict(CPU_OP_EVENT, cat="user_annotation", name="## forward ##")
+    trace = read_kineto(write_trace(tmp_path, "mixed.json", [MEMORY_EVENT, flow, annotation, CPU_OP_EVENT]))
+    assert trace.total_events == 4
+    assert [e.name for e in trace.events] == ["aten::mm"]
+    (memory,) = trace.memory
+    assert (memory.ts_ns, memory.bytes, memory.total_allocated, memory.total_reserved, memory.device) == (
+        11_000, 512, 512, 2048, "cuda:3"
+    )
+
+
+def _gzip_truncated(tmp_path, name):
+    data = gzip.compress(json.dumps({"traceEvents": [CPU_OP_EVENT] * 50}).encode())
+    (tmp_path / name).write_bytes(data[: len(data) // 2])
+
+
+def _bytes(content):
+    return lambda tmp_path, name: (tmp_path / name).write_bytes(content)
+
+
+def _events(*events, **top):
+    return lambda tmp_path, name: write_trace(tmp_path, name, list(events), **top)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(_gzip_truncated, id="truncated-gzip"),
+        pytest.param(_bytes(b"\x1f\x8b" + b"not really gzip" * 4), id="corrupt-gzip"),
+        pytest.param(_bytes(b""), id="empty"),
+        pytest.param(_bytes(gzip.compress(b"")), id="empty-gzip"),
+        pytest.param(_bytes(b"PK\x03\x04 a zip, not a trace"), id="not-json"),
+        pytest.param(_bytes(b'{"traceEvents": ["\xff\xfe"]}'), id="not-utf8"),
+        pytest.param(_bytes(b"[" * 100_000), id="nested-too-deep"),
+        pytest.param(_bytes(b"[]"), id="json-array"),
+        pytest.param(_bytes(b'{"schemaVersion": 1}'), id="no-traceEvents"),
+        pytest.param(_bytes(b'{"traceEvents": {}}'), id="traceEvents-not-list"),
+        pytest.param(_events(42), id="event-not-object"),
+        pytest.param(_events(dict(CPU_OP_EVENT, ts="10.0")), id="ts-string"),
+        pytest.param(_events(dict(CPU_OP_EVENT, dur=None)), id="dur-null"),
+        pytest.param(_events(dict(CPU_OP_EVENT, ts=float("nan"))), id="ts-nan"),
+        pytest.param(_events(dict(CPU_OP_EVENT, ts=1e308)), id="ts-overflows"),
+        pytest.param(_events(dict(CPU_OP_EVENT, ts=True)), id="ts-boolean"),
+        pytest.param(_events(dict(CPU_OP_EVENT, name=["aten::mm"])), id="name-list"),
+        pytest.param(_events(dict(CPU_OP_EVENT, tid=[1])), id="tid-list"),
+        pytest.param(_events(dict(CPU_OP_EVENT, args={"External id": [7]})), id="external-id-list"),
+        pytest.param(_events(dict(KERNEL_EVENT, args="device 0")), id="args-not-object"),
+        pytest.param(_events(dict(KERNEL_EVENT, args={"stream": 7})), id="kernel-without-device"),
+        pytest.param(_events(dict(MEMORY_EVENT, args={"Bytes": "512", "Device Type": 0})), id="bytes-string"),
+        pytest.param(_events(deviceProperties={"id": 0}), id="deviceProperties-not-list"),
+        pytest.param(_events(deviceProperties=[{"name": "A100"}]), id="device-without-id"),
+    ],
+)
+def test_bad_input_raises_trace_format_error_naming_the_file(tmp_path, make):
+    name = "bad_trace.pt.trace.json"
+    make(tmp_path, name)
+    with pytest.raises(TraceFormatError, match="bad_trace.pt.trace.json") as raised:
+        read_kineto(tmp_path / name)
+    assert "\n" not in str(raised.value)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=5,
+)
+
+
+@pytest.fixture(scope="module")
+def mi250_document():
+    return json.loads(gzip.decompress(kineto_fixture("mi250_minitoy_train.json.gz").read_bytes()))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), value=JSON_VALUES)
+def test_any_corrupted_field_gives_a_trace_or_a_trace_format_error(mi250_document, tmp_path, data, value):
+    """Put an arbitrary JSON value into one field (top level, event or args) of a real trace."""
+    document = json.loads(json.dumps(mi250_document))
+    event = data.draw(st.sampled_from(document["traceEvents"]))
+    target = data.draw(st.sampled_from([document, event, event.get("args", event)]))
+    target[data.draw(st.sampled_from(sorted(target)))] = value
+    path = tmp_path / "fuzzed.json"
+    path.write_text(json.dumps(document))
+    try:
+        assert isinstance(read_kineto(path), TraceData)
+    except TraceFormatError as err:
+        assert "fuzzed.json" in str(err) and "\n" not in str(err)

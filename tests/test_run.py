@@ -1,0 +1,153 @@
+"""`xprof run` end to end: real workloads, real profilers, real subprocesses, a real store."""
+
+import json
+import sqlite3
+
+import pytest
+
+from conftest import run_xprof
+from workloads import WORKLOADS
+
+
+@pytest.fixture(scope="module")
+def tiny_suite(tmp_path_factory):
+    db = tmp_path_factory.mktemp("suite") / "xprof.db"
+    done = run_xprof("run", "--suite", "tiny", "--repeats", "1", "--steps", "3", "--warmup", "2",
+                     "--json", "--db", db)
+    return db, done
+
+
+def test_tiny_suite_profiles_every_workload_in_both_frameworks(tiny_suite):
+    db, done = tiny_suite
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = json.loads(done.stdout)["runs"]
+    assert sorted((r["workload"], r["framework"]) for r in runs) == sorted(
+        (w, fw) for w in WORKLOADS for fw in ("torch", "tensorflow"))
+    for run in runs:
+        assert run["status"] == "ok", run
+        assert run["error"] is None
+        assert run["step_ms_median"] > 0
+        assert run["kernels"] > 0 and run["memory_events"] > 0, run
+    conn = sqlite3.connect(db)
+    for run in runs:
+        rid = run["id"]
+        timed, profiled = conn.execute(
+            "SELECT sum(profiled = 0), sum(profiled = 1) FROM steps WHERE run_id = ?", (rid,)).fetchone()
+        assert (timed, profiled) == (3, 3)
+        # every profiled step was found in the trace, so its kernels can be placed in it
+        assert conn.execute("SELECT count(*) FROM steps WHERE run_id = ? AND profiled AND start_ns IS NULL",
+                            (rid,)).fetchone()[0] == 0
+        kernels, positive, in_steps = conn.execute(
+            "SELECT count(*), sum(dur_ns > 0), count(step) FROM kernels WHERE run_id = ?", (rid,)).fetchone()
+        assert kernels == run["kernels"] and positive > 0 and in_steps > 0
+        assert conn.execute("SELECT count(*) FROM memory_events WHERE run_id = ?",
+                            (rid,)).fetchone()[0] == run["memory_events"]
+        env = json.loads(conn.execute("SELECT env FROM runs WHERE id = ?", (rid,)).fetchone()[0])
+        assert env["framework"] == run["framework"] and env["framework_version"]
+        assert env["cpu_model"] and env["logical_cores"] >= 1 and env["nvml"] == "unavailable"
+        [(path, size)] = conn.execute("SELECT path, bytes FROM artifacts WHERE run_id = ? AND kind = 'trace'",
+                                      (rid,)).fetchall()
+        assert path.endswith(".gz") and size > 0
+    # the framework's own op names, so the two sides can be told apart
+    torch_ops = {r[0] for r in conn.execute(
+        "SELECT k.op FROM kernels k JOIN runs r ON r.id = k.run_id WHERE r.framework = 'torch'")}
+    tf_ops = {r[0] for r in conn.execute(
+        "SELECT k.op FROM kernels k JOIN runs r ON r.id = k.run_id WHERE r.framework = 'tensorflow'")}
+    assert "aten::addmm" in torch_ops and "aten::convolution" in torch_ops
+    # oneDNN builds name them _MklMatMul / _MklNativeFusedMatMul
+    assert any(op.endswith("MatMul") for op in tf_ops), tf_ops
+    assert any("Conv2D" in op for op in tf_ops), tf_ops
+    # host telemetry was sampled while the workers ran
+    assert conn.execute("SELECT count(*) FROM samples WHERE source = 'host' AND rss_bytes > 0").fetchone()[0] > 0
+
+
+def test_runs_lists_newest_first(tiny_suite):
+    db, _ = tiny_suite
+    runs = json.loads(run_xprof("runs", "--json", "--db", db, check=0).stdout)["runs"]
+    assert len(runs) == 2 * len(WORKLOADS)
+    assert [r["started_at"] for r in runs] == sorted((r["started_at"] for r in runs), reverse=True)
+    table = run_xprof("runs", "--db", db, check=0).stdout
+    assert "transformer" in table and "tf graph" in table and "torch eager" in table
+
+
+@pytest.mark.parametrize(
+    "fault, expected",
+    [("raise", "RuntimeError: injected failure in linear"),
+     ("exit", "worker exited with status 3"),
+     ("segfault", "worker killed by SIGSEGV")],
+)
+def test_a_crashing_workload_fails_alone(tmp_path, fault, expected):
+    db = tmp_path / "x.db"
+    done = run_xprof("run", "--suite", "tiny", "-w", "linear", "-w", "matmul", "-f", "torch",
+                     "--repeats", "2", "--steps", "2", "--json", "--db", db,
+                     env={"XPROF_INJECT_FAULT": f"linear:{fault}"})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == "xprof: error: 1 of 2 runs failed (errors above)"
+    runs = {r["workload"]: r for r in json.loads(done.stdout)["runs"]}
+    assert runs["linear"]["status"] == "failed" and expected in runs["linear"]["error"]
+    assert runs["matmul"]["status"] == "ok" and runs["matmul"]["kernels"] > 0
+    stored = dict(sqlite3.connect(db).execute("SELECT workload, status FROM runs"))
+    assert stored == {"linear": "failed", "matmul": "ok"}
+
+
+def test_python_profile_is_kept_with_its_summary(tmp_path):
+    db = tmp_path / "x.db"
+    run_xprof("run", "--suite", "tiny", "-w", "mlp", "-f", "torch", "--repeats", "1", "--steps", "3",
+              "--python-profile", "--json", "--db", db, check=0)
+    [(path, summary)] = sqlite3.connect(db).execute(
+        "SELECT path, summary FROM artifacts WHERE kind = 'python_profile'").fetchall()
+    summary = json.loads(summary)
+    assert path.endswith(".html") and "pyinstrument" in open(path).read().lower()
+    assert summary["ms_per_step"] > 0 and 0 <= summary["python_share"] <= 1
+    assert summary["top_self"] and summary["top_self"][0]["share"] > 0
+
+
+def _one_line_error(done):
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xprof: error:"), done.stderr
+    return lines[0]
+
+
+def test_bad_choices_and_paths_get_one_line(tmp_path):
+    assert "'mlp'" in _one_line_error(run_xprof("run", "-w", "resnet"))
+    assert "'torch', 'tensorflow'" in _one_line_error(run_xprof("run", "-f", "jax"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert "cannot create store directory" in _one_line_error(
+        run_xprof("run", "--suite", "tiny", "-w", "linear", "--db", blocker / "x.db"))
+    assert "is a directory" in _one_line_error(run_xprof("runs", "--db", tmp_path))
+    assert "no store at" in _one_line_error(run_xprof("runs", "--db", tmp_path / "missing.db"))
+    foreign = tmp_path / "foreign.db"
+    foreign.write_bytes(b"this is not sqlite" * 100)
+    assert "is not an xprof store" in _one_line_error(run_xprof("runs", "--db", foreign))
+
+
+def test_locked_and_newer_stores_are_refused_and_left_intact(tiny_suite, tmp_path):
+    db = tmp_path / "copy.db"
+    source = sqlite3.connect(tiny_suite[0])
+    source.backup(sqlite3.connect(db))
+    before = sqlite3.connect(db).execute("SELECT count(*) FROM kernels").fetchone()[0]
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    line = _one_line_error(run_xprof("run", "--suite", "tiny", "-w", "linear", "--db", db,
+                                     env={"XPROF_BUSY_TIMEOUT_MS": "300"}))
+    assert "is locked by another process" in line
+    holder.execute("ROLLBACK")
+    holder.execute("PRAGMA user_version = 99")
+    line = _one_line_error(run_xprof("runs", "--db", db))
+    assert "schema version 99, newer than this xprof understands (1)" in line
+    holder.execute("PRAGMA user_version = 1")
+    holder.close()
+    check = sqlite3.connect(db)
+    assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert check.execute("SELECT count(*) FROM kernels").fetchone()[0] == before
+
+
+def test_doctor_states_why_nvml_is_absent(tmp_path):
+    facts = json.loads(run_xprof("doctor", "--json", "--db", tmp_path / "x.db", check=0).stdout)
+    assert facts["nvml"]["nvml"] == "unavailable"
+    assert "NVML Shared Library Not Found" in facts["nvml"]["reason"]
+    assert facts["torch"]["framework_version"].startswith("2.13")
+    assert facts["tensorflow"]["device"] == "cpu"
+    assert facts["store"]["state"].startswith("absent")
