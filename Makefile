@@ -26,6 +26,7 @@ endif
 run: $(STAMP)
 	$(BIN)/xprof workloads --parity --size small
 	$(BIN)/xprof run --suite small
+	$(BIN)/xprof report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

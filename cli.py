@@ -7,6 +7,7 @@ subprocesses that run workloads, and rich/numpy load inside the commands that us
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 import click
@@ -16,7 +17,18 @@ from workloads import EXECUTIONS, FRAMEWORKS, MODES, SIZES, WORKLOADS, WorkloadE
 
 
 def _emit_json(payload) -> None:
-    click.echo(json.dumps(payload, indent=2))
+    click.echo(json.dumps(_finite(payload), indent=2, allow_nan=False))
+
+
+def _finite(value):
+    """JSON has no infinity or NaN: an unbounded or undefined figure is null."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def db_option(command):
@@ -112,7 +124,7 @@ def workloads_command(names, size, mode, parity, as_json):
               help="Timed steps without the profiler, then as many under it.")
 @click.option("--warmup", type=click.IntRange(0, 10_000), default=3, show_default=True,
               help="Unmeasured steps first (tracing, compilation, caches).")
-@click.option("--repeats", type=click.IntRange(1, 1000), default=3, show_default=True,
+@click.option("--repeats", type=click.IntRange(1, 1000), default=5, show_default=True,
               help="Worker processes per run; frameworks interleaved, order alternated.")
 @click.option("--python-profile", is_flag=True,
               help="Also record one pyinstrument profile of the Python side per repeat.")
@@ -130,6 +142,7 @@ def run_command(suite, names, frameworks, mode, execution, steps, warmup, repeat
       xprof run --suite tiny -w mlp -w cnn --repeats 1 --json
       xprof run -w transformer -f torch --exec compiled --steps 50
     """
+    from analysis.taxonomy import classify
     from profiler.orchestrate import Orchestrator, plan, telemetry_sampler
 
     store = _open_store(db_path)
@@ -138,12 +151,18 @@ def run_command(suite, names, frameworks, mode, execution, steps, warmup, repeat
                     [mode], suite, steps, repeats, execution, warmup, python_profile)
     progress = _RunProgress(len(requests), repeats, quiet=as_json)
     orchestrator = Orchestrator(store, progress=progress.update,
+                                classify=lambda event: classify(event.name, event.kind, event.op),
                                 sampler_factory=telemetry_sampler(telemetry_interval))
+    # SIGTERM (systemd, kill) ends a run as Ctrl-C does: the worker is killed and the cut
+    # run is stored as interrupted, never left "running".
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         with progress:
             outcomes = orchestrator.execute(requests)
     except KeyboardInterrupt:
-        raise click.ClickException("interrupted: the cut run is marked interrupted") from None
+        error = click.ClickException("interrupted: the cut run and those not started are marked interrupted")
+        error.exit_code = 130
+        raise error from None
     if as_json:
         _emit_json({"runs": [o.as_json() for o in outcomes]})
     else:
@@ -151,6 +170,10 @@ def run_command(suite, names, frameworks, mode, execution, steps, warmup, repeat
     failed = [o for o in outcomes if o.status != "ok"]
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(outcomes)} runs failed (errors above)")
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 class _RunProgress:
@@ -227,10 +250,10 @@ def _framework_label(row) -> str:
 
 
 def _print_runs(rows, title) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     from rich import box
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
 
     table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
                   padding=(0, 1, 0, 0))
@@ -251,8 +274,271 @@ def _print_runs(rows, title) -> None:
     console.print(table)
     for row in rows:
         if row["error"]:
-            console.print(f"[red]{row['id']}[/] {row['workload']} {row['framework']}: {row['error']}",
-                          markup=True, highlight=False)
+            console.print(f"[red]{row['id']}[/] {row['workload']} {row['framework']}: "
+                          f"{escape(row['error'])}", highlight=False)
+
+
+def _analysis_errors():
+    from analysis.samples import AnalysisError
+
+    return AnalysisError
+
+
+@cli.command("diff")
+@click.argument("run_ids", nargs=-1)
+@click.option("--workload", "-w", type=click.Choice(list(WORKLOADS)), default=None,
+              help="Compare the latest ok runs of two frameworks on this workload.")
+@click.option("--a", "framework_a", type=click.Choice(FRAMEWORKS), default="torch", show_default=True)
+@click.option("--b", "framework_b", type=click.Choice(FRAMEWORKS), default="tensorflow", show_default=True)
+@click.option("--mode", type=click.Choice(MODES), default="train", show_default=True)
+@click.option("--by", type=click.Choice(["category", "op", "kernel"]), default="category",
+              show_default=True)
+@click.option("--min-effect", type=click.FloatRange(0, 10), default=0.05, show_default=True,
+              help="Smallest relative difference that can be significant.")
+@click.option("--top", type=click.IntRange(1), default=15, show_default=True,
+              help="Rows shown in the table (JSON has them all).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@db_option
+def diff_command(run_ids, workload, framework_a, framework_b, mode, by, min_effect, top,
+                 as_json, db_path):
+    """Ranked differences between two runs, per step, with confidence intervals.
+
+    \b
+    Examples:
+      xprof diff --workload cnn                     # latest torch vs tensorflow run
+      xprof diff --workload mlp --by op --json
+      xprof diff 3f2a9c1b 8e77d0aa --by kernel      # two runs by id (or unique prefix)
+    """
+    from analysis.diff import compare
+    from analysis.samples import latest_run, resolve_run
+
+    store = _open_store(db_path, create=False)
+    conn = store.connection
+    try:
+        if run_ids:
+            if len(run_ids) != 2 or workload:
+                raise click.UsageError("give two run ids, or --workload (not both)")
+            run_a, run_b = (resolve_run(conn, ref) for ref in run_ids)
+        elif workload:
+            run_a = latest_run(conn, workload, framework_a, mode)
+            run_b = latest_run(conn, workload, framework_b, mode)
+            if run_a["id"] == run_b["id"]:
+                raise click.UsageError("--a and --b name the same run")
+        else:
+            raise click.UsageError("give two run ids or --workload W")
+        result = compare(conn, run_a, run_b, by, min_effect)
+    except _analysis_errors() as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        _emit_json(result)
+    else:
+        _print_diff(result, top)
+
+
+def _ms(value) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3f}" if abs(value) >= 0.01 else f"{value * 1000:.1f}µ"
+
+
+def _ratio_cell(row) -> str:
+    ratio, low, high = row["ratio"], row["ci_low"], row["ci_high"]
+    text = "only in B" if ratio is None and row["b_ms"] > 0 else (
+        "only in A" if ratio is None else f"{ratio:.2f}x")
+    if low is not None or high is not None:
+        bounds = [f"{v:.2f}" if v is not None else "inf" for v in (low, high)]
+        text += f" [{bounds[0]}, {bounds[1]}]"
+    if row["significant"]:
+        colour = "red" if row["delta_ms"] > 0 else "green"
+        return f"[{colour}]{text}[/]"
+    return f"[dim]{text}[/]"
+
+
+def _side_label(side) -> str:
+    return f"{side['framework']} {side['execution']} ({side['id'][:8]}, {side['repeats']} repeats)"
+
+
+def _print_diff(result, top) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    a, b, step = result["a"], result["b"], result["step"]
+    console.print(f"[bold]{a['workload']}[/] {a['mode']} {a['size']}: "
+                  f"A = {_side_label(a)}, B = {_side_label(b)}")
+    console.print(f"step time (unprofiled): A {_ms(step['a_ms'])} ms, B {_ms(step['b_ms'])} ms, "
+                  f"B/A {_ratio_cell(step)}")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+                  title=f"per step, by {result['by']} ({a['basis']} time), |delta| first")
+    table.add_column(result["by"], no_wrap=True, overflow="ellipsis", max_width=34)
+    for column in ("A ms", "B ms", "delta ms"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("B/A \\[interval]", no_wrap=True)
+    for row in result["rows"][:top]:
+        table.add_row(escape(row["key"]), _ms(row["a_ms"]), _ms(row["b_ms"]),
+                      ("+" if row["delta_ms"] > 0 else "") + _ms(row["delta_ms"]), _ratio_cell(row))
+    console.print(table)
+    hidden = len(result["rows"]) - top
+    if hidden > 0:
+        console.print(f"[dim]{hidden} more rows (--top, or --json for all)[/]")
+    console.print(f"peak memory: A {_bytes(a['peak_bytes'])}, B {_bytes(b['peak_bytes'])}; "
+                  f"allocations per step: A {_num(a['allocations_per_step'])}, "
+                  f"B {_num(b['allocations_per_step'])}")
+    console.print(f"[dim]significant = {int(result['confidence'] * 100)}% interval excludes 1, effect > "
+                  f"{result['min_effect']:.0%}, |delta| > timer resolution; {result['method']}[/]")
+    for note in result["notes"]:
+        console.print(f"[yellow]note:[/] {note}")
+    for difference in result["environment_differences"]:
+        console.print(f"[yellow]environment differs:[/] {difference}")
+
+
+def _bytes(value) -> str:
+    if value is None:
+        return "-"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value} B"
+
+
+def _num(value) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+@cli.command("report")
+@click.option("--workload", "-w", "names", multiple=True, type=click.Choice(list(WORKLOADS)),
+              help="Only these workloads (repeatable; default: every workload with runs).")
+@click.option("--min-effect", type=click.FloatRange(0, 10), default=0.05, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@db_option
+def report_command(names, min_effect, as_json, db_path):
+    """The verdict per workload and mode: which framework is faster, by how much, and why.
+
+    \b
+    Examples:
+      xprof report
+      xprof report -w cnn -w transformer --json
+    """
+    from analysis.report import build_report
+
+    store = _open_store(db_path, create=False)
+    try:
+        report = build_report(store.connection, list(dict.fromkeys(names)), min_effect)
+    except _analysis_errors() as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        _emit_json(report)
+    else:
+        _print_report(report)
+
+
+def _interval(entry) -> str:
+    low, high = entry.get("ci_low"), entry.get("ci_high")
+    if low is None or high is None:
+        return ""
+    return f" [{low:.2f}, {high:.2f}]"
+
+
+def _print_report(report) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+                  title="verdict per workload (TF/torch = TensorFlow step time / torch step time)")
+    for column in ("workload", "mode", "size", "torch ms", "tf ms", "TF/torch \\[interval]",
+                   "peak mem torch/tf"):
+        table.add_column(column, no_wrap=True, justify="right" if "ms" in column else "left")
+    details = []
+    for entry in report["workloads"]:
+        fws = entry["frameworks"]
+        torch_side, tf_side = fws.get("torch", {}), fws.get("tensorflow", {})
+        ratio = entry.get("ratio")
+        if ratio is None:
+            cell = f"[dim]{entry['verdict']}[/]"
+        else:
+            colour = {"torch": "cyan", "tensorflow": "magenta"}.get(entry.get("faster"), "dim")
+            cell = f"[{colour}]{ratio:.2f}x{_interval(entry)}[/]"
+        table.add_row(entry["workload"], entry["mode"], entry["size"],
+                      _ms(torch_side.get("step_ms")), _ms(tf_side.get("step_ms")), cell,
+                      f"{_bytes(torch_side.get('peak_bytes'))} / {_bytes(tf_side.get('peak_bytes'))}")
+        why = ", ".join(f"{c['category']} {'+' if c['delta_ms'] > 0 else ''}{_ms(c['delta_ms'])} ms"
+                        for c in entry.get("top_categories", []))
+        effects = []
+        for framework, side in fws.items():
+            for execution, effect in side["execution_effects"].items():
+                if effect["ratio"] is not None:
+                    effects.append(f"{framework} {execution} {effect['ratio']:.2f}x{_interval(effect)}")
+        line = f"[bold]{entry['workload']}[/] {entry['mode']}: {entry['verdict']}"
+        if why:
+            line += f"; gap from {why}"
+        if effects:
+            line += f"; vs usual style: {', '.join(effects)}"
+        details.append(line)
+    console.print(table)
+    for line in details:
+        console.print(line)
+
+
+@cli.command("regressions")
+@click.option("--workload", "-w", type=click.Choice(list(WORKLOADS)), default=None)
+@click.option("--baseline", type=click.IntRange(1, 1000), default=5, show_default=True,
+              help="Ok runs before the latest that form its baseline.")
+@click.option("--min-effect", type=click.FloatRange(0, 10), default=0.05, show_default=True)
+@click.option("--fail-on-regression", is_flag=True, help="Exit 1 when any regression is found.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@db_option
+def regressions_command(workload, baseline, min_effect, fail_on_regression, as_json, db_path):
+    """The latest run of each configuration against the runs before it.
+
+    \b
+    Examples:
+      xprof regressions
+      xprof regressions --baseline 7 --fail-on-regression --json   # for nightly jobs and CI
+    """
+    from analysis.regressions import find_regressions
+
+    store = _open_store(db_path, create=False)
+    result = find_regressions(store.connection, workload, baseline, min_effect)
+    if as_json:
+        _emit_json(result)
+    else:
+        _print_regressions(result)
+    if fail_on_regression and result["regressions"]:
+        sys.exit(1)
+
+
+def _print_regressions(result) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from rich.markup import escape
+
+    console = Console(highlight=False)
+    found = result["regressions"]
+    console.print(f"checked {result['configurations_checked']} configurations against up to "
+                  f"{result['baseline']} runs each ({result['comparisons']} comparisons): "
+                  f"{len(found)} regression{'s' if len(found) != 1 else ''}")
+    if not found:
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    for column in ("workload", "framework", "key", "baseline ms", "latest ms", "ratio \\[interval]"):
+        table.add_column(column, no_wrap=True, justify="right" if "ms" in column else "left")
+    for r in found:
+        ratio = "new" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+        table.add_row(r["workload"], f"{r['framework']} {r['execution']}", escape(r["key"]),
+                      _ms(r["baseline_ms"]), _ms(r["latest_ms"]), f"[red]{ratio}{_interval(r)}[/]")
+    console.print(table)
+    for r in found:
+        for change in r["environment_changed"]:
+            console.print(f"[yellow]{r['workload']} {r['framework']}: environment changed, "
+                          f"a likely cause:[/] {escape(change)}")
 
 
 @cli.command("doctor")

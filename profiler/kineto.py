@@ -43,6 +43,10 @@ HOST_KINDS = {"cpu_op": CPU_OP, "operator": CPU_OP, "cuda_runtime": RUNTIME, "cu
 DEVICE_KINDS = {"kernel": KERNEL, "gpu_memcpy": MEMCPY, "gpu_memset": MEMSET}
 
 STEP_NAME = re.compile(r"ProfilerStep#([0-9]{1,18})")
+# torch.optim wraps each step in a `record_function("Optimizer.step#SGD.step")`; the ops
+# inside it (aten::add_ on CPU, _foreach_ kernels on GPU) are the optimizer's, which
+# the op name alone does not say. They take the annotation as their op.
+OPTIMIZER_SCOPE = "Optimizer.step#"
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -140,6 +144,8 @@ def _read_event(raw: object, trace: TraceData, links: _OpLinks) -> None:
         trace.steps.append(
             StepTiming(step=int(step[1]), wall_ns=_ns(raw, "dur"), profiled=True, start_ns=_ns(raw, "ts"))
         )
+    elif cat == "user_annotation" and name.startswith(OPTIMIZER_SCOPE):
+        links.add_scope(_thread(raw), name, _ns(raw, "ts"), _ns(raw, "dur"))
     elif cat in HOST_KINDS:
         args, thread = _args(raw), _thread(raw)
         event = _host_event(raw, name, HOST_KINDS[cat], args, thread)
@@ -204,6 +210,7 @@ class _OpLinks:
         self.op_by_external_id: dict[int, str] = {}
         self.threads: dict[tuple, tuple[list[KernelEvent], list[KernelEvent]]] = {}
         self.device_events: list[tuple[KernelEvent, int | None]] = []
+        self.scopes: dict[tuple, list[tuple[str, int, int]]] = {}
 
     def add_host(self, event: KernelEvent, thread: tuple, external_id: int | None) -> None:
         ops, calls = self.threads.setdefault(thread, ([], []))
@@ -214,12 +221,19 @@ class _OpLinks:
         else:
             calls.append(event)
 
+    def add_scope(self, thread: tuple, name: str, start_ns: int, dur_ns: int) -> None:
+        self.scopes.setdefault(thread, []).append((name, start_ns, start_ns + dur_ns))
+
     def add_device(self, event: KernelEvent, external_id: int | None) -> None:
         self.device_events.append((event, external_id))
 
     def resolve(self) -> None:
         launcher_op: dict[int, str | None] = {}
-        for ops, calls in self.threads.values():
+        for thread, (ops, calls) in self.threads.items():
+            for scope, start_ns, end_ns in self.scopes.get(thread, ()):
+                for op in ops:
+                    if start_ns <= op.start_ns and op.start_ns + op.dur_ns <= end_ns:
+                        op.op = scope
             _set_enclosing_op(ops, calls)
             launcher_op.update((c.correlation, c.op) for c in calls if c.correlation is not None)
         for event, external_id in self.device_events:

@@ -45,7 +45,8 @@ def environment() -> dict:
 
 def build(request: dict) -> TensorFlowWorkload:
     return TensorFlowWorkload(request["workload"], request["size"], request["mode"],
-                              request["execution"], request["seed"])
+                              request["execution"], request["seed"],
+                              forward_passes=request.get("forward_passes", 1))
 
 
 def device_memory(workload: TensorFlowWorkload) -> tuple[int | None, int | None]:
@@ -65,7 +66,10 @@ def profile_steps(workload: TensorFlowWorkload, steps: int, out_dir: Path, timed
     records = []
     tf.profiler.experimental.start(str(logdir), options=options)
     try:
-        for step in range(steps):
+        # As on the torch side, one step settles the profiler in; it carries no step
+        # marker, so its events belong to no step and no analysis counts them.
+        timed_step(0)
+        for step in range(1, steps + 1):
             with tf.profiler.experimental.Trace(STEP_MARKER, step_num=step, _r=1):
                 records.append(timed_step(step))
     finally:

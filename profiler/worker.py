@@ -19,9 +19,17 @@ from pathlib import Path
 
 COLLECTORS = {"torch": "profiler.torch_profiler", "tensorflow": "profiler.tf_profiler"}
 
-# Test seam: XPROF_INJECT_FAULT="<workload>:raise|exit|segfault" makes that workload
-# fail in its first step, so crash isolation can be tested on real subprocesses.
+# Test seams, acting on real subprocesses:
+# XPROF_INJECT_FAULT="<workload>:raise|exit|segfault" makes that workload fail in its
+# first step (crash isolation); XPROF_INJECT_SLOWDOWN="<workload>:<k>" runs its model
+# k times a step (a regression that is known to be real, in the model's own ops).
 FAULT_ENV = "XPROF_INJECT_FAULT"
+SLOWDOWN_ENV = "XPROF_INJECT_SLOWDOWN"
+
+
+def _forward_passes(workload: str) -> int:
+    target, _, factor = os.environ.get(SLOWDOWN_ENV, "").partition(":")
+    return int(factor) if target == workload and factor else 1
 
 
 def _inject_fault(workload: str) -> None:
@@ -79,7 +87,7 @@ def _python_profile(workload, steps: int, out_dir: Path) -> dict:
 def run(request: dict) -> dict:
     collector = importlib.import_module(COLLECTORS[request["framework"]])
     out_dir = Path(request["out_dir"])
-    workload = collector.build(request)
+    workload = collector.build({**request, "forward_passes": _forward_passes(request["workload"])})
     _inject_fault(request["workload"])
     collector.device_memory(workload)
 
@@ -94,7 +102,7 @@ def run(request: dict) -> dict:
     for step in range(request["warmup"]):
         workload.step()
     workload.synchronize()
-    timed = [timed_step(step) for step in range(request["steps"])]
+    timed = [timed_step(step) for step in range(1, request["steps"] + 1)]
     profiled, trace = collector.profile_steps(workload, request["steps"], out_dir, timed_step)
     result = {
         "env": collector.environment(),

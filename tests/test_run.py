@@ -151,3 +151,35 @@ def test_doctor_states_why_nvml_is_absent(tmp_path):
     assert facts["torch"]["framework_version"].startswith("2.13")
     assert facts["tensorflow"]["device"] == "cpu"
     assert facts["store"]["state"].startswith("absent")
+
+
+def test_sigterm_marks_the_cut_run_interrupted(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from conftest import XPROF
+
+    db = tmp_path / "x.db"
+    child = subprocess.Popen([str(XPROF), "run", "--suite", "tiny", "-w", "mlp", "-w", "linear",
+                              "-f", "tensorflow", "--repeats", "1", "--steps", "2000", "--db", str(db)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if db.exists() and sqlite3.connect(db).execute(
+                "SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0]:
+            break
+    time.sleep(3)  # inside the worker's steps
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130
+    assert stderr.strip().splitlines()[-1].startswith("xprof: error: interrupted")
+    conn = sqlite3.connect(db)
+    statuses = dict(conn.execute("SELECT workload, status FROM runs"))
+    assert statuses == {"mlp": "interrupted", "linear": "interrupted"}
+    errors = dict(conn.execute("SELECT workload, error FROM runs"))
+    assert errors["mlp"] == "interrupted" and errors["linear"] == "not started: interrupted"
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # no orphaned worker keeps running
+    assert subprocess.run(["pgrep", "-f", "profiler.worker"], capture_output=True).stdout == b""

@@ -179,8 +179,11 @@ class TensorFlowWorkload:
 
     framework = "tensorflow"
 
-    def __init__(self, name, size, mode="train", execution=None, seed=DEFAULT_SEED):
+    def __init__(self, name, size, mode="train", execution=None, seed=DEFAULT_SEED,
+                 forward_passes=1):
         check_choice("mode", mode, MODES)
+        # forward_passes > 1: the slowed-down variant, as in TorchWorkload
+        self.forward_passes = forward_passes
         self.name, self.size, self.mode = name, size, mode
         self.execution = resolve_execution("tensorflow", execution)
         keras.utils.set_random_seed(seed)
@@ -200,15 +203,21 @@ class TensorFlowWorkload:
         else:
             self._step = tf.function(step, jit_compile=self.execution == "compiled")
 
+    def _outputs(self, training):
+        outputs = self.model(self.inputs, training=training)
+        for _ in range(self.forward_passes - 1):
+            outputs = outputs + self.model(self.inputs, training=training)
+        return outputs if self.forward_passes == 1 else outputs / self.forward_passes
+
     def _train_step(self):
         with tf.GradientTape() as tape:
-            loss = self.loss_fn(self.targets, self.model(self.inputs, training=True))
+            loss = self.loss_fn(self.targets, self._outputs(training=True))
         variables = self.model.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
     def _infer_step(self):
-        return self.model(self.inputs, training=False)
+        return self._outputs(training=False)
 
     def step(self) -> None:
         self._step()

@@ -121,8 +121,12 @@ class TorchWorkload:
 
     framework = "torch"
 
-    def __init__(self, name, size, mode="train", execution=None, seed=DEFAULT_SEED, device=None):
+    def __init__(self, name, size, mode="train", execution=None, seed=DEFAULT_SEED, device=None,
+                 forward_passes=1):
         check_choice("mode", mode, MODES)
+        # forward_passes > 1 is a slowed-down variant (the model runs k times a step,
+        # its outputs averaged): how tests make a regression that is known to be real.
+        self.forward_passes = forward_passes
         self.name, self.size, self.mode = name, size, mode
         self.execution = resolve_execution("torch", execution)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -138,13 +142,19 @@ class TorchWorkload:
         self.model.train(mode == "train")
         self.runnable = _compile(self.model, self.execution)
 
+    def _outputs(self):
+        outputs = self.runnable(self.inputs)
+        for _ in range(self.forward_passes - 1):
+            outputs = outputs + self.runnable(self.inputs)
+        return outputs if self.forward_passes == 1 else outputs / self.forward_passes
+
     def step(self) -> None:
         if self.mode == "infer":
             with torch.inference_mode():
-                self.runnable(self.inputs)
+                self._outputs()
             return
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.runnable(self.inputs), self.targets)
+        loss = self.loss_fn(self._outputs(), self.targets)
         loss.backward()
         self.optimizer.step()
 

@@ -1,0 +1,126 @@
+"""Run A against run B: per-step time by category, op or kernel, ranked by |delta|."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from dataclasses import asdict, dataclass
+
+from .samples import AnalysisError, RunFigures, run_figures
+from .stats import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_MIN_EFFECT,
+    adjusted_confidence,
+    is_significant,
+    welch_log_ratio,
+)
+
+# Environment facts that make two runs comparable. Framework and its version differ by
+# design in a cross-framework diff and are compared only between runs of one framework.
+HOST_KEYS = ("hostname", "cpu_model", "logical_cores", "device_name", "driver_version",
+             "cuda_driver_version", "gpus")
+FRAMEWORK_KEYS = ("framework_version", "threads", "cuda", "cudnn", "cuda_build", "cpu_allocator")
+
+
+@dataclass
+class DiffRow:
+    key: str
+    a_ms: float
+    b_ms: float
+    delta_ms: float
+    ratio: float | None
+    ci_low: float | None
+    ci_high: float | None
+    significant: bool
+
+
+def rank_differences(a: RunFigures, b: RunFigures, min_effect=DEFAULT_MIN_EFFECT,
+                     confidence=DEFAULT_CONFIDENCE) -> list[DiffRow]:
+    keys = sorted(set(a.per_repeat) | set(b.per_repeat))
+    level = adjusted_confidence(confidence, len(keys))
+    rows = []
+    for key in keys:
+        a_values = a.per_repeat.get(key, [0.0] * len(a.repeats))
+        b_values = b.per_repeat.get(key, [0.0] * len(b.repeats))
+        interval = welch_log_ratio(a_values, b_values, level)
+        a_ms, b_ms = a.mean(key), b.mean(key)
+        delta = b_ms - a_ms
+        rows.append(DiffRow(key, a_ms, b_ms, delta, interval.estimate, interval.low,
+                            interval.high, is_significant(interval, delta, min_effect)))
+    rows.sort(key=lambda r: -abs(r.delta_ms))
+    return rows
+
+
+def step_time_difference(a: RunFigures, b: RunFigures, min_effect=DEFAULT_MIN_EFFECT,
+                         confidence=DEFAULT_CONFIDENCE) -> DiffRow:
+    """Unprofiled step time, B against A (per-repeat medians)."""
+    interval = welch_log_ratio(a.step_ms, b.step_ms, confidence)
+    a_ms = sum(a.step_ms) / len(a.step_ms) if a.step_ms else 0.0
+    b_ms = sum(b.step_ms) / len(b.step_ms) if b.step_ms else 0.0
+    return DiffRow("step", a_ms, b_ms, b_ms - a_ms, interval.estimate, interval.low,
+                   interval.high, is_significant(interval, b_ms - a_ms, min_effect))
+
+
+def environment_differences(run_a: dict, run_b: dict) -> list[str]:
+    """What differs between the environments of two runs, in words."""
+    env_a = json.loads(run_a.get("env") or "{}")
+    env_b = json.loads(run_b.get("env") or "{}")
+    keys = HOST_KEYS + (FRAMEWORK_KEYS if run_a["framework"] == run_b["framework"] else ())
+    return [f"{k}: {env_a.get(k)!r} vs {env_b.get(k)!r}" for k in keys if env_a.get(k) != env_b.get(k)]
+
+
+def side(run: dict, figures: RunFigures) -> dict:
+    return {
+        "id": run["id"], "framework": run["framework"], "workload": run["workload"],
+        "mode": run["mode"], "execution": run["execution"], "size": run["size"],
+        "device": run["device"], "repeats": len(figures.repeats), "basis": figures.basis,
+        "step_ms": _mean(figures.step_ms), "profiled_step_ms": _mean(figures.profiled_step_ms),
+        "peak_bytes": figures.peak_bytes, "allocations_per_step": figures.allocations_per_step,
+    }
+
+
+def compare(conn: sqlite3.Connection, run_a: dict, run_b: dict, by: str = "category",
+            min_effect=DEFAULT_MIN_EFFECT, confidence=DEFAULT_CONFIDENCE) -> dict:
+    for run in (run_a, run_b):
+        if run["status"] != "ok":
+            raise AnalysisError(f"run {run['id']} is {run['status']}, not ok: nothing to compare")
+    if (run_a["workload"], run_a["mode"]) != (run_b["workload"], run_b["mode"]):
+        raise AnalysisError(
+            f"runs {run_a['id']} and {run_b['id']} are of different workloads "
+            f"({run_a['workload']}/{run_a['mode']} vs {run_b['workload']}/{run_b['mode']})"
+        )
+    a, b = run_figures(conn, run_a, by), run_figures(conn, run_b, by)
+    notes = []
+    if len(a.repeats) < 2 or len(b.repeats) < 2:
+        notes.append("fewer than 2 repeats on a side: no interval, nothing can be significant "
+                     "(run with --repeats 3 or more)")
+    if a.basis != b.basis:
+        notes.append(f"A is timed on {a.basis} time, B on {b.basis} time")
+    if run_a["size"] != run_b["size"]:
+        notes.append(f"sizes differ: {run_a['size']} vs {run_b['size']}")
+    return {
+        "a": side(run_a, a),
+        "b": side(run_b, b),
+        "by": by,
+        "step": _json_row(step_time_difference(a, b, min_effect, confidence)),
+        "rows": [_json_row(r) for r in rank_differences(a, b, min_effect, confidence)],
+        "min_effect": min_effect,
+        "confidence": confidence,
+        "method": "Welch t-interval of log per-repeat means, Bonferroni-adjusted over rows",
+        "environment_differences": environment_differences(run_a, run_b),
+        "notes": notes,
+    }
+
+
+def _mean(values):
+    return sum(values) / len(values) if values else None
+
+
+def _json_row(row: DiffRow) -> dict:
+    """JSON has no infinity: an unbounded interval end is null."""
+    out = asdict(row)
+    for k in ("ratio", "ci_low", "ci_high"):
+        if out[k] is not None and not math.isfinite(out[k]):
+            out[k] = None
+    return out

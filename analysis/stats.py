@@ -1,0 +1,99 @@
+"""The statistics of a difference, kept in one place and stated plainly.
+
+The unit of evidence is a repeat: one worker process. Steps inside one process share
+its luck (allocator state, thread placement, CPU frequency), so step-to-step variance
+understates how much two processes of the same thing differ. Each side of a
+comparison is therefore a handful of per-repeat means, and the interval of the ratio
+B/A is Welch's t-interval on their logarithms (an exact method under log-normal
+repeat means; it needs two repeats a side). Intervals are Bonferroni-adjusted over
+the rows of one comparison, so an A/A comparison of thirty ops has a 5% chance, not
+thirty times that, of showing any false difference.
+
+A row is significant only when its interval excludes 1, its effect exceeds
+`min_effect` (default 5%) and its absolute difference exceeds the timer resolution.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import fmean, variance
+
+DEFAULT_CONFIDENCE = 0.95
+DEFAULT_MIN_EFFECT = 0.05
+# Kineto timestamps are whole microseconds: differences below that are not measured.
+TIMER_RESOLUTION_MS = 0.001
+
+
+@dataclass(frozen=True)
+class Interval:
+    estimate: float | None  # ratio B/A (None when A is zero)
+    low: float | None
+    high: float | None
+    method: str
+
+
+def welch_log_ratio(a: list[float], b: list[float], confidence: float) -> Interval:
+    """Interval of mean(B)/mean(A) from per-repeat values, on the log scale."""
+    if len(a) < 2 or len(b) < 2:
+        return Interval(_ratio(a, b), None, None, "none: needs 2 repeats a side")
+    if min(a) <= 0 or min(b) <= 0:
+        return _welch_delta_as_ratio(a, b, confidence)
+    la, lb = [math.log(x) for x in a], [math.log(x) for x in b]
+    va, vb = variance(la) / len(la), variance(lb) / len(lb)
+    estimate = fmean(lb) - fmean(la)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        value = math.exp(estimate)
+        return Interval(value, value, value, "welch-log")
+    df = (va + vb) ** 2 / (va**2 / (len(la) - 1) + vb**2 / (len(lb) - 1))
+    half = _t_quantile(1 - (1 - confidence) / 2, df) * se
+    return Interval(math.exp(estimate), math.exp(estimate - half), math.exp(estimate + half),
+                    "welch-log")
+
+
+def _welch_delta_as_ratio(a, b, confidence) -> Interval:
+    """A side with zeros (an op one framework never runs): Welch's interval of the
+    difference, expressed relative to A's mean when A is non-zero."""
+    ma, mb = fmean(a), fmean(b)
+    va, vb = variance(a) / len(a), variance(b) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        low = high = mb - ma
+    else:
+        df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+        half = _t_quantile(1 - (1 - confidence) / 2, df) * se
+        low, high = mb - ma - half, mb - ma + half
+    if ma == 0:
+        # no ratio exists; report the interval's sign through +inf / 0 bounds
+        return Interval(None, 0.0 if low <= 0 else math.inf, math.inf if high > 0 else 0.0,
+                        "welch-delta")
+    # a ratio of times is never negative
+    return Interval(mb / ma, max(1 + low / ma, 0.0), max(1 + high / ma, 0.0), "welch-delta")
+
+
+def _t_quantile(p: float, df: float) -> float:
+    # scipy.special's inverse of Student's t CDF: the same number as
+    # scipy.stats.t.ppf, without scipy.stats' second of import time
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, p))
+
+
+def _ratio(a, b):
+    ma, mb = (fmean(a) if a else 0.0), (fmean(b) if b else 0.0)
+    return mb / ma if ma else None
+
+
+def is_significant(interval: Interval, delta_ms: float, min_effect: float,
+                   resolution_ms: float = TIMER_RESOLUTION_MS) -> bool:
+    if interval.low is None or interval.high is None:
+        return False
+    excludes_one = interval.low > 1 or interval.high < 1
+    effect = math.inf if interval.estimate is None else abs(interval.estimate - 1)
+    return excludes_one and effect > min_effect and abs(delta_ms) > resolution_ms
+
+
+def adjusted_confidence(confidence: float, comparisons: int) -> float:
+    """Bonferroni: each of m intervals at 1 - alpha/m."""
+    return 1 - (1 - confidence) / max(comparisons, 1)

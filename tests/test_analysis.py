@@ -1,0 +1,119 @@
+"""diff, report and regressions on real tiny runs of both frameworks."""
+
+import json
+import sqlite3
+
+import pytest
+
+from conftest import run_xprof
+
+RUN = ("run", "--suite", "tiny", "--repeats", "3", "--steps", "8", "--warmup", "3", "--json")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    db = tmp_path_factory.mktemp("analysis") / "xprof.db"
+    run_xprof(*RUN, "-w", "cnn", "-w", "mlp", "--db", db, check=0)
+    # a second run of the same thing, for A/A
+    run_xprof(*RUN, "-w", "mlp", "-f", "torch", "--db", db, check=0)
+    return db
+
+
+def _runs(db, **where):
+    conn = sqlite3.connect(db)
+    clause = " AND ".join(f"{k} = ?" for k in where)
+    return [r[0] for r in conn.execute(
+        f"SELECT id FROM runs WHERE {clause} ORDER BY started_at", tuple(where.values()))]
+
+
+def test_cross_framework_diff_is_ranked_with_honest_intervals(store):
+    result = json.loads(run_xprof("diff", "--workload", "cnn", "--json", "--db", store, check=0).stdout)
+    assert result["a"]["framework"] == "torch" and result["b"]["framework"] == "tensorflow"
+    assert result["a"]["repeats"] == result["b"]["repeats"] == 3
+    rows = result["rows"]
+    assert [abs(r["delta_ms"]) for r in rows] == sorted((abs(r["delta_ms"]) for r in rows), reverse=True)
+    keys = {r["key"] for r in rows}
+    assert "convolution" in keys and "(between ops)" in keys
+    for row in rows + [result["step"]]:
+        assert row["delta_ms"] == pytest.approx(row["b_ms"] - row["a_ms"])
+        if row["ratio"] is not None and row["ci_low"] is not None and row["ci_high"] is not None:
+            assert row["ci_low"] <= row["ratio"] <= row["ci_high"]
+        if row["significant"]:
+            assert row["ci_low"] is not None and (row["ci_low"] > 1 or (row["ci_high"] or 0) < 1)
+    conv = next(r for r in rows if r["key"] == "convolution")
+    assert conv["a_ms"] > 0 and conv["b_ms"] > 0
+    assert result["a"]["peak_bytes"] > 0 and result["b"]["peak_bytes"] > 0
+
+
+@pytest.mark.parametrize("by", ["category", "op", "kernel"])
+def test_a_over_a_shows_nothing_significant(store, by):
+    first, second = _runs(store, workload="mlp", framework="torch")
+    result = json.loads(run_xprof("diff", first, second, "--by", by, "--json", "--db", store, check=0).stdout)
+    assert len(result["rows"]) > 3
+    assert [r["key"] for r in result["rows"] if r["significant"]] == []
+    assert not result["step"]["significant"]
+    assert result["environment_differences"] == []
+
+
+def test_diff_table_on_a_terminal(store):
+    out = run_xprof("diff", "--workload", "cnn", "--db", store, check=0).stdout
+    assert "convolution" in out and "B/A [interval]" in out and "peak memory" in out
+
+
+def test_report_gives_a_verdict_per_workload(store):
+    report = json.loads(run_xprof("report", "--json", "--db", store, check=0).stdout)
+    entries = {e["workload"]: e for e in report["workloads"]}
+    assert set(entries) == {"cnn", "mlp"}
+    for entry in entries.values():
+        assert set(entry["frameworks"]) == {"torch", "tensorflow"}
+        assert entry["ratio"] > 0 and entry["verdict"]
+        assert entry["ci_low"] <= entry["ratio"] <= entry["ci_high"]
+        assert len(entry["top_categories"]) <= 3
+        for side in entry["frameworks"].values():
+            assert side["step_ms"] > 0 and side["peak_bytes"] > 0
+    text = run_xprof("report", "--db", store, check=0).stdout
+    assert "cnn" in text and "TF/torch" in text
+
+
+def test_regressions_flags_an_injected_slowdown_by_category(store, tmp_path):
+    db = tmp_path / "copy.db"
+    sqlite3.connect(store).backup(sqlite3.connect(db))
+    quiet = json.loads(run_xprof("regressions", "--json", "--db", db, check=0).stdout)
+    assert quiet["regressions"] == [] and quiet["configurations_checked"] == 1
+    run_xprof(*RUN, "-w", "mlp", "-f", "torch", "--db", db, env={"XPROF_INJECT_SLOWDOWN": "mlp:5"}, check=0)
+    done = run_xprof("regressions", "--fail-on-regression", "--json", "--db", db)
+    assert done.returncode == 1
+    found = json.loads(done.stdout)["regressions"]
+    keys = {r["key"] for r in found}
+    assert "matmul" in keys, found
+    matmul = next(r for r in found if r["key"] == "matmul")
+    assert matmul["workload"] == "mlp" and matmul["framework"] == "torch"
+    assert matmul["ratio"] > 2 and matmul["ci_low"] > 1
+    assert matmul["environment_changed"] == []
+
+
+def _one_line_error(done):
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xprof: error:"), done.stderr
+    return lines[0]
+
+
+def test_bad_references_get_one_line(store, tmp_path):
+    assert "no run with id 'ffffffffffff'" in _one_line_error(
+        run_xprof("diff", "ffffffffffff", "eeeeeeeeeeee", "--db", store))
+    db = tmp_path / "copy.db"
+    sqlite3.connect(store).backup(sqlite3.connect(db))
+    conn = sqlite3.connect(db)
+    for suffix in ("1", "2"):
+        conn.execute("INSERT INTO runs (id, status, framework, started_at, source) "
+                     "VALUES (?, 'ok', 'torch', 0, 'profile')", ("abcabc00000" + suffix,))
+    conn.commit()
+    assert "is ambiguous: 2 runs match" in _one_line_error(run_xprof("diff", "abcabc", "abcabc", "--db", db))
+    cnn = _runs(store, workload="cnn", framework="torch")[0]
+    mlp = _runs(store, workload="mlp", framework="torch")[0]
+    assert "different workloads" in _one_line_error(run_xprof("diff", cnn, mlp, "--db", store))
+    assert "no ok train run of 'lstm' in torch" in _one_line_error(
+        run_xprof("diff", "--workload", "lstm", "--db", store))
+    assert "no ok runs of lstm" in _one_line_error(run_xprof("report", "-w", "lstm", "--db", store))
+    assert "no store at" in _one_line_error(run_xprof("regressions", "--db", tmp_path / "none.db"))

@@ -1,0 +1,73 @@
+"""The statistics behind `significant`, on numbers whose answer is known."""
+
+import math
+import random
+
+import pytest
+
+from analysis.stats import adjusted_confidence, is_significant, welch_log_ratio
+
+
+def test_interval_contains_its_estimate_and_matches_welch_by_hand():
+    a, b = [1.0, 1.1, 0.9], [2.0, 2.2, 1.8]
+    interval = welch_log_ratio(a, b, 0.95)
+    assert interval.low < interval.estimate < interval.high
+    # by hand: logs of b are logs of a + log 2, same variance
+    la = [math.log(x) for x in a]
+    mean = sum(la) / 3
+    var = sum((x - mean) ** 2 for x in la) / 2
+    se = math.sqrt(2 * var / 3)
+    df = 4.0  # equal variances and sizes: Welch's df is 2(n - 1)
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, df) * se
+    assert interval.estimate == pytest.approx(2.0)
+    assert interval.low == pytest.approx(2.0 * math.exp(-half))
+    assert interval.high == pytest.approx(2.0 * math.exp(half))
+    assert is_significant(interval, delta_ms=1.0, min_effect=0.05)
+
+
+def test_one_repeat_a_side_gives_no_interval_and_no_significance():
+    interval = welch_log_ratio([1.0], [3.0, 3.1], 0.95)
+    assert interval.low is None and interval.estimate == pytest.approx(3.05)
+    assert not is_significant(interval, delta_ms=2.0, min_effect=0.05)
+
+
+def test_small_effects_and_sub_resolution_deltas_are_not_significant():
+    a, b = [1.00, 1.001, 0.999, 1.0005], [1.02, 1.021, 1.019, 1.0205]
+    interval = welch_log_ratio(a, b, 0.95)
+    assert interval.low > 1  # clearly different...
+    assert not is_significant(interval, delta_ms=0.02, min_effect=0.05)  # ...but only 2%
+    big = welch_log_ratio([1e-4] * 2 + [1.1e-4], [3e-4] * 2 + [3.1e-4], 0.95)
+    assert big.low > 1 and not is_significant(big, delta_ms=2e-4, min_effect=0.05)
+
+
+def test_an_op_only_one_side_runs():
+    interval = welch_log_ratio([0.0, 0.0, 0.0], [0.5, 0.52, 0.49], 0.95)
+    assert interval.estimate is None and interval.low == math.inf
+    assert is_significant(interval, delta_ms=0.5, min_effect=0.05)
+    gone = welch_log_ratio([0.5, 0.52, 0.49], [0.0, 0.0, 0.0], 0.95)
+    assert gone.estimate == 0.0 and gone.high < 1 and gone.low >= 0
+
+
+def test_bonferroni_widens_each_interval():
+    assert adjusted_confidence(0.95, 10) == pytest.approx(0.995)
+    a, b = [1.0, 1.2, 0.9, 1.1], [1.3, 1.5, 1.2, 1.4]
+    assert welch_log_ratio(a, b, 0.995).low < welch_log_ratio(a, b, 0.95).low
+
+
+def test_a_over_a_false_positive_rate_is_at_most_nominal():
+    """Same log-normal process on both sides, 20 rows a comparison, 300 comparisons:
+    with Bonferroni, any-row false alarms stay near or under 5%."""
+    rng = random.Random(7)
+    alarms = 0
+    for _ in range(300):
+        level = adjusted_confidence(0.95, 20)
+        any_row = False
+        for _ in range(20):
+            a = [math.exp(rng.gauss(0, 0.3)) for _ in range(3)]
+            b = [math.exp(rng.gauss(0, 0.3)) for _ in range(3)]
+            interval = welch_log_ratio(a, b, level)
+            any_row |= is_significant(interval, sum(b) / 3 - sum(a) / 3, 0.05)
+        alarms += any_row
+    assert alarms / 300 <= 0.08
