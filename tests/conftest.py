@@ -52,3 +52,11 @@ def run_python(code: str, timeout=600) -> str:
 
 def last_json_line(text: str):
     return json.loads(text.strip().splitlines()[-1])
+
+
+def one_line_error(done) -> str:
+    """The contract for user errors: non-zero exit, one `xprof: error:` line, no traceback."""
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xprof: error:"), done.stderr
+    return lines[0]

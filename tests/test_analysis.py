@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from conftest import run_xprof
+from conftest import one_line_error, run_xprof
 
 RUN = ("run", "--suite", "tiny", "--repeats", "3", "--steps", "8", "--warmup", "3", "--json")
 
@@ -92,15 +92,9 @@ def test_regressions_flags_an_injected_slowdown_by_category(store, tmp_path):
     assert matmul["environment_changed"] == []
 
 
-def _one_line_error(done):
-    assert done.returncode != 0
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("xprof: error:"), done.stderr
-    return lines[0]
-
 
 def test_bad_references_get_one_line(store, tmp_path):
-    assert "no run with id 'ffffffffffff'" in _one_line_error(
+    assert "no run with id 'ffffffffffff'" in one_line_error(
         run_xprof("diff", "ffffffffffff", "eeeeeeeeeeee", "--db", store))
     db = tmp_path / "copy.db"
     sqlite3.connect(store).backup(sqlite3.connect(db))
@@ -109,11 +103,11 @@ def test_bad_references_get_one_line(store, tmp_path):
         conn.execute("INSERT INTO runs (id, status, framework, started_at, source) "
                      "VALUES (?, 'ok', 'torch', 0, 'profile')", ("abcabc00000" + suffix,))
     conn.commit()
-    assert "is ambiguous: 2 runs match" in _one_line_error(run_xprof("diff", "abcabc", "abcabc", "--db", db))
+    assert "is ambiguous: 2 runs match" in one_line_error(run_xprof("diff", "abcabc", "abcabc", "--db", db))
     cnn = _runs(store, workload="cnn", framework="torch")[0]
     mlp = _runs(store, workload="mlp", framework="torch")[0]
-    assert "different workloads" in _one_line_error(run_xprof("diff", cnn, mlp, "--db", store))
-    assert "no ok train run of 'lstm' in torch" in _one_line_error(
+    assert "different workloads" in one_line_error(run_xprof("diff", cnn, mlp, "--db", store))
+    assert "no ok train run of 'lstm' in torch" in one_line_error(
         run_xprof("diff", "--workload", "lstm", "--db", store))
-    assert "no ok runs of lstm" in _one_line_error(run_xprof("report", "-w", "lstm", "--db", store))
-    assert "no store at" in _one_line_error(run_xprof("regressions", "--db", tmp_path / "none.db"))
+    assert "no ok runs of lstm" in one_line_error(run_xprof("report", "-w", "lstm", "--db", store))
+    assert "no store at" in one_line_error(run_xprof("regressions", "--db", tmp_path / "none.db"))

@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from conftest import run_xprof
+from conftest import one_line_error, run_xprof
 from workloads import WORKLOADS
 
 
@@ -102,25 +102,19 @@ def test_python_profile_is_kept_with_its_summary(tmp_path):
     assert summary["top_self"] and summary["top_self"][0]["share"] > 0
 
 
-def _one_line_error(done):
-    assert done.returncode != 0
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("xprof: error:"), done.stderr
-    return lines[0]
-
 
 def test_bad_choices_and_paths_get_one_line(tmp_path):
-    assert "'mlp'" in _one_line_error(run_xprof("run", "-w", "resnet"))
-    assert "'torch', 'tensorflow'" in _one_line_error(run_xprof("run", "-f", "jax"))
+    assert "'mlp'" in one_line_error(run_xprof("run", "-w", "resnet"))
+    assert "'torch', 'tensorflow'" in one_line_error(run_xprof("run", "-f", "jax"))
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    assert "cannot create store directory" in _one_line_error(
+    assert "cannot create store directory" in one_line_error(
         run_xprof("run", "--suite", "tiny", "-w", "linear", "--db", blocker / "x.db"))
-    assert "is a directory" in _one_line_error(run_xprof("runs", "--db", tmp_path))
-    assert "no store at" in _one_line_error(run_xprof("runs", "--db", tmp_path / "missing.db"))
+    assert "is a directory" in one_line_error(run_xprof("runs", "--db", tmp_path))
+    assert "no store at" in one_line_error(run_xprof("runs", "--db", tmp_path / "missing.db"))
     foreign = tmp_path / "foreign.db"
     foreign.write_bytes(b"this is not sqlite" * 100)
-    assert "is not an xprof store" in _one_line_error(run_xprof("runs", "--db", foreign))
+    assert "is not an xprof store" in one_line_error(run_xprof("runs", "--db", foreign))
 
 
 def test_locked_and_newer_stores_are_refused_and_left_intact(tiny_suite, tmp_path):
@@ -130,12 +124,12 @@ def test_locked_and_newer_stores_are_refused_and_left_intact(tiny_suite, tmp_pat
     before = sqlite3.connect(db).execute("SELECT count(*) FROM kernels").fetchone()[0]
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
-    line = _one_line_error(run_xprof("run", "--suite", "tiny", "-w", "linear", "--db", db,
+    line = one_line_error(run_xprof("run", "--suite", "tiny", "-w", "linear", "--db", db,
                                      env={"XPROF_BUSY_TIMEOUT_MS": "300"}))
     assert "is locked by another process" in line
     holder.execute("ROLLBACK")
     holder.execute("PRAGMA user_version = 99")
-    line = _one_line_error(run_xprof("runs", "--db", db))
+    line = one_line_error(run_xprof("runs", "--db", db))
     assert "schema version 99, newer than this xprof understands (1)" in line
     holder.execute("PRAGMA user_version = 1")
     holder.close()
