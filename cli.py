@@ -13,6 +13,7 @@ import sys
 import click
 
 from profiler.errors import UserError
+from views.numbers import interval_text
 from workloads import EXECUTIONS, FRAMEWORKS, MODES, SIZES, WORKLOADS, WorkloadError, get_workload
 
 
@@ -347,9 +348,7 @@ def _ratio_cell(row) -> str:
     ratio, low, high = row["ratio"], row["ci_low"], row["ci_high"]
     text = "only in B" if ratio is None and row["b_ms"] > 0 else (
         "only in A" if ratio is None else f"{ratio:.2f}x")
-    if low is not None or high is not None:
-        bounds = [f"{v:.2f}" if v is not None else "inf" for v in (low, high)]
-        text += f" [{bounds[0]}, {bounds[1]}]"
+    text += interval_text(low, high)
     if row["significant"]:
         colour = "red" if row["delta_ms"] > 0 else "green"
         return f"[{colour}]{text}[/]"
@@ -437,10 +436,7 @@ def report_command(names, min_effect, as_json, db_path):
 
 
 def _interval(entry) -> str:
-    low, high = entry.get("ci_low"), entry.get("ci_high")
-    if low is None or high is None:
-        return ""
-    return f" [{low:.2f}, {high:.2f}]"
+    return interval_text(entry.get("ci_low"), entry.get("ci_high"))
 
 
 def _print_report(report) -> None:
@@ -539,6 +535,103 @@ def _print_regressions(result) -> None:
         for change in r["environment_changed"]:
             console.print(f"[yellow]{r['workload']} {r['framework']}: environment changed, "
                           f"a likely cause:[/] {escape(change)}")
+
+
+@cli.command("import")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--workload", "-w", default=None,
+              help="Workload the traces are of, so diff and regressions place them.")
+@click.option("--label", default=None, help="A free-form label stored with the runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@db_option
+def import_command(paths, workload, label, as_json, db_path):
+    """Ingest traces made elsewhere: Kineto JSON (.json, .json.gz), .xplane.pb, or
+    TensorBoard log directories. One run per trace file; all or nothing.
+
+    \b
+    Examples:
+      xprof import trace.pt.trace.json.gz --workload cnn --label a100-nightly
+      xprof import logs/ --json          # every trace under a TensorBoard log dir
+    """
+    from analysis.taxonomy import classify_event
+    from profiler.ingest import import_traces
+
+    store = _open_store(db_path)
+    show = None
+    if not as_json and sys.stderr.isatty():
+        show = lambda path: click.echo(f"importing {path}", err=True)  # noqa: E731
+    runs = import_traces(store, paths, workload, label, classify_event, progress=show)
+    if as_json:
+        _emit_json({"runs": [r.as_json() for r in runs]})
+        return
+    for r in runs:
+        if r.duplicate_of:
+            click.echo(f"{r.path}: already imported as run {r.id}")
+        else:
+            click.echo(f"{r.path}: run {r.id}, {r.events:,} events, {r.kernels:,} kernels "
+                       f"({r.kernel_time_ms:.3f} ms), {r.memcpy} memcpy, {r.memset} memset, "
+                       f"device {r.device}")
+
+
+@cli.command("export")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["perfetto", "tensorboard", "html", "csv", "md"]),
+              required=True)
+@click.option("-o", "--output", type=click.Path(path_type=str), required=True,
+              help="File (perfetto, html, md) or directory (tensorboard, csv) to write.")
+@click.option("--steps", "step_range", default=None,
+              help="Only profiled steps N or FIRST:LAST (perfetto, csv), so viewers stay light.")
+@click.option("--repeat", type=click.IntRange(0), default=0, show_default=True,
+              help="Which repeat's trace to export (perfetto, tensorboard).")
+@db_option
+def export_command(run_ids, fmt, output, step_range, repeat, db_path):
+    """Export runs for review: a Perfetto/Chrome trace, a TensorBoard log dir, an offline
+    HTML review, CSV tables or a Markdown summary.
+
+    \b
+    Examples:
+      xprof export 3f2a9c1b 8e77d0aa --format perfetto -o cnn.json     # ui.perfetto.dev
+      xprof export 3f2a9c1b --format tensorboard -o logs/             # tensorboard --logdir logs
+      xprof export 3f2a9c1b 8e77d0aa --format html -o review.html
+      xprof export 3f2a9c1b 8e77d0aa --format md -o summary.md        # for a PR or CI log
+    """
+    from pathlib import Path
+
+    from analysis.samples import resolve_run
+    from profiler import export
+
+    store = _open_store(db_path, create=False)
+    conn = store.connection
+    try:
+        runs = [resolve_run(conn, ref) for ref in dict.fromkeys(run_ids)]
+    except _analysis_errors() as error:
+        raise click.ClickException(str(error)) from None
+    out = Path(output)
+    steps = export.parse_step_range(step_range)
+    if fmt == "perfetto":
+        count = export.write_perfetto(conn, runs, out, repeat, steps)
+        click.echo(f"wrote {out}: {count:,} events from {len(runs)} runs (open in ui.perfetto.dev)")
+    elif fmt == "tensorboard":
+        for path in export.write_tensorboard(conn, runs, out, repeat):
+            click.echo(f"wrote {path}")
+        click.echo(f"open with: tensorboard --logdir {out}")
+    elif fmt == "csv":
+        for path in export.write_csv(conn, runs, out, steps):
+            click.echo(f"wrote {path}")
+    else:
+        from analysis.summary import review_summary
+
+        summary = review_summary(conn, runs)
+        if fmt == "html":
+            from views.html import render_html as render
+        else:
+            from views.markdown import render_markdown as render
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(render(summary))
+        except OSError as error:
+            raise click.ClickException(f"cannot write {out}: {error.strerror}") from None
+        click.echo(f"wrote {out}")
 
 
 @cli.command("doctor")

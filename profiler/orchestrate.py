@@ -9,7 +9,6 @@ the trace the worker left, and stores everything for that repeat in one transact
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -27,6 +26,7 @@ from typing import Callable
 from workloads import DEFAULT_SEED, FRAMEWORKS, get_workload
 from workloads.spec import resolve_execution
 
+from .artifacts import keep_compressed, sha256_of, trace_suffix
 from .events import StepTiming, TraceFormatError
 from .store import Store
 from .traces import read_trace
@@ -229,18 +229,18 @@ class Orchestrator:
         ]
         artifact_dir = self.store.artifacts_dir() / outcome.id
         artifact_dir.mkdir(parents=True, exist_ok=True)
-        stored_trace = _keep_compressed(trace_path, artifact_dir / f"r{repeat}.{_trace_suffix(trace_path)}")
+        stored_trace = keep_compressed(trace_path, artifact_dir / f"r{repeat}.{trace_suffix(trace_path)}")
         python_profile = result.get("python_profile")
         with self.store.transaction() as conn:
             self.store.add_steps(conn, outcome.id, steps)
             outcome.kernels += self.store.add_kernels(conn, outcome.id, repeat, trace.events, self.classify)
             outcome.memory_events += self.store.add_memory(conn, outcome.id, repeat, trace.memory)
-            self.store.add_artifact(conn, outcome.id, "trace", stored_trace, _sha256(stored_trace),
+            self.store.add_artifact(conn, outcome.id, "trace", stored_trace, sha256_of(stored_trace),
                                     stored_trace.stat().st_size, {"repeat": repeat, "format": trace.source_format})
             if python_profile:
                 kept = shutil.copy(out_dir / python_profile["path"], artifact_dir / f"r{repeat}.python_profile.html")
                 kept = Path(kept)
-                self.store.add_artifact(conn, outcome.id, "python_profile", kept, _sha256(kept),
+                self.store.add_artifact(conn, outcome.id, "python_profile", kept, sha256_of(kept),
                                         kept.stat().st_size, python_profile)
             conn.execute(
                 "UPDATE runs SET framework_version = ?, device = ?, host = ?, fingerprint = ?, env = ?,"
@@ -281,24 +281,3 @@ def _describe_exit(returncode: int, stderr_path: Path) -> str:
     else:
         head = f"worker exited with status {returncode}"
     return head + (": " + " | ".join(tail[-STDERR_TAIL_LINES:]) if tail else "")
-
-
-def _trace_suffix(path: Path) -> str:
-    return "xplane.pb.gz" if path.name.endswith(".xplane.pb") else "pt.trace.json.gz"
-
-
-def _keep_compressed(source: Path, target: Path) -> Path:
-    if source.name.endswith(".gz"):
-        shutil.copyfile(source, target)
-    else:
-        with open(source, "rb") as src, gzip.open(target, "wb", compresslevel=6) as dst:
-            shutil.copyfileobj(src, dst)
-    return target
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

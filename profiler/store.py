@@ -239,13 +239,19 @@ class Store:
     # -- runs ---------------------------------------------------------------------
 
     def create_run(self, **columns) -> str:
+        with self.transaction() as conn:
+            return self.insert_run(conn, **columns)
+
+    def insert_run(self, conn, **columns) -> str:
+        """A new runs row inside the caller's transaction; returns its id."""
         run_id = columns.pop("id", None) or new_run_id()
         row = {"id": run_id, "status": "running", "started_at": time.time(), "pid": os.getpid()}
         row.update(columns)
         if isinstance(row.get("env"), dict):
             row["env"] = json.dumps(row["env"], sort_keys=True)
-        with self.transaction():
-            self.db["runs"].insert(row)
+        names = ", ".join(row)
+        conn.execute(f"INSERT INTO runs ({names}) VALUES ({', '.join('?' * len(row))})",
+                     tuple(row.values()))
         return run_id
 
     def update_run(self, run_id: str, **columns) -> None:

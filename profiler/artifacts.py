@@ -1,0 +1,29 @@
+"""Raw traces kept beside the store, gzip-compressed, with their sha256."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+from pathlib import Path
+
+
+def trace_suffix(path: Path) -> str:
+    return "xplane.pb.gz" if ".xplane.pb" in path.name else "pt.trace.json.gz"
+
+
+def keep_compressed(source: Path, target: Path) -> Path:
+    if source.name.endswith(".gz"):
+        shutil.copyfile(source, target)
+    else:
+        with open(source, "rb") as src, gzip.open(target, "wb", compresslevel=6) as dst:
+            shutil.copyfileobj(src, dst)
+    return target
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

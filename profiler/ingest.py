@@ -1,0 +1,146 @@
+"""`xprof import`: traces made elsewhere become runs beside the profiled ones.
+
+One run per trace file: Kineto JSON (torch) or XSpace (TensorFlow/XLA), given as files
+or inside a TensorBoard log directory (`plugins/profile/<run>/`). A file whose content
+was imported before (same sha256) is not imported again. The whole import is one
+transaction: if any file fails, the store is left exactly as it was, and copies of raw
+traces made for it are removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .artifacts import keep_compressed, sha256_of, trace_suffix
+from .errors import UserError
+from .events import KERNEL, MEMCPY, MEMSET, StepTiming, TraceData, assign_steps
+from .store import Store
+from .traces import read_trace, trace_format
+
+FRAMEWORK_OF_FORMAT = {"kineto": "torch", "xplane": "tensorflow"}
+
+
+class NothingToImport(UserError):
+    """A path that holds nothing to import."""
+
+
+@dataclass
+class ImportedRun:
+    id: str
+    path: str
+    events: int
+    kernels: int
+    kernel_time_ms: float
+    device: str
+    memcpy: int = 0
+    memset: int = 0
+    duplicate_of: str | None = None
+
+    def as_json(self) -> dict:
+        return {"id": self.id, "path": self.path, "events": self.events, "kernels": self.kernels,
+                "kernel_time_ms": self.kernel_time_ms, "memcpy": self.memcpy,
+                "memset": self.memset, "device": self.device,
+                "already_imported": self.duplicate_of is not None}
+
+
+def trace_files(path: Path) -> list[Path]:
+    """The trace files a path names: itself, or those under a TensorBoard log dir."""
+    if not path.exists():
+        raise NothingToImport(f"{path}: no such file or directory")
+    if path.is_file():
+        if trace_format(path) is None:
+            raise NothingToImport(f"{path}: not a trace xprof reads "
+                               "(.json, .json.gz, .xplane.pb, .xplane.pb.gz, or a log directory)")
+        return [path]
+    found = sorted(p for p in path.rglob("*") if p.is_file() and trace_format(p) is not None)
+    if not found:
+        raise NothingToImport(f"{path}: a directory with no traces (looked for plugins/profile/*/"
+                           "*.pt.trace.json[.gz] and *.xplane.pb)")
+    return found
+
+
+def _device(trace: TraceData) -> str:
+    """The device name the trace reports, else where its kernels ran, else the CPU."""
+    for device, facts in trace.devices.items():
+        name = facts.get("name") or facts.get("device_name")
+        if name:
+            return str(name)
+        if facts.get("device_vendor"):  # XSpace planes give facts, not a model name
+            memory = facts.get("memory_size")
+            size = f", {memory / 2**30:.0f} GiB" if memory else ""
+            return f"{facts['device_vendor']} {device} ({facts.get('core_count', '?')} cores{size})"
+    devices = sorted({e.device for e in trace.events if e.kind == KERNEL})
+    return devices[0] if devices else "cpu"
+
+
+def _whole_trace_step(trace: TraceData) -> None:
+    """A trace without step markers is one step, from its first event to its last."""
+    if trace.steps or not trace.events:
+        return
+    start = min(e.start_ns for e in trace.events)
+    end = max(e.start_ns + e.dur_ns for e in trace.events)
+    trace.steps.append(StepTiming(0, end - start, True, start))
+    assign_steps(trace.events, trace.steps)
+
+
+def import_traces(store: Store, paths, workload=None, label=None, classify=None,
+                  progress=None) -> list[ImportedRun]:
+    files = [f for p in paths for f in trace_files(Path(p))]
+    kept: list[Path] = []  # artifact directories this import made
+    imported: list[ImportedRun] = []
+    try:
+        with store.transaction() as conn:
+            for path in files:
+                if progress:
+                    progress(path)
+                imported.append(_import_one(store, conn, path, workload, label, classify, kept))
+    except BaseException:
+        for directory in kept:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return imported
+
+
+def _import_one(store, conn, path: Path, workload, label, classify, kept) -> ImportedRun:
+    digest = sha256_of(path)
+    existing = conn.execute(
+        "SELECT id FROM runs WHERE content_sha256 = ? LIMIT 1", (digest,)
+    ).fetchone()
+    if existing:
+        kernels, kernel_ns, device = conn.execute(
+            "SELECT count(*), COALESCE(SUM(k.dur_ns), 0), r.device FROM runs r LEFT JOIN kernels k"
+            " ON k.run_id = r.id AND k.kind = 'kernel' WHERE r.id = ?", (existing[0],)).fetchone()
+        return ImportedRun(existing[0], str(path), 0, kernels, kernel_ns / 1e6, device,
+                           duplicate_of=existing[0])
+    trace = read_trace(path)
+    _whole_trace_step(trace)
+    device = _device(trace)
+    now = time.time()
+    run_id = store.insert_run(
+        conn, status="ok", framework=FRAMEWORK_OF_FORMAT[trace.source_format], workload=workload,
+        label=label, device=device, source="import", source_path=str(path.resolve()),
+        content_sha256=digest, started_at=now, finished_at=now, repeats=1,
+        env={"imported_from": str(path.resolve()), "devices": trace.devices, "device_name": device},
+        fingerprint=hashlib.sha256(device.encode()).hexdigest()[:16],
+    )
+    store.add_steps(conn, run_id, trace.steps)
+    kernels = store.add_kernels(conn, run_id, 0, trace.events, classify)
+    memory = store.add_memory(conn, run_id, 0, trace.memory)
+    walls = sorted(s.wall_ns for s in trace.steps)
+    median_ms = walls[len(walls) // 2] / 1e6 if walls else None
+    conn.execute("UPDATE runs SET kernel_count = ?, memory_event_count = ?, step_ms_median = ? "
+                 "WHERE id = ?", (kernels, memory, median_ms, run_id))
+    artifact_dir = store.artifacts_dir() / run_id
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    kept.append(artifact_dir)
+    copy = keep_compressed(path, artifact_dir / f"r0.{trace_suffix(path)}")
+    store.add_artifact(conn, run_id, "trace", copy, sha256_of(copy), copy.stat().st_size,
+                       {"repeat": 0, "format": trace.source_format, "imported_from": str(path)})
+    return ImportedRun(run_id, str(path), trace.total_events, trace.count(KERNEL),
+                       trace.total_dur_ns(KERNEL) / 1e6, device, trace.count(MEMCPY),
+                       trace.count(MEMSET))
+

@@ -1,0 +1,185 @@
+"""xprof import and export: real fixtures, built protos, real runs, bad input."""
+
+import gzip
+import json
+import sqlite3
+
+import pytest
+
+from conftest import fixture_path, one_line_error, run_xprof
+from test_xplane import nvidia_space
+
+
+def _import(db, *paths, check=0):
+    return json.loads(run_xprof("import", *paths, "--json", "--db", db, check=check).stdout)["runs"]
+
+
+@pytest.mark.parametrize(
+    "name, kernels, kernel_ms, memcpy, memset, device",
+    [
+        ("kineto/a100_alexnet_train.json.gz", 79, 10.692, 16, 3, "NVIDIA A100-PG509-200"),
+        ("kineto/mi250_minitoy_train.json.gz", 14, 0.110881, 2, 0, "AMD Radeon Graphics"),
+        ("kineto/cpu_only.json.gz", 0, 0.0, 0, 0, "cpu"),
+        # the counters trace carries its 77 kernels as cuda_profiler_range, not kernel
+        ("kineto/a100_cupti_counters.json.gz", 0, 0.0, 0, 0, "NVIDIA A100-PG509-200"),
+        ("xplane/mi300x_jax_conv.xplane.pb", 235, 28.137077, 0, 0,
+         "AMD /device:GPU:0 (304 cores, 192 GiB)"),
+        ("xplane/gpu_jax_fused_attention.xplane.pb", 150, 12.133585, 0, 0,
+         "AMD /device:GPU:0 (256 cores, 288 GiB)"),
+    ],
+)
+def test_fixtures_import_with_their_counts(tmp_path, name, kernels, kernel_ms, memcpy, memset, device):
+    db = tmp_path / "x.db"
+    [run] = _import(db, fixture_path(*name.split("/")))
+    assert (run["kernels"], run["memcpy"], run["memset"], run["device"]) == (kernels, memcpy, memset, device)
+    assert run["kernel_time_ms"] == pytest.approx(kernel_ms)
+    conn = sqlite3.connect(db)
+    stored = conn.execute("SELECT count(*), COALESCE(SUM(dur_ns), 0) FROM kernels WHERE kind = 'kernel'").fetchone()
+    assert stored[0] == kernels and stored[1] / 1e6 == pytest.approx(kernel_ms)
+    assert conn.execute("SELECT source, status FROM runs").fetchall() == [("import", "ok")]
+
+
+def test_importing_twice_does_not_duplicate(tmp_path):
+    db = tmp_path / "x.db"
+    path = fixture_path("kineto", "mi250_minitoy_train.json.gz")
+    first = _import(db, path)[0]
+    again = _import(db, path, path)
+    assert [r["id"] for r in again] == [first["id"]] * 2 and all(r["already_imported"] for r in again)
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+
+
+def test_nvidia_shaped_xspace_imports_with_kernels_and_copies(tmp_path):
+    path = tmp_path / "gpu-box.xplane.pb"
+    path.write_bytes(nvidia_space().SerializeToString())
+    [run] = _import(tmp_path / "x.db", path)
+    assert (run["kernels"], run["memcpy"], run["memset"]) == (3, 1, 1)
+    assert run["kernel_time_ms"] == pytest.approx((5_500 + 1_250 + 0) / 1e6)
+    assert run["device"] == "Nvidia /device:GPU:0 (108 cores, 40 GiB)"
+
+
+def test_imported_runs_sit_beside_profiled_ones(tmp_path):
+    db = tmp_path / "x.db"
+    run_xprof("import", fixture_path("kineto", "a100_alexnet_train.json.gz"), "--workload", "cnn",
+              "--label", "a100", "--db", db, check=0)
+    row = sqlite3.connect(db).execute("SELECT workload, label, framework, device FROM runs").fetchone()
+    assert row == ("cnn", "a100", "torch", "NVIDIA A100-PG509-200")
+    # categories were applied on the way in
+    cats = dict(sqlite3.connect(db).execute(
+        "SELECT category, count(*) FROM kernels WHERE kind = 'kernel' GROUP BY category"))
+    assert cats.get("convolution", 0) > 0 and cats.get("matmul", 0) > 0
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory):
+    db = tmp_path_factory.mktemp("profiled") / "x.db"
+    runs = json.loads(run_xprof("run", "--suite", "tiny", "-w", "conv2d", "--repeats", "2", "--steps", "4",
+                                "--json", "--db", db, check=0).stdout)["runs"]
+    return db, {r["framework"]: r["id"] for r in runs}
+
+
+def _repeat0(db, run_id):
+    return sqlite3.connect(db).execute(
+        "SELECT count(*), SUM(dur_ns) FROM kernels WHERE run_id = ? AND repeat = 0", (run_id,)).fetchone()
+
+
+def test_tensorboard_export_round_trips(profiled, tmp_path):
+    db, ids = profiled
+    logdir = tmp_path / "logs"
+    run_xprof("export", ids["torch"], ids["tensorflow"], "--format", "tensorboard", "-o", logdir,
+              "--db", db, check=0)
+    files = sorted(p.name for p in logdir.glob("plugins/profile/*/*"))
+    assert any(f.endswith(".pt.trace.json.gz") for f in files) and any(f.endswith(".xplane.pb") for f in files)
+    fresh = tmp_path / "fresh.db"
+    imported = _import(fresh, logdir)
+    assert len(imported) == 2
+    for run in imported:
+        framework = "tensorflow" if run["path"].endswith(".xplane.pb") else "torch"
+        assert _repeat0(fresh, run["id"]) == _repeat0(db, ids[framework])
+
+
+def test_perfetto_export_is_one_aligned_trace(profiled, tmp_path):
+    db, ids = profiled
+    out = tmp_path / "trace.json"
+    run_xprof("export", ids["torch"], ids["tensorflow"], "--format", "perfetto", "-o", out, "--db", db, check=0)
+    events = json.loads(out.read_text())["traceEvents"]
+    names = {e["args"]["name"] for e in events if e.get("name") == "process_name"}
+    assert names == {f"torch eager conv2d ({ids['torch'][:8]})",
+                     f"tensorflow graph conv2d ({ids['tensorflow'][:8]})"}
+    for pid in (1, 2):
+        steps = [e for e in events if e["pid"] == pid and e.get("cat") == "step"]
+        assert len(steps) == 4 and min(e["ts"] for e in steps) == 0  # aligned at the first step
+        assert any(e.get("cat") == "cpu_op" and e["pid"] == pid for e in events)
+        assert any(e["ph"] == "C" and e["pid"] == pid for e in events)  # memory counter track
+    sliced = tmp_path / "sliced.json"
+    run_xprof("export", ids["torch"], "--format", "perfetto", "-o", sliced, "--steps", "2:3", "--db", db, check=0)
+    sliced_events = json.loads(sliced.read_text())["traceEvents"]
+    assert [e["name"] for e in sliced_events if e.get("cat") == "step"] == ["step 2", "step 3"]
+    assert len(sliced_events) < len([e for e in events if e["pid"] == 1])
+
+
+def test_html_md_and_csv_exports(profiled, tmp_path):
+    db, ids = profiled
+    html = tmp_path / "review.html"
+    run_xprof("export", ids["torch"], ids["tensorflow"], "--format", "html", "-o", html, "--db", db, check=0)
+    page = html.read_text()
+    assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page
+    assert page.count("<svg") == 3 and "convolution" in page and "Ranked differences" in page
+    md = tmp_path / "summary.md"
+    run_xprof("export", ids["torch"], ids["tensorflow"], "--format", "md", "-o", md, "--db", db, check=0)
+    text = md.read_text()
+    assert "| convolution |" in text and "B/A step time" in text and ids["torch"] in text
+    csvdir = tmp_path / "csv"
+    run_xprof("export", ids["torch"], "--format", "csv", "-o", csvdir, "--steps", "1", "--db", db, check=0)
+    kernels = (csvdir / "kernels.csv").read_text().splitlines()
+    assert kernels[0].startswith("run_id,repeat,step,kind,category")
+    assert len(kernels) > 1 and all(line.split(",")[2] == "1" for line in kernels[1:])
+
+
+BAD_TRACES = {
+    "truncated.json.gz": lambda good: gzip.compress(good)[:200],
+    "notjson.json": lambda good: b"this is not json at all",
+    "no_events.json": lambda good: b'{"schemaVersion": 1}',
+    "wrong_types.json": lambda good: b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": "soon", "dur": 1}]}',
+    "random.xplane.pb": lambda good: bytes(range(256)) * 8,
+    "empty.json": lambda good: b"",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_TRACES))
+def test_bad_input_leaves_the_store_as_it_was(tmp_path, name):
+    db = tmp_path / "x.db"
+    good = fixture_path("kineto", "cpu_only.json.gz")
+    _import(db, good)
+    before = sqlite3.connect(db).execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM kernels)").fetchone()
+    bad = tmp_path / name
+    bad.write_bytes(BAD_TRACES[name](gzip.decompress(good.read_bytes())))
+    other = fixture_path("kineto", "mi250_minitoy_train.json.gz")
+    line = one_line_error(run_xprof("import", other, bad, "--db", db))  # good file first: all or nothing
+    assert str(bad) in line
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM kernels)").fetchone() == before
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert len(list((tmp_path / "x.db.artifacts").iterdir())) == 1  # the good import's only
+
+
+def test_paths_with_nothing_to_import(tmp_path):
+    db = tmp_path / "x.db"
+    assert "no such file or directory" in one_line_error(run_xprof("import", tmp_path / "missing.json", "--db", db))
+    (tmp_path / "empty_dir").mkdir()
+    assert "a directory with no traces" in one_line_error(run_xprof("import", tmp_path / "empty_dir", "--db", db))
+    (tmp_path / "notes.txt").write_text("hi")
+    assert "not a trace xprof reads" in one_line_error(run_xprof("import", tmp_path / "notes.txt", "--db", db))
+
+
+def test_export_errors(profiled, tmp_path):
+    db, ids = profiled
+    assert "--steps 'x': expected N or FIRST:LAST" in one_line_error(
+        run_xprof("export", ids["torch"], "--format", "perfetto", "-o", tmp_path / "t.json", "--steps", "x", "--db", db))
+    assert "no profiled steps in repeat 0 within steps 50:60" in one_line_error(
+        run_xprof("export", ids["torch"], "--format", "perfetto", "-o", tmp_path / "t.json", "--steps", "50:60", "--db", db))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert "cannot write" in one_line_error(
+        run_xprof("export", ids["torch"], "--format", "md", "-o", blocker / "x.md", "--db", db))
+    assert "no run with id 'ffffff'" in one_line_error(
+        run_xprof("export", "ffffff", "--format", "md", "-o", tmp_path / "x.md", "--db", db))

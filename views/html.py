@@ -1,0 +1,157 @@
+"""One self-contained HTML review: no scripts, no network, plots drawn as inline SVG."""
+
+from __future__ import annotations
+
+from html import escape
+from statistics import median
+
+from .numbers import interval_text
+
+COLOURS = {"matmul": "#4e79a7", "convolution": "#f28e2b", "elementwise": "#e15759",
+           "reduction": "#76b7b2", "normalization": "#59a14f", "softmax/loss": "#edc948",
+           "optimizer": "#b07aa1", "data movement": "#ff9da7", "communication": "#9c755f",
+           "other": "#bab0ac", "(between ops)": "#d4d4d4"}
+RUN_COLOURS = ["#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#b07aa1", "#76b7b2"]
+STYLE = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; }
+table { border-collapse: collapse; } td, th { padding: .2em .7em; border-bottom: 1px solid #ddd; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.verdict { font-size: 1.1em; padding: .6em 1em; background: #f4f6f8; border-left: 4px solid #4e79a7; }
+.sig-slower { color: #b2182b; font-weight: 600; } .sig-faster { color: #1a7f37; font-weight: 600; }
+.legend span { display: inline-block; margin-right: 1em; } .swatch { width: .8em; height: .8em;
+  display: inline-block; margin-right: .3em; vertical-align: middle; }
+svg text { font: 11px system-ui, sans-serif; fill: #333; }
+"""
+
+
+def _label(run) -> str:
+    return f"{run['framework']} {run['execution'] or ''} ({run['id'][:8]})"
+
+
+def _stacked_bars(runs) -> str:
+    categories = sorted({c for r in runs for c in r["categories"]},
+                        key=lambda c: list(COLOURS).index(c) if c in COLOURS else 99)
+    total_max = max((sum(r["categories"].values()) for r in runs), default=0) or 1
+    width, row, left = 640, 34, 190
+    parts = [f'<svg width="{width}" height="{row * len(runs) + 30}" role="img">']
+    for i, run in enumerate(runs):
+        y, x = 10 + i * row, left
+        parts.append(f'<text x="0" y="{y + 17}">{escape(_label(run))}</text>')
+        for category in categories:
+            ms = run["categories"].get(category, 0.0)
+            w = (width - left - 70) * ms / total_max
+            parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="24" '
+                         f'fill="{COLOURS.get(category, "#888")}"><title>{escape(category)}: '
+                         f'{ms:.3f} ms</title></rect>')
+            x += w
+        parts.append(f'<text x="{x + 5:.1f}" y="{y + 17}">{sum(run["categories"].values()):.3f} ms</text>')
+    parts.append("</svg>")
+    legend = "".join(f'<span><i class="swatch" style="background:{COLOURS.get(c, "#888")}"></i>'
+                     f"{escape(c)}</span>" for c in categories)
+    return "".join(parts) + f'<div class="legend">{legend}</div>'
+
+
+def _step_distributions(runs) -> str:
+    values = [v for r in runs for v in r["step_ms"]]
+    if not values:
+        return "<p>No unprofiled steps (an imported trace).</p>"
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    width, row, left = 640, 34, 190
+    parts = [f'<svg width="{width}" height="{row * len(runs) + 40}" role="img">']
+    for i, run in enumerate(runs):
+        y = 10 + i * row
+        parts.append(f'<text x="0" y="{y + 15}">{escape(_label(run))}</text>')
+        colour = RUN_COLOURS[i % len(RUN_COLOURS)]
+        for v in run["step_ms"]:
+            x = left + (width - left - 20) * (v - low) / span
+            parts.append(f'<circle cx="{x:.1f}" cy="{y + 11}" r="3" fill="{colour}" fill-opacity=".45"/>')
+        if run["step_ms"]:
+            m = median(run["step_ms"])
+            x = left + (width - left - 20) * (m - low) / span
+            parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + 22}" stroke="#000" '
+                         f'stroke-width="2"><title>median {m:.3f} ms</title></line>')
+    axis_y = 10 + len(runs) * row + 12
+    parts.append(f'<text x="{left}" y="{axis_y}">{low:.3f} ms</text>'
+                 f'<text x="{width - 80}" y="{axis_y}">{high:.3f} ms</text></svg>')
+    return "".join(parts)
+
+
+def _memory_plot(runs) -> str:
+    series = [(i, r) for i, r in enumerate(runs) if r["memory"]]
+    if not series:
+        return "<p>No memory events recorded.</p>"
+    t_max = max(t for _, r in series for t, _ in r["memory"]) or 1.0
+    b_max = max(b for _, r in series for _, b in r["memory"]) or 1
+    width, height, left = 640, 220, 60
+    parts = [f'<svg width="{width}" height="{height + 30}" role="img">',
+             f'<text x="0" y="12">{b_max / 2**20:.2f} MiB</text><text x="0" y="{height}">0</text>']
+    for i, run in series:
+        points = " ".join(f"{left + (width - left - 10) * t / t_max:.1f},"
+                          f"{height - (height - 20) * b / b_max:.1f}" for t, b in run["memory"])
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{RUN_COLOURS[i % 6]}" '
+                     f'stroke-width="1.5"><title>{escape(_label(run))}</title></polyline>')
+    parts.append(f'<text x="{left}" y="{height + 20}">0 ms</text>'
+                 f'<text x="{width - 90}" y="{height + 20}">{t_max:.1f} ms</text></svg>')
+    legend = "".join(f'<span><i class="swatch" style="background:{RUN_COLOURS[i % 6]}"></i>'
+                     f"{escape(_label(r))}</span>" for i, r in series)
+    return "".join(parts) + f'<div class="legend">{legend}</div>'
+
+
+def _diff_table(diff) -> str:
+    rows = []
+    for row in diff["rows"]:
+        ratio = "only in B" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+        ratio += interval_text(row["ci_low"], row["ci_high"])
+        css = ("sig-slower" if row["delta_ms"] > 0 else "sig-faster") if row["significant"] else ""
+        rows.append(f"<tr><td>{escape(row['key'])}</td><td class=num>{row['a_ms']:.3f}</td>"
+                    f"<td class=num>{row['b_ms']:.3f}</td><td class=num>{row['delta_ms']:+.3f}</td>"
+                    f'<td class="{css}">{ratio}</td></tr>')
+    return ("<table><tr><th>category</th><th>A ms</th><th>B ms</th><th>delta ms</th>"
+            "<th>B/A [interval]</th></tr>" + "".join(rows) + "</table>")
+
+
+def _verdict(summary) -> str:
+    diff = summary.get("diff")
+    if not diff:
+        return escape(summary.get("diff_unavailable", "One run: nothing to compare."))
+    step, a, b = diff["step"], diff["a"], diff["b"]
+    if step["ratio"] is None:
+        return "No step times to compare."
+    interval = ""
+    if step["ci_low"] is not None:
+        interval = f" (interval{interval_text(step['ci_low'], step['ci_high'], ' to ')})"
+    if not step["significant"]:
+        return (f"No significant difference in step time between {escape(_label(a))} and "
+                f"{escape(_label(b))}: B/A {step['ratio']:.2f}x{interval}.")
+    faster, slower, factor = (a, b, step["ratio"]) if step["ratio"] > 1 else (b, a, 1 / step["ratio"])
+    return (f"<b>{escape(_label(faster))}</b> is {factor:.2f}x faster per step than "
+            f"{escape(_label(slower))}{interval}.")
+
+
+def render_html(summary: dict) -> str:
+    runs = summary["runs"]
+    workload = ", ".join(sorted({f"{r['workload']} {r['mode']} {r['size']}" for r in runs}))
+    table = "".join(
+        f"<tr><td><code>{r['id']}</code></td><td>{escape(_label(r))}</td><td>{escape(str(r['device']))}</td>"
+        f"<td class=num>{median(r['step_ms']) if r['step_ms'] else float('nan'):.3f}</td>"
+        f"<td class=num>{r['repeats']}</td></tr>" for r in runs)
+    diff = summary.get("diff")
+    sections = [
+        f"<h1>xprof review: {escape(workload)}</h1>",
+        f'<p class="verdict">{_verdict(summary)}</p>',
+        "<table><tr><th>run</th><th>framework</th><th>device</th><th>median step ms</th>"
+        f"<th>repeats</th></tr>{table}</table>",
+        "<h2>Where a step's time goes (ms per step, by category)</h2>", _stacked_bars(runs),
+        "<h2>Step time distribution (unprofiled steps; bar = median)</h2>", _step_distributions(runs),
+        "<h2>Memory allocated over time (first repeat)</h2>", _memory_plot(runs),
+    ]
+    if diff:
+        sections += [f"<h2>Ranked differences, B = {escape(_label(diff['b']))} against "
+                     f"A = {escape(_label(diff['a']))}</h2>", _diff_table(diff),
+                     f"<p><small>{escape(diff['method'])}; significant = interval excludes 1, "
+                     f"effect &gt; {diff['min_effect']:.0%}.</small></p>"]
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>xprof review: {escape(workload)}</title><style>{STYLE}</style></head>"
+            f"<body>{''.join(sections)}</body></html>\n")
