@@ -292,6 +292,11 @@ def _analysis_errors():
 @click.option("--a", "framework_a", type=click.Choice(FRAMEWORKS), default="torch", show_default=True)
 @click.option("--b", "framework_b", type=click.Choice(FRAMEWORKS), default="tensorflow", show_default=True)
 @click.option("--mode", type=click.Choice(MODES), default="train", show_default=True)
+@click.option("--size", type=click.Choice(SIZES), default=None,
+              help="With --workload: runs of this size (default: the size of A's latest run).")
+@click.option("--a-exec", type=click.Choice(EXECUTIONS), default=None,
+              help="With --workload: A's execution style (default: its latest run's).")
+@click.option("--b-exec", type=click.Choice(EXECUTIONS), default=None)
 @click.option("--by", type=click.Choice(["category", "op", "kernel"]), default="category",
               show_default=True)
 @click.option("--min-effect", type=click.FloatRange(0, 10), default=0.05, show_default=True,
@@ -300,8 +305,8 @@ def _analysis_errors():
               help="Rows shown in the table (JSON has them all).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @db_option
-def diff_command(run_ids, workload, framework_a, framework_b, mode, by, min_effect, top,
-                 as_json, db_path):
+def diff_command(run_ids, workload, framework_a, framework_b, mode, size, a_exec, b_exec, by,
+                 min_effect, top, as_json, db_path):
     """Ranked differences between two runs, per step, with confidence intervals.
 
     \b
@@ -321,10 +326,8 @@ def diff_command(run_ids, workload, framework_a, framework_b, mode, by, min_effe
                 raise click.UsageError("give two run ids, or --workload (not both)")
             run_a, run_b = (resolve_run(conn, ref) for ref in run_ids)
         elif workload:
-            run_a = latest_run(conn, workload, framework_a, mode)
-            run_b = latest_run(conn, workload, framework_b, mode)
-            if run_a["id"] == run_b["id"]:
-                raise click.UsageError("--a and --b name the same run")
+            run_a = latest_run(conn, workload, framework_a, mode, a_exec, size)
+            run_b = latest_run(conn, workload, framework_b, mode, b_exec, size or run_a["size"])
         else:
             raise click.UsageError("give two run ids or --workload W")
         result = compare(conn, run_a, run_b, by, min_effect)
@@ -337,17 +340,24 @@ def diff_command(run_ids, workload, framework_a, framework_b, mode, by, min_effe
 
 
 def _ms(value) -> str:
+    """Milliseconds, always: 3 decimals, 4 below 0.01 ms, none from 100 ms."""
     if value is None:
         return "-"
+    if value == 0:
+        return "0"
     if abs(value) >= 100:
         return f"{value:,.0f}"
-    return f"{value:.3f}" if abs(value) >= 0.01 else f"{value * 1000:.1f}µ"
+    return f"{value:.3f}" if abs(value) >= 0.01 else f"{value:.4f}"
 
 
 def _ratio_cell(row) -> str:
     ratio, low, high = row["ratio"], row["ci_low"], row["ci_high"]
-    text = "only in B" if ratio is None and row["b_ms"] > 0 else (
-        "only in A" if ratio is None else f"{ratio:.2f}x")
+    if ratio is None:
+        text = "only in B"
+    elif ratio == 0:
+        text = "only in A"
+    else:
+        text = f"{ratio:.2f}x"
     text += interval_text(low, high)
     if row["significant"]:
         colour = "red" if row["delta_ms"] > 0 else "green"
@@ -442,13 +452,14 @@ def _interval(entry) -> str:
 def _print_report(report) -> None:
     from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(highlight=False)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
-                  title="verdict per workload (TF/torch = TensorFlow step time / torch step time)")
+                  title="verdict per workload (TF/torch: TensorFlow / torch step time)")
     for column in ("workload", "mode", "size", "torch ms", "tf ms", "TF/torch \\[interval]",
-                   "peak mem torch/tf"):
+                   "peak torch/tf"):
         table.add_column(column, no_wrap=True, justify="right" if "ms" in column else "left")
     details = []
     for entry in report["workloads"]:
@@ -456,29 +467,34 @@ def _print_report(report) -> None:
         torch_side, tf_side = fws.get("torch", {}), fws.get("tensorflow", {})
         ratio = entry.get("ratio")
         if ratio is None:
-            cell = f"[dim]{entry['verdict']}[/]"
+            cell = "[dim]-[/]"
         else:
             colour = {"torch": "cyan", "tensorflow": "magenta"}.get(entry.get("faster"), "dim")
             cell = f"[{colour}]{ratio:.2f}x{_interval(entry)}[/]"
         table.add_row(entry["workload"], entry["mode"], entry["size"],
                       _ms(torch_side.get("step_ms")), _ms(tf_side.get("step_ms")), cell,
-                      f"{_bytes(torch_side.get('peak_bytes'))} / {_bytes(tf_side.get('peak_bytes'))}")
+                      f"{_bytes(torch_side.get('peak_bytes'))}/{_bytes(tf_side.get('peak_bytes'))}")
+        categories = entry.get("top_categories", [])
         why = ", ".join(f"{c['category']} {'+' if c['delta_ms'] > 0 else ''}{_ms(c['delta_ms'])} ms"
-                        for c in entry.get("top_categories", []))
+                        f"{'' if c['significant'] else ' (n.s.)'}" for c in categories)
         effects = []
         for framework, side in fws.items():
             for execution, effect in side["execution_effects"].items():
                 if effect["ratio"] is not None:
                     effects.append(f"{framework} {execution} {effect['ratio']:.2f}x{_interval(effect)}")
-        line = f"[bold]{entry['workload']}[/] {entry['mode']}: {entry['verdict']}"
+        line = f"[bold]{entry['workload']}[/] {entry['mode']} {entry['size']}: {entry['verdict']}"
         if why:
-            line += f"; gap from {why}"
+            line += f"; gap (tf - torch) from {why}"
         if effects:
             line += f"; vs usual style: {', '.join(effects)}"
         details.append(line)
     console.print(table)
     for line in details:
         console.print(line)
+    notes = [note for entry in report["workloads"] for note in entry.get("notes", [])]
+    for note in notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+    console.print("[dim]n.s. = not significant; intervals and significance as in `xprof diff`[/]")
 
 
 @cli.command("regressions")
@@ -500,7 +516,10 @@ def regressions_command(workload, baseline, min_effect, fail_on_regression, as_j
     from analysis.regressions import find_regressions
 
     store = _open_store(db_path, create=False)
-    result = find_regressions(store.connection, workload, baseline, min_effect)
+    try:
+        result = find_regressions(store.connection, workload, baseline, min_effect)
+    except _analysis_errors() as error:
+        raise click.ClickException(str(error)) from None
     if as_json:
         _emit_json(result)
     else:

@@ -7,7 +7,7 @@ import math
 import sqlite3
 from dataclasses import asdict, dataclass
 
-from .samples import AnalysisError, RunFigures, run_figures
+from .samples import UNSTABLE_SPREAD, AnalysisError, RunFigures, run_figures, summarize
 from .stats import (
     DEFAULT_CONFIDENCE,
     DEFAULT_MIN_EFFECT,
@@ -56,8 +56,7 @@ def step_time_difference(a: RunFigures, b: RunFigures, min_effect=DEFAULT_MIN_EF
                          confidence=DEFAULT_CONFIDENCE) -> DiffRow:
     """Unprofiled step time, B against A (per-repeat medians)."""
     interval = welch_log_ratio(a.step_ms, b.step_ms, confidence)
-    a_ms = sum(a.step_ms) / len(a.step_ms) if a.step_ms else 0.0
-    b_ms = sum(b.step_ms) / len(b.step_ms) if b.step_ms else 0.0
+    a_ms, b_ms = summarize(a.step_ms), summarize(b.step_ms)
     return DiffRow("step", a_ms, b_ms, b_ms - a_ms, interval.estimate, interval.low,
                    interval.high, is_significant(interval, b_ms - a_ms, min_effect))
 
@@ -75,9 +74,26 @@ def side(run: dict, figures: RunFigures) -> dict:
         "id": run["id"], "framework": run["framework"], "workload": run["workload"],
         "mode": run["mode"], "execution": run["execution"], "size": run["size"],
         "device": run["device"], "repeats": len(figures.repeats), "basis": figures.basis,
-        "step_ms": _mean(figures.step_ms), "profiled_step_ms": _mean(figures.profiled_step_ms),
+        "step_ms": summarize(figures.step_ms) or None,
+        "profiled_step_ms": summarize(figures.profiled_step_ms) or None,
         "peak_bytes": figures.peak_bytes, "allocations_per_step": figures.allocations_per_step,
+        "excluded_repeats": {str(r): factor for r, factor in figures.excluded.items()},
+        "spread": figures.spread,
     }
+
+
+def stability_notes(label: str, figures: RunFigures) -> list[str]:
+    """What a reader must know about how steady a run's repeats were."""
+    notes = []
+    run_id = figures.run["id"]
+    for repeat, factor in sorted(figures.excluded.items()):
+        notes.append(f"{label} ({run_id[:8]}): repeat {repeat} left out, its median step was "
+                     f"{factor:.1f}x the other repeats' (the machine was busy?)")
+    if figures.spread and figures.spread > UNSTABLE_SPREAD:
+        notes.append(f"{label} ({run_id[:8]}) is unstable: its repeats' median steps range "
+                     f"{figures.spread:.1f}x; intervals are wide, rerun on a quieter machine "
+                     "or with more --repeats")
+    return notes
 
 
 def compare(conn: sqlite3.Connection, run_a: dict, run_b: dict, by: str = "category",
@@ -90,8 +106,10 @@ def compare(conn: sqlite3.Connection, run_a: dict, run_b: dict, by: str = "categ
             f"runs {run_a['id']} and {run_b['id']} are of different workloads "
             f"({run_a['workload']}/{run_a['mode']} vs {run_b['workload']}/{run_b['mode']})"
         )
+    if run_a["id"] == run_b["id"]:
+        raise AnalysisError(f"run {run_a['id']} compared with itself: give two different runs")
     a, b = run_figures(conn, run_a, by), run_figures(conn, run_b, by)
-    notes = []
+    notes = stability_notes("A", a) + stability_notes("B", b)
     if len(a.repeats) < 2 or len(b.repeats) < 2:
         notes.append("fewer than 2 repeats on a side: no interval, nothing can be significant "
                      "(run with --repeats 3 or more)")
@@ -107,14 +125,11 @@ def compare(conn: sqlite3.Connection, run_a: dict, run_b: dict, by: str = "categ
         "rows": [_json_row(r) for r in rank_differences(a, b, min_effect, confidence)],
         "min_effect": min_effect,
         "confidence": confidence,
-        "method": "Welch t-interval of log per-repeat means, Bonferroni-adjusted over rows",
+        "method": ("rows are geometric means over repeats of per-repeat step medians; B/A "
+                   "interval: Welch t on their logs, Bonferroni-adjusted over rows"),
         "environment_differences": environment_differences(run_a, run_b),
         "notes": notes,
     }
-
-
-def _mean(values):
-    return sum(values) / len(values) if values else None
 
 
 def _json_row(row: DiffRow) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 
 from .diff import environment_differences
-from .samples import RunFigures, run_figures
+from .samples import AnalysisError, RunFigures, run_figures
 from .stats import (
     DEFAULT_CONFIDENCE,
     DEFAULT_MIN_EFFECT,
@@ -69,6 +69,8 @@ def find_regressions(conn: sqlite3.Connection, workload: str | None = None, base
             keys |= set(f.per_repeat)
         for key in sorted(keys):
             comparisons.append((history, key, latest, before))
+    if workload and not checked and not _configurations(conn, workload):
+        raise AnalysisError(f"no ok runs of {workload} (run `xprof run -w {workload}` first)")
     level = adjusted_confidence(confidence, len(comparisons))
     found = []
     for history, key, latest, before in comparisons:
@@ -86,7 +88,8 @@ def find_regressions(conn: sqlite3.Connection, workload: str | None = None, base
             "key": key, "baseline_ms": base_ms, "latest_ms": latest_ms,
             "ratio": interval.estimate, "ci_low": interval.low, "ci_high": interval.high,
             "latest_run": run["id"], "baseline_runs": [r["id"] for r in history[:-1]],
-            "environment_changed": environment_differences(history[-2], run),
+            "environment_changed": sorted({d for before in history[:-1]
+                                           for d in environment_differences(before, run)}),
         })
     found.sort(key=lambda r: -(r["latest_ms"] - r["baseline_ms"]))
     return {

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from .diff import rank_differences, step_time_difference
+from .diff import rank_differences, stability_notes, step_time_difference
 from .samples import AnalysisError, latest_run, run_figures
+from .stats import summarize
 from .stats import DEFAULT_MIN_EFFECT
 
 # Each framework's usual execution style, the one the verdict is about.
@@ -30,10 +31,9 @@ def _groups(conn, workloads):
 
 def _latest(conn, workload, framework, mode, size, execution):
     try:
-        run = latest_run(conn, workload, framework, mode, execution)
+        return latest_run(conn, workload, framework, mode, execution, size)
     except AnalysisError:
         return None
-    return run if run["size"] == size else None
 
 
 def _execution_effects(conn, workload, framework, mode, size, usual_figures) -> dict:
@@ -63,7 +63,7 @@ def verdict(conn: sqlite3.Connection, workload: str, mode: str, size: str,
         f = figures[framework]
         entry["frameworks"][framework] = {
             "run": run["id"], "execution": run["execution"], "repeats": len(f.repeats),
-            "step_ms": sum(f.step_ms) / len(f.step_ms) if f.step_ms else None,
+            "step_ms": summarize(f.step_ms) or None,
             "peak_bytes": f.peak_bytes,
             "execution_effects": _execution_effects(conn, workload, framework, mode, size, f),
         }
@@ -72,6 +72,7 @@ def verdict(conn: sqlite3.Connection, workload: str, mode: str, size: str,
         entry["verdict"] = f"no ok {USUAL_EXECUTION[missing[0]]} run of {missing[0]} to compare with"
         return entry
     a, b = figures["torch"], figures["tensorflow"]
+    entry["notes"] = stability_notes("torch", a) + stability_notes("tensorflow", b)
     step = step_time_difference(a, b, min_effect)
     entry.update(ratio=step.ratio, ci_low=step.ci_low, ci_high=step.ci_high,
                  significant=step.significant)

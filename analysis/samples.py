@@ -16,11 +16,31 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from statistics import median
 
+from .stats import summarize
+
 DEVICE_KINDS = ("kernel", "memcpy", "memset")
 # On the CPU, the part of a profiled step that no op accounts for: the framework's
 # dispatch and runtime, Python, the profiler's own cost. Dominant for small models.
 BETWEEN_OPS = "(between ops)"
 BY_COLUMNS = {"category": "COALESCE(category, 'other')", "op": "COALESCE(op, name)", "kernel": "name"}
+
+
+# A repeat whose median step (timed or profiled) is more than this many times off the
+# median repeat's ran while the machine did something else: it is left out, and said
+# so. Healthy repeats here differ by up to 1.5x; under load, two of five profiled
+# repeats ran 5x slower than the other three and hid a 3x slowdown from the interval.
+OUTLIER_FACTOR = 2.0
+UNSTABLE_SPREAD = 1.5
+
+
+def outlier_repeats(step_ms: dict[int, float]) -> dict[int, float]:
+    """Repeats whose median step is more than OUTLIER_FACTOR slower than the median
+    repeat's (a busy machine slows a process down, it never speeds one up):
+    repeat -> factor. Needs 3 repeats."""
+    if len(step_ms) < 3 or min(step_ms.values()) <= 0:
+        return {}
+    center = median(step_ms.values())
+    return {r: v / center for r, v in step_ms.items() if v / center > OUTLIER_FACTOR}
 
 
 class AnalysisError(ValueError):
@@ -39,9 +59,11 @@ class RunFigures:
     peak_bytes: int | None = None
     allocations_per_step: float | None = None
 
+    excluded: dict[int, float] = field(default_factory=dict)  # repeat -> its factor off
+    spread: float | None = None  # slowest / fastest per-repeat median step, kept repeats
+
     def mean(self, key: str) -> float:
-        values = self.per_repeat.get(key)
-        return sum(values) / len(values) if values else 0.0
+        return summarize(self.per_repeat.get(key, []))
 
 
 def _rows(conn: sqlite3.Connection, sql: str, params=()) -> list[sqlite3.Row]:
@@ -70,10 +92,18 @@ def run_figures(conn: sqlite3.Connection, run: dict, by: str = "category") -> Ru
             step_wall_ms[row["repeat"], row["step"]] = row["wall_ns"] / 1e6
         else:
             plain[row["repeat"]].append(row["wall_ns"] / 1e6)
-    repeats = sorted(steps)
-    figures = RunFigures(run, basis, repeats)
-    figures.step_ms = [median(plain[r]) for r in sorted(plain) if plain[r]]
+    # imported traces have no unprofiled steps: their profiled steps stand in
+    timing = plain if any(plain.values()) else profiled_walls
+    excluded = outlier_repeats({r: median(v) for r, v in timing.items() if v})
+    excluded.update(outlier_repeats({r: median(v) for r, v in profiled_walls.items() if v}))
+    if 2 * len(excluded) >= len(steps):
+        excluded = {}  # no majority left to trust: keep all, the spread note warns
+    repeats = [r for r in sorted(steps) if r not in excluded]
+    figures = RunFigures(run, basis, repeats, excluded=excluded)
+    figures.step_ms = [median(timing[r]) for r in sorted(timing) if timing[r] and r not in excluded]
     figures.profiled_step_ms = [median(profiled_walls[r]) for r in repeats]
+    if len(figures.step_ms) >= 2:
+        figures.spread = max(figures.step_ms) / min(figures.step_ms)
 
     per_step: dict[str, dict[tuple[int, int], float]] = defaultdict(dict)
     placeholders = ", ".join("?" * len(kinds))
@@ -115,8 +145,10 @@ def run_figures(conn: sqlite3.Connection, run: dict, by: str = "category") -> Ru
 
 def resolve_run(conn: sqlite3.Connection, ref: str) -> dict:
     """A run by its id or an unambiguous prefix of it."""
+    if not ref or any(c not in "0123456789abcdef" for c in ref.lower()):
+        raise AnalysisError(f"{ref!r} is not a run id (ids are hex, see `xprof runs`)")
     rows = _rows(conn, "SELECT * FROM runs WHERE id LIKE ? ORDER BY started_at DESC",
-                 (ref.replace("%", "").replace("_", "") + "%",))
+                 (ref.lower() + "%",))
     if not rows:
         raise AnalysisError(f"no run with id {ref!r} (see `xprof runs`)")
     exact = [r for r in rows if r["id"] == ref]
@@ -129,19 +161,22 @@ def resolve_run(conn: sqlite3.Connection, ref: str) -> dict:
 
 
 def latest_run(conn: sqlite3.Connection, workload: str, framework: str, mode: str | None = None,
-               execution: str | None = None) -> dict:
+               execution: str | None = None, size: str | None = None) -> dict:
     """The newest `ok` run of a framework on a workload."""
     sql = "SELECT * FROM runs WHERE status = 'ok' AND workload = ? AND framework = ?"
     params = [workload, framework]
-    for column, value in (("mode", mode), ("execution", execution)):
+    for column, value in (("mode", mode), ("execution", execution), ("size", size)):
         if value:
             sql += f" AND {column} = ?"
             params.append(value)
     rows = _rows(conn, sql + " ORDER BY started_at DESC LIMIT 1", params)
     if not rows:
-        what = " ".join(v for v in (mode, execution) if v)
+        what = " ".join(v for v in (size, mode, execution) if v)
+        hint = f"xprof run -w {workload} -f {framework}"
+        for flag, value in (("--suite", size), ("--mode", mode), ("--exec", execution)):
+            if value:
+                hint += f" {flag} {value}"
         raise AnalysisError(
-            f"no ok {what + ' ' if what else ''}run of {workload!r} in {framework} "
-            f"(run `xprof run -w {workload} -f {framework}`)"
+            f"no ok {what + ' ' if what else ''}run of {workload!r} in {framework} (run `{hint}`)"
         )
     return dict(rows[0])

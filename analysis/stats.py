@@ -3,9 +3,10 @@
 The unit of evidence is a repeat: one worker process. Steps inside one process share
 its luck (allocator state, thread placement, CPU frequency), so step-to-step variance
 understates how much two processes of the same thing differ. Each side of a
-comparison is therefore a handful of per-repeat means, and the interval of the ratio
-B/A is Welch's t-interval on their logarithms (an exact method under log-normal
-repeat means; it needs two repeats a side). Intervals are Bonferroni-adjusted over
+comparison is a handful of per-repeat figures (each the median over that repeat's
+steps), summarized by their geometric mean, and the interval of the ratio B/A of the
+geometric means is Welch's t-interval on their logarithms (an exact method under
+log-normal repeat figures; it needs two repeats a side). Intervals are Bonferroni-adjusted over
 the rows of one comparison, so an A/A comparison of thirty ops has a 5% chance, not
 thirty times that, of showing any false difference.
 
@@ -34,7 +35,8 @@ class Interval:
 
 
 def welch_log_ratio(a: list[float], b: list[float], confidence: float) -> Interval:
-    """Interval of mean(B)/mean(A) from per-repeat values, on the log scale."""
+    """Interval of geomean(B)/geomean(A) from per-repeat values, on the log scale (of the
+    arithmetic means when a value is zero, see _welch_delta_as_ratio)."""
     if len(a) < 2 or len(b) < 2:
         return Interval(_ratio(a, b), None, None, "none: needs 2 repeats a side")
     if min(a) <= 0 or min(b) <= 0:
@@ -81,8 +83,20 @@ def _t_quantile(p: float, df: float) -> float:
 
 
 def _ratio(a, b):
-    ma, mb = (fmean(a) if a else 0.0), (fmean(b) if b else 0.0)
+    ma, mb = summarize(a), summarize(b)
     return mb / ma if ma else None
+
+
+def summarize(values: list[float]) -> float:
+    """The figure a row shows for per-repeat values: their geometric mean, the mean the
+    ratio's interval is about (log scale), so row, ratio and interval always agree; the
+    arithmetic mean when a repeat is zero (an op some repeats never ran)."""
+    if not values:
+        return 0.0
+    if min(values) > 0:
+        return math.exp(sum(math.log(v) for v in values) / len(values))
+    return sum(values) / len(values)
+
 
 
 def is_significant(interval: Interval, delta_ms: float, min_effect: float,

@@ -36,6 +36,8 @@ def test_cross_framework_diff_is_ranked_with_honest_intervals(store):
     assert "convolution" in keys and "(between ops)" in keys
     for row in rows + [result["step"]]:
         assert row["delta_ms"] == pytest.approx(row["b_ms"] - row["a_ms"])
+        if row["a_ms"] > 0 and row["ratio"] is not None:  # the ratio is of the shown figures
+            assert row["ratio"] == pytest.approx(row["b_ms"] / row["a_ms"])
         if row["ratio"] is not None and row["ci_low"] is not None and row["ci_high"] is not None:
             assert row["ci_low"] <= row["ratio"] <= row["ci_high"]
         if row["significant"]:
@@ -107,6 +109,11 @@ def test_bad_references_get_one_line(store, tmp_path):
     cnn = _runs(store, workload="cnn", framework="torch")[0]
     mlp = _runs(store, workload="mlp", framework="torch")[0]
     assert "different workloads" in one_line_error(run_xprof("diff", cnn, mlp, "--db", store))
+    assert "compared with itself" in one_line_error(run_xprof("diff", cnn, cnn, "--db", store))
+    assert "is not a run id" in one_line_error(run_xprof("diff", "%", cnn, "--db", store))
+    assert "no ok small train run of 'cnn' in torch (run `xprof run -w cnn -f torch --suite small" in \
+        one_line_error(run_xprof("diff", "--workload", "cnn", "--size", "small", "--db", store))
+    assert "no ok runs of lstm" in one_line_error(run_xprof("regressions", "-w", "lstm", "--db", store))
     assert "no ok train run of 'lstm' in torch" in one_line_error(
         run_xprof("diff", "--workload", "lstm", "--db", store))
     assert "no ok runs of lstm" in one_line_error(run_xprof("report", "-w", "lstm", "--db", store))

@@ -29,7 +29,7 @@ def test_interval_contains_its_estimate_and_matches_welch_by_hand():
 
 def test_one_repeat_a_side_gives_no_interval_and_no_significance():
     interval = welch_log_ratio([1.0], [3.0, 3.1], 0.95)
-    assert interval.low is None and interval.estimate == pytest.approx(3.05)
+    assert interval.low is None and interval.estimate == pytest.approx(math.sqrt(3.0 * 3.1))
     assert not is_significant(interval, delta_ms=2.0, min_effect=0.05)
 
 
@@ -71,3 +71,22 @@ def test_a_over_a_false_positive_rate_is_at_most_nominal():
             any_row |= is_significant(interval, sum(b) / 3 - sum(a) / 3, 0.05)
         alarms += any_row
     assert alarms / 300 <= 0.08
+
+
+def test_a_repeat_slowed_by_a_busy_machine_is_left_out():
+    from analysis.samples import outlier_repeats
+
+    assert outlier_repeats({0: 7.07, 1: 0.98, 2: 1.37, 3: 0.90, 4: 7.26}) == {
+        0: pytest.approx(7.07 / 1.37), 4: pytest.approx(7.26 / 1.37)}
+    assert outlier_repeats({0: 1.0, 1: 1.4, 2: 0.8, 3: 1.2}) == {}  # ordinary spread
+    assert outlier_repeats({0: 0.3, 1: 1.0, 2: 1.1}) == {}  # faster is never "busy"
+    assert outlier_repeats({0: 5.0, 1: 1.0}) == {}  # two repeats: no majority to judge by
+
+
+def test_rows_summarize_by_geometric_mean_so_ratio_and_row_agree():
+    from analysis.stats import summarize
+
+    a, b = [1.0, 4.0], [2.0, 2.0]
+    interval = welch_log_ratio(a, b, 0.95)
+    assert summarize(a) == pytest.approx(2.0) and interval.estimate == pytest.approx(1.0)
+    assert summarize([0.0, 3.0]) == 1.5  # a zero: arithmetic, as the delta interval is
