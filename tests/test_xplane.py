@@ -11,6 +11,8 @@ import textwrap
 from collections import Counter
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from conftest import REPO_ROOT, fixture_path, last_json_line, run_python
 
 from profiler.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME, TraceFormatError
@@ -430,3 +432,33 @@ def test_without_tensorflow_the_error_says_to_install_it():
     )
     assert done.returncode == 1
     assert "TensorFlowMissing" in done.stderr and "pip install tensorflow" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def small_xspace_bytes():
+    return nvidia_space().SerializeToString()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_xspace_gives_a_trace_or_a_trace_format_error(small_xspace_bytes, tmp_path, data):
+    """Flip, drop and insert bytes of a valid XSpace: the reader returns a trace or raises
+    its own clean error, never anything else."""
+    blob = bytearray(small_xspace_bytes)
+    for _ in range(data.draw(st.integers(1, 8))):
+        at = data.draw(st.integers(0, len(blob) - 1))
+        action = data.draw(st.sampled_from(["flip", "drop", "insert"]))
+        if action == "flip":
+            blob[at] ^= data.draw(st.integers(1, 255))
+        elif action == "drop":
+            del blob[at]
+        else:
+            blob.insert(at, data.draw(st.integers(0, 255)))
+    path = tmp_path / "mutated.xplane.pb"
+    path.write_bytes(bytes(blob))
+    try:
+        trace = read_xplane(path)
+    except TraceFormatError as error:
+        assert "mutated.xplane.pb" in str(error) and "\n" not in str(error)
+    else:
+        assert trace.source_format == "xplane"
