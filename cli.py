@@ -279,12 +279,6 @@ def _print_runs(rows, title) -> None:
                           f"{escape(row['error'])}", highlight=False)
 
 
-def _analysis_errors():
-    from analysis.samples import AnalysisError
-
-    return AnalysisError
-
-
 @cli.command("diff")
 @click.argument("run_ids", nargs=-1)
 @click.option("--workload", "-w", type=click.Choice(list(WORKLOADS)), default=None,
@@ -320,19 +314,16 @@ def diff_command(run_ids, workload, framework_a, framework_b, mode, size, a_exec
 
     store = _open_store(db_path, create=False)
     conn = store.connection
-    try:
-        if run_ids:
-            if len(run_ids) != 2 or workload:
-                raise click.UsageError("give two run ids, or --workload (not both)")
-            run_a, run_b = (resolve_run(conn, ref) for ref in run_ids)
-        elif workload:
-            run_a = latest_run(conn, workload, framework_a, mode, a_exec, size)
-            run_b = latest_run(conn, workload, framework_b, mode, b_exec, size or run_a["size"])
-        else:
-            raise click.UsageError("give two run ids or --workload W")
-        result = compare(conn, run_a, run_b, by, min_effect)
-    except _analysis_errors() as error:
-        raise click.ClickException(str(error)) from None
+    if run_ids:
+        if len(run_ids) != 2 or workload:
+            raise click.UsageError("give two run ids, or --workload (not both)")
+        run_a, run_b = (resolve_run(conn, ref) for ref in run_ids)
+    elif workload:
+        run_a = latest_run(conn, workload, framework_a, mode, a_exec, size)
+        run_b = latest_run(conn, workload, framework_b, mode, b_exec, size or run_a["size"])
+    else:
+        raise click.UsageError("give two run ids or --workload W")
+    result = compare(conn, run_a, run_b, by, min_effect)
     if as_json:
         _emit_json(result)
     else:
@@ -435,10 +426,7 @@ def report_command(names, min_effect, as_json, db_path):
     from analysis.report import build_report
 
     store = _open_store(db_path, create=False)
-    try:
-        report = build_report(store.connection, list(dict.fromkeys(names)), min_effect)
-    except _analysis_errors() as error:
-        raise click.ClickException(str(error)) from None
+    report = build_report(store.connection, list(dict.fromkeys(names)), min_effect)
     if as_json:
         _emit_json(report)
     else:
@@ -516,10 +504,7 @@ def regressions_command(workload, baseline, min_effect, fail_on_regression, as_j
     from analysis.regressions import find_regressions
 
     store = _open_store(db_path, create=False)
-    try:
-        result = find_regressions(store.connection, workload, baseline, min_effect)
-    except _analysis_errors() as error:
-        raise click.ClickException(str(error)) from None
+    result = find_regressions(store.connection, workload, baseline, min_effect)
     if as_json:
         _emit_json(result)
     else:
@@ -621,10 +606,7 @@ def export_command(run_ids, fmt, output, step_range, repeat, db_path):
 
     store = _open_store(db_path, create=False)
     conn = store.connection
-    try:
-        runs = [resolve_run(conn, ref) for ref in dict.fromkeys(run_ids)]
-    except _analysis_errors() as error:
-        raise click.ClickException(str(error)) from None
+    runs = [resolve_run(conn, ref) for ref in dict.fromkeys(run_ids)]
     out = Path(output)
     steps = export.parse_step_range(step_range)
     if fmt == "perfetto":

@@ -16,6 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from statistics import median
 
+from profiler.errors import UserError
+
 from .stats import summarize
 
 DEVICE_KINDS = ("kernel", "memcpy", "memset")
@@ -43,7 +45,7 @@ def outlier_repeats(step_ms: dict[int, float]) -> dict[int, float]:
     return {r: v / center for r, v in step_ms.items() if v / center > OUTLIER_FACTOR}
 
 
-class AnalysisError(ValueError):
+class AnalysisError(UserError, ValueError):
     """A comparison that cannot be made (unknown run, nothing to compare)."""
 
 
