@@ -245,32 +245,32 @@ def _run_row(run: dict) -> dict:
     }
 
 
-def _framework_label(row) -> str:
-    short = "tf" if row["framework"] == "tensorflow" else row["framework"]
-    return f"{short} {row['execution']}" if row["execution"] else short
-
-
 def _print_runs(rows, title) -> None:
     from rich import box
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                  padding=(0, 1, 0, 0))
-    for column in ("id", "status", "workload", "mode", "size", "framework", "step ms",
-                   "kernels", "mem ev"):
-        numeric = column in ("step ms", "kernels", "mem ev")
-        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
+    table = Table(title=title, box=None, pad_edge=False, padding=(0, 1, 0, 0),
+                  header_style="bold underline")
     colours = {"ok": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
-    for row in rows:
-        median = row["step_ms_median"]
-        table.add_row(
-            row["id"][:8], f"[{colours.get(row['status'], 'white')}]{row['status']}[/]",
-            row["workload"] or "-", row["mode"] or "-", row["size"] or "-",
-            _framework_label(row), f"{median:.3f}" if median is not None else "-",
-            f"{row['kernels']:,}", f"{row['memory_events']:,}",
-        )
+    cells = [
+        (row["id"][:8], f"[{colours.get(row['status'], 'white')}]{row['status']}[/]",
+         row["workload"] or "-", row["mode"] or "-", row["size"] or "-",
+         "tf" if row["framework"] == "tensorflow" else row["framework"], row["execution"] or "-",
+         _ms(row["step_ms_median"]), f"{row['kernels']:,}", f"{row['memory_events']:,}")
+        for row in rows
+    ]
+    numeric = ("step ms", "kernels", "mem ev")
+    for i, column in enumerate(("id", "status", "workload", "mode", "size", "fw", "exec") + numeric):
+        if column in numeric:
+            # numbers are never cut short: the text columns give way first
+            width = max([len(column)] + [len(c[i]) for c in cells])
+            table.add_column(column, justify="right", no_wrap=True, min_width=width)
+        else:
+            table.add_column(column, no_wrap=True, overflow="ellipsis")
+    for row_cells in cells:
+        table.add_row(*row_cells)
     console = Console()
     console.print(table)
     for row in rows:
@@ -720,9 +720,12 @@ def main(argv=None) -> int:
     except click.ClickException as error:
         click.echo(f"xprof: error: {error.format_message()}", err=True)
         return error.exit_code
-    except (WorkloadError, UserError) as error:
+    except WorkloadError as error:
         click.echo(f"xprof: error: {error}", err=True)
         return 2
+    except UserError as error:
+        click.echo(f"xprof: error: {error}", err=True)
+        return 1
     except KeyboardInterrupt:
         click.echo("xprof: interrupted", err=True)
         return 130

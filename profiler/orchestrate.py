@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -28,10 +29,11 @@ from workloads.spec import resolve_execution
 
 from .artifacts import keep_compressed, sha256_of, trace_suffix
 from .events import StepTiming, TraceFormatError
-from .store import Store
+from .store import Store, StoreError
 from .traces import read_trace
 
 STDERR_TAIL_LINES = 12
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*")
 WORKER_TIMEOUT_S = 3600
 # What makes two runs comparable; a change here is named when runs are compared.
 FINGERPRINT_KEYS = ("hostname", "cpu_model", "logical_cores", "framework_version", "threads",
@@ -133,7 +135,9 @@ class Orchestrator:
         self.batch_id = hashlib.sha1(f"{time.time_ns()}{os.getpid()}".encode()).hexdigest()[:12]
 
     def execute(self, requests: list[RunRequest]) -> list[RunOutcome]:
+        self.store.mark_orphaned_runs()
         outcomes = [RunOutcome(self._create(r), r) for r in requests]
+        done_repeats = [0] * len(outcomes)
         current = None
         try:
             for index, repeat in _schedule(requests):
@@ -147,23 +151,32 @@ class Orchestrator:
                 except (WorkerFailed, TraceFormatError) as error:
                     outcome.status, outcome.error = "failed", str(error)
                     self.store.finish_run(outcome.id, "failed", outcome.error)
+                done_repeats[index] += 1
+                if outcome.status == "running" and done_repeats[index] == outcome.request.repeats:
+                    self._finish_ok(outcome)  # final now: a later Ctrl-C cannot undo it
                 self.progress("finish", outcome=outcome, repeat=repeat)
                 current = None
-        except BaseException:
-            # Ctrl-C / SIGTERM: the cut run and those not started are marked, not lost.
+        except BaseException as error:
+            # Ctrl-C, SIGTERM, a store that stopped taking writes: the cut run and those
+            # not started are marked, not lost. If even that write fails (the store is
+            # locked), the next `xprof run` marks them, as runs of a dead process.
+            cause = "interrupted" if isinstance(error, KeyboardInterrupt) else f"stopped: {error}"
             for outcome in outcomes:
                 if outcome.status == "running":
                     outcome.status = "interrupted"
-                    outcome.error = "interrupted" if outcome is current else "not started: interrupted"
-                    self.store.finish_run(outcome.id, "interrupted", outcome.error)
+                    outcome.error = cause if outcome is current else f"not started: {cause}"
+                    try:
+                        self.store.finish_run(outcome.id, "interrupted", outcome.error)
+                    except StoreError:
+                        break
             raise
-        for outcome in outcomes:
-            if outcome.status == "running":
-                outcome.status = "ok"
-                median = statistics.median(outcome.step_ns) / 1e6 if outcome.step_ns else None
-                self.store.update_run(outcome.id, step_ms_median=median)
-                self.store.finish_run(outcome.id, "ok")
         return outcomes
+
+    def _finish_ok(self, outcome: RunOutcome) -> None:
+        outcome.status = "ok"
+        median = statistics.median(outcome.step_ns) / 1e6 if outcome.step_ns else None
+        self.store.update_run(outcome.id, step_ms_median=median)
+        self.store.finish_run(outcome.id, "ok")
 
     def _create(self, r: RunRequest) -> str:
         return self.store.create_run(
@@ -176,7 +189,8 @@ class Orchestrator:
         r = outcome.request
         with tempfile.TemporaryDirectory(prefix="xprof-worker-") as tmp:
             out_dir = Path(tmp)
-            request = {**r.__dict__, "out_dir": str(out_dir), "repeat": repeat}
+            request = {**r.__dict__, "out_dir": str(out_dir), "repeat": repeat,
+                       "parent_pid": os.getpid()}
             (out_dir / "request.json").write_text(json.dumps(request))
             result, samples = self._spawn(out_dir)
             trace_path = Path(result["trace_path"])
@@ -228,7 +242,11 @@ class Orchestrator:
             for s in result["profiled"]
         ]
         artifact_dir = self.store.artifacts_dir() / outcome.id
-        artifact_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            artifact_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot create the artifacts directory {artifact_dir}: "
+                             f"{error.strerror}") from None
         stored_trace = keep_compressed(trace_path, artifact_dir / f"r{repeat}.{trace_suffix(trace_path)}")
         python_profile = result.get("python_profile")
         with self.store.transaction() as conn:
@@ -280,4 +298,8 @@ def _describe_exit(returncode: int, stderr_path: Path) -> str:
         head = f"worker killed by {name}{cause}"
     else:
         head = f"worker exited with status {returncode}"
-    return head + (": " + " | ".join(tail[-STDERR_TAIL_LINES:]) if tail else "")
+    # the exception line first: it is what a reader of `xprof runs` needs
+    errors = [line for line in tail if _EXCEPTION_LINE.match(line)]
+    if errors:
+        tail = [errors[-1]] + [line for line in tail if line is not errors[-1]]
+    return head + (": " + " | ".join(tail) if tail else "")

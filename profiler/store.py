@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import time
 import uuid
@@ -24,7 +25,17 @@ from .errors import UserError
 from .events import KernelEvent, MemoryEvent, StepTiming
 
 # How long a writer waits for another one before giving up; XPROF_BUSY_TIMEOUT_MS overrides.
-BUSY_TIMEOUT_MS = int(os.environ.get("XPROF_BUSY_TIMEOUT_MS", 10_000))
+DEFAULT_BUSY_TIMEOUT_MS = 10_000
+
+
+def busy_timeout_ms() -> int:
+    text = os.environ.get("XPROF_BUSY_TIMEOUT_MS")
+    if text is None:
+        return DEFAULT_BUSY_TIMEOUT_MS
+    try:
+        return max(int(text), 0)
+    except ValueError:
+        raise StoreError(f"XPROF_BUSY_TIMEOUT_MS={text!r}: expected a whole number of milliseconds") from None
 
 RUN_STATUSES = ("running", "ok", "failed", "interrupted")
 
@@ -190,17 +201,34 @@ class Store:
             except OSError as error:
                 raise StoreError(f"cannot create store directory {path.parent}: {error.strerror}") from None
         try:
-            connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+            connection = sqlite3.connect(path, timeout=busy_timeout_ms() / 1000, isolation_level=None,
                                          check_same_thread=False)
-            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
+            store = cls(connection, path)
+            # Look before touching anything: a newer store or another program's
+            # database is refused exactly as it is (no WAL switch, no tables added).
+            store.check_is_ours()
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as error:
             raise StoreError(_describe(path, error)) from None
-        store = cls(connection, path)
         store.migrate()
         return store
+
+    def check_is_ours(self) -> None:
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path} has schema version {version}, newer than this "
+                f"xprof understands ({SCHEMA_VERSION}); upgrade xprof"
+            )
+        if version == 0:
+            tables = [r[0] for r in self.connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+            if tables:
+                raise StoreError(f"{self.path} is another program's SQLite database (tables: "
+                                 f"{', '.join(tables[:5])}), not an xprof store")
 
     @classmethod
     def memory(cls) -> "Store":
@@ -218,12 +246,8 @@ class Store:
 
     def migrate(self) -> None:
         try:
+            self.check_is_ours()
             version = self.schema_version()
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"store {self.path} has schema version {version}, newer than this "
-                    f"xprof understands ({SCHEMA_VERSION}); upgrade xprof"
-                )
             for number in range(version + 1, SCHEMA_VERSION + 1):
                 with self.transaction():
                     MIGRATIONS[number - 1](self.connection)
@@ -240,6 +264,9 @@ class Store:
             raise StoreError(_describe(self.path, error)) from None
         try:
             yield self.connection
+        except sqlite3.Error as error:  # a read-only file, a full disk, a corrupt page
+            self.connection.execute("ROLLBACK")
+            raise StoreError(_describe(self.path, error)) from None
         except BaseException:
             self.connection.execute("ROLLBACK")
             raise
@@ -258,7 +285,8 @@ class Store:
     def insert_run(self, conn, **columns) -> str:
         """A new runs row inside the caller's transaction; returns its id."""
         run_id = columns.pop("id", None) or new_run_id()
-        row = {"id": run_id, "status": "running", "started_at": time.time(), "pid": os.getpid()}
+        row = {"id": run_id, "status": "running", "started_at": time.time(), "pid": os.getpid(),
+               "host": socket.gethostname()}
         row.update(columns)
         if isinstance(row.get("env"), dict):
             row["env"] = json.dumps(row["env"], sort_keys=True)
@@ -272,6 +300,18 @@ class Store:
             columns["env"] = json.dumps(columns["env"], sort_keys=True)
         with self.transaction():
             self.db["runs"].update(run_id, columns)
+
+    def mark_orphaned_runs(self) -> int:
+        """Runs left `running` by a process of this host that no longer exists (killed,
+        power loss) become `interrupted`; finished runs are never touched."""
+        orphans = [
+            run_id for run_id, pid, host, started_at in self.connection.execute(
+                "SELECT id, pid, host, started_at FROM runs WHERE status = 'running'")
+            if host == socket.gethostname() and not _process_alive_since(pid, started_at)
+        ]
+        for run_id in orphans:
+            self.finish_run(run_id, "interrupted", "interrupted: its xprof process is gone")
+        return len(orphans)
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         assert status in RUN_STATUSES
@@ -345,10 +385,23 @@ class Store:
         ).fetchone()[0]
 
 
+def _process_alive_since(pid: int | None, started_at: float) -> bool:
+    """Whether process `pid` exists and is the one that started at `started_at` (not a
+    later process that reused its number)."""
+    import psutil
+
+    if pid is None:
+        return False
+    try:
+        return psutil.Process(pid).create_time() <= started_at + 1
+    except psutil.Error:
+        return False
+
+
 def _describe(path, error: sqlite3.Error) -> str:
     text = str(error)
     if "locked" in text or "busy" in text:
-        return f"store {path} is locked by another process (still locked after {BUSY_TIMEOUT_MS / 1000:g} s)"
+        return f"store {path} is locked by another process (still locked after {busy_timeout_ms() / 1000:g} s)"
     if "unable to open" in text or "readonly" in text or "read-only" in text:
         return f"cannot write store {path}: {text} (check the path and its permissions)"
     if "not a database" in text or "malformed" in text:
