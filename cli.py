@@ -246,7 +246,6 @@ def _run_row(run: dict) -> dict:
 
 
 def _print_runs(rows, title) -> None:
-    from rich import box
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -361,10 +360,10 @@ def _side_label(side) -> str:
 
 
 def _print_diff(result, top) -> None:
-    from rich import box
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(highlight=False)
     a, b, step = result["a"], result["b"], result["step"]
@@ -372,15 +371,23 @@ def _print_diff(result, top) -> None:
                   f"A = {_side_label(a)}, B = {_side_label(b)}")
     console.print(f"step time (unprofiled): A {_ms(step['a_ms'])} ms, B {_ms(step['b_ms'])} ms, "
                   f"B/A {_ratio_cell(step)}")
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold underline",
                   title=f"per step, by {result['by']} ({a['basis']} time), |delta| first")
-    table.add_column(result["by"], no_wrap=True, overflow="ellipsis", max_width=34)
-    for column in ("A ms", "B ms", "delta ms"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("B/A \\[interval]", no_wrap=True)
-    for row in result["rows"][:top]:
-        table.add_row(escape(row["key"]), _ms(row["a_ms"]), _ms(row["b_ms"]),
-                      ("+" if row["delta_ms"] > 0 else "") + _ms(row["delta_ms"]), _ratio_cell(row))
+    shown = result["rows"][:top]
+    cells = [(escape(row["key"]), _ms(row["a_ms"]), _ms(row["b_ms"]),
+              ("+" if row["delta_ms"] > 0 else "") + _ms(row["delta_ms"]), _ratio_cell(row))
+             for row in shown]
+    # figures are never cut short: the name column gives way (a kernel name can be long)
+    headers = ("A ms", "B ms", "delta ms", "B/A \\[interval]")
+    widths = [max([len(h.replace("\\", ""))] + [Text.from_markup(c[i]).cell_len for c in cells])
+              for i, h in enumerate(headers, start=1)]
+    table.add_column(result["by"], no_wrap=True, overflow="ellipsis",
+                     max_width=max(12, console.width - sum(widths) - len(widths) - 1))
+    for i, (column, width) in enumerate(zip(headers, widths), start=1):
+        table.add_column(column, justify="right" if i < 4 else "left", no_wrap=True,
+                         min_width=width)
+    for row_cells in cells:
+        table.add_row(*row_cells)
     console.print(table)
     hidden = len(result["rows"]) - top
     if hidden > 0:
@@ -438,13 +445,12 @@ def _interval(entry) -> str:
 
 
 def _print_report(report) -> None:
-    from rich import box
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     console = Console(highlight=False)
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold underline",
                   title="verdict per workload (TF/torch: TensorFlow / torch step time)")
     for column in ("workload", "mode", "size", "torch ms", "tf ms", "TF/torch \\[interval]",
                    "peak torch/tf"):

@@ -230,12 +230,6 @@ class Store:
                 raise StoreError(f"{self.path} is another program's SQLite database (tables: "
                                  f"{', '.join(tables[:5])}), not an xprof store")
 
-    @classmethod
-    def memory(cls) -> "Store":
-        store = cls(sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False), None)
-        store.migrate()
-        return store
-
     def close(self) -> None:
         self.connection.close()
 
@@ -317,10 +311,6 @@ class Store:
         assert status in RUN_STATUSES
         self.update_run(run_id, status=status, error=error, finished_at=time.time())
 
-    def run(self, run_id: str) -> dict:
-        row = self.db["runs"].get(run_id)
-        return dict(row)
-
     def runs(self, limit: int | None = None) -> list[dict]:
         sql = "SELECT * FROM runs ORDER BY started_at DESC"
         if limit:
@@ -378,11 +368,6 @@ class Store:
         assert self.path is not None
         return self.path.with_name(self.path.name + ".artifacts")
 
-    def count(self, table: str, run_id: str, **where) -> int:
-        clause = "".join(f" AND {k} = ?" for k in where)
-        return self.connection.execute(
-            f"SELECT count(*) FROM {table} WHERE run_id = ?{clause}", (run_id, *where.values())
-        ).fetchone()[0]
 
 
 def _process_alive_since(pid: int | None, started_at: float) -> bool:
