@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 
 import click
 
@@ -639,6 +640,57 @@ def export_command(run_ids, fmt, output, step_range, repeat, db_path):
         except OSError as error:
             raise click.ClickException(f"cannot write {out}: {error.strerror}") from None
         click.echo(f"wrote {out}")
+
+
+@cli.command("watch")
+@click.option("--interval", type=click.FloatRange(0.2, 3600), default=2.0, show_default=True,
+              help="Seconds between snapshots of the store.")
+@click.option("--once", is_flag=True, help="Print one frame and exit.")
+@db_option
+def watch_command(interval, once, db_path):
+    """A live terminal view: telemetry, the run in progress, the latest ranked
+    differences per workload, recent runs and regressions. Reads the store only.
+
+    \b
+    Examples:
+      xprof watch
+      xprof watch --once          # one frame, e.g. for a CI log
+    """
+    import threading
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from analysis.snapshot import SnapshotReader
+    from views.watch import render_frame
+
+    store = _open_store(db_path, create=False)
+    reader = SnapshotReader(store.connection)
+    console = Console()
+    if once:
+        console.print(render_frame(reader.take(), str(store.path), console.height))
+        return
+    # Snapshots are taken on their own thread; a frame draws the latest one and never
+    # waits on a query.
+    latest = {"snapshot": reader.take()}
+    stop = threading.Event()
+
+    def refresh():
+        while not stop.wait(interval):
+            latest["snapshot"] = reader.take()
+
+    worker = threading.Thread(target=refresh, daemon=True)
+    worker.start()
+    try:
+        with Live(console=console, auto_refresh=False, screen=False) as live:
+            while True:
+                live.update(render_frame(latest["snapshot"], str(store.path), console.height),
+                            refresh=True)
+                time.sleep(min(interval, 1.0))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
 
 
 @cli.command("doctor")

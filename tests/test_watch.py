@@ -1,0 +1,106 @@
+"""xprof watch: frames drawn from snapshots of a real store."""
+
+import json
+import sqlite3
+import time
+
+import pytest
+
+from conftest import one_line_error, run_xprof
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    db = tmp_path_factory.mktemp("watch") / "xprof.db"
+    run_xprof("run", "--suite", "tiny", "-w", "matmul", "--repeats", "2", "--steps", "3",
+              "--telemetry-interval", "0.05", "--json", "--db", db, check=0)
+    return db
+
+
+def test_once_shows_both_frameworks_telemetry_and_the_nvml_reason(store):
+    out = run_xprof("watch", "--once", "--db", store, env={"COLUMNS": "80", "LINES": "24"},
+                    check=0).stdout
+    lines = out.splitlines()
+    assert len(lines) <= 24 and max(len(line) for line in lines) <= 80
+    assert "torch eager" in out and "tensorflow graph" in out
+    assert "matmul tiny" in out  # the latest TF/torch difference of the workload
+    assert "NVML unavailable: nvmlInit failed: NVML Shared Library Not Found" in out
+    assert "no run in progress" in out
+
+
+def test_telemetry_line_reads_recent_host_samples(store, tmp_path):
+    db = tmp_path / "copy.db"
+    sqlite3.connect(store).backup(sqlite3.connect(db))
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO samples (ts_ns, source, device, utilization_pct, cpu_pct, rss_bytes)"
+                 " VALUES (?, 'host', 'host', 42.0, 87.0, ?)", (time.time_ns(), 3 * 2**30))
+    conn.commit()
+    out = run_xprof("watch", "--once", "--db", db, env={"COLUMNS": "100"}, check=0).stdout
+    assert "host   cpu  42%  worker cpu   87%  rss 3.0 GiB" in out
+
+
+def test_snapshot_queries_are_memoized_and_read_only(store):
+    from analysis.snapshot import SnapshotReader
+
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    reader = SnapshotReader(conn)
+    first = reader.take()
+    assert [d["workload"] for d in first["differences"]] == ["matmul"]
+    assert {r["framework"] for r in first["recent"]} == {"torch", "tensorflow"}
+    cached = dict(reader._diffs)
+    reader.take()
+    assert reader._diffs == cached  # no new run: the comparison is not made again
+
+
+def test_watch_without_a_store_is_one_line(tmp_path):
+    assert "no store at" in one_line_error(run_xprof("watch", "--once", "--db", tmp_path / "no.db"))
+
+
+def test_live_view_in_a_real_terminal_refreshes_while_a_run_writes(store, tmp_path):
+    import shutil
+    import subprocess
+
+    from conftest import XPROF
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed on this machine")
+    db = tmp_path / "live.db"
+    sqlite3.connect(store).backup(sqlite3.connect(db))
+    session = f"xprof-watch-{tmp_path.name}"
+    socket = str(tmp_path / "tmux.sock")
+
+    def tmux(*args):
+        return subprocess.run(["tmux", "-S", socket, *args], capture_output=True, text=True)
+
+    def screen():
+        return tmux("capture-pane", "-p", "-t", session).stdout
+
+    tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+         f"{XPROF} watch --interval 0.5 --db {db}")
+    try:
+        deadline = time.time() + 30
+        while "no run in progress" not in screen() and time.time() < deadline:
+            time.sleep(0.3)
+        assert "no run in progress" in screen()
+        writer = subprocess.Popen([str(XPROF), "run", "--suite", "tiny", "-w", "linear", "-f", "torch",
+                                   "--repeats", "2", "--steps", "200", "--db", str(db)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seen_running = False
+        deadline = time.time() + 60
+        while writer.poll() is None and time.time() < deadline:
+            seen_running |= "running: linear train tiny torch eager" in screen()
+            time.sleep(0.3)
+        writer.wait(timeout=60)
+        assert seen_running
+        deadline = time.time() + 10
+        while "running: linear" in screen() and time.time() < deadline:
+            time.sleep(0.3)
+        frame = screen()
+        assert "no run in progress" in frame and "linear train torch eager" in frame
+        tmux("send-keys", "-t", session, "C-c")
+        deadline = time.time() + 10
+        while tmux("has-session", "-t", session).returncode == 0 and time.time() < deadline:
+            time.sleep(0.2)
+        assert tmux("has-session", "-t", session).returncode != 0  # Ctrl-C ended it
+    finally:
+        tmux("kill-server")

@@ -1,0 +1,116 @@
+"""One frame of `xprof watch`, drawn from a snapshot (never from the store)."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Group
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from .numbers import interval_text
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return ""
+    top = max(max(values), 1e-9)
+    return "".join(SPARKS[min(int(v / top * (len(SPARKS) - 1)), len(SPARKS) - 1)] for v in values)
+
+
+def _gib(value) -> str:
+    return "-" if value is None else f"{value / 2**30:.1f} GiB"
+
+
+def _telemetry_lines(snapshot) -> list[Text]:
+    lines = []
+    for device in snapshot["telemetry"]:
+        s = device["latest"]
+        if device["source"] == "nvml":
+            text = (f"{device['device']:<6} util {s['utilization_pct'] or 0:3.0f}%  mem "
+                    f"{_gib(s['memory_used_bytes'])}/{_gib(s['memory_total_bytes'])}  "
+                    f"{s['power_w'] or 0:.0f} W  {s['sm_clock_mhz'] or 0:.0f} MHz  "
+                    f"{s['temperature_c'] or 0:.0f}°C  ")
+        else:
+            text = (f"host   cpu {s['utilization_pct'] or 0:3.0f}%  worker cpu {s['cpu_pct'] or 0:4.0f}%"
+                    f"  rss {_gib(s['rss_bytes'])}  ")
+        lines.append(Text(text) + Text(sparkline(device["history"]), style="cyan"))
+    if not snapshot["telemetry"]:
+        lines.append(Text("no telemetry in the last 5 minutes (samples are taken during runs)",
+                          style="dim"))
+    nvml = snapshot.get("nvml")
+    if nvml and nvml["state"] != "available":
+        lines.append(Text(f"NVML unavailable: {nvml['reason']}", style="yellow"))
+    return lines
+
+
+def _running_lines(snapshot) -> list[Text]:
+    if not snapshot["running"]:
+        return [Text("no run in progress", style="dim")]
+    return [Text(f"running: {r['workload']} {r['mode']} {r['size']} {r['framework']} {r['execution']}"
+                 f"  repeat {min(r['repeats_done'] + 1, r['repeats'] or 1)}/{r['repeats'] or 1}"
+                 f"  {r['elapsed_s']:.0f} s", style="cyan") for r in snapshot["running"][:3]]
+
+
+def _differences_table(snapshot, rows: int) -> Table:
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold underline",
+                  title="latest TF / torch, per step", title_justify="left")
+    cells = []
+    for d in snapshot["differences"][:rows]:
+        step = d["step"]
+        ratio = "-" if step["ratio"] is None else f"{step['ratio']:.2f}x"
+        style = ("red" if (step["ratio"] or 0) > 1 else "green") if step["significant"] else "dim"
+        gaps = ", ".join(f"{escape(r['key'])} {r['delta_ms']:+.3f}" for r in d["rows"])
+        cells.append((f"{d['workload']} {d['size']}",
+                      f"[{style}]{ratio}{interval_text(step['ci_low'], step['ci_high'])}[/]", gaps))
+    # the workload and its ratio keep their width; the list of gaps gives way
+    for i, column in enumerate(("workload", "step TF/torch")):
+        width = max([len(column)] + [Text.from_markup(c[i]).cell_len for c in cells])
+        table.add_column(column, no_wrap=True, min_width=width)
+    table.add_column("largest gaps (ms, tf - torch)", no_wrap=True, overflow="ellipsis")
+    for row in cells:
+        table.add_row(*row)
+    return table
+
+
+def _recent_table(snapshot, rows: int) -> Table:
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold underline",
+                  title="recent runs", title_justify="left")
+    for column in ("id", "status", "workload", "framework", "step ms"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "step ms" else "left")
+    colours = {"ok": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+    for r in snapshot["recent"][:rows]:
+        median = r["step_ms_median"]
+        table.add_row(r["id"][:8], f"[{colours.get(r['status'], 'white')}]{r['status']}[/]",
+                      f"{r['workload'] or '-'} {r['mode'] or ''}",
+                      f"{r['framework']} {r['execution'] or ''}",
+                      "-" if median is None else f"{median:.3f}")
+    return table
+
+
+def _regression_lines(snapshot) -> list[Text]:
+    found = snapshot["regressions"]
+    if not found:
+        return [Text("no regressions", style="green")]
+    return [Text(f"regression: {r['workload']} {r['framework']} {r['key']} "
+                 f"{r['baseline_ms']:.3f} -> {r['latest_ms']:.3f} ms", style="red") for r in found[:3]]
+
+
+def render_frame(snapshot: dict, store_path: str, height: int = 24) -> Group:
+    """A frame for a terminal of `height` rows: 80x24 shows the essentials, a taller one
+    more differences and more recent runs."""
+    spare = max(height - 24, 0)
+    stamp = time.strftime("%H:%M:%S", time.localtime(snapshot["taken_at"]))
+    header = Text(f"xprof watch  {store_path}  {stamp}  (Ctrl-C quits)", style="bold")
+    return Group(
+        header,
+        *_telemetry_lines(snapshot),
+        *_running_lines(snapshot),
+        _differences_table(snapshot, 4 + spare // 2),
+        _recent_table(snapshot, 4 + spare // 2),
+        *_regression_lines(snapshot),
+    )
