@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 
 from .diff import environment_differences
-from .samples import AnalysisError, RunFigures, run_figures
+from .samples import AnalysisError, RunFigures, query_rows, run_figures
 from .stats import (
     DEFAULT_CONFIDENCE,
     DEFAULT_MIN_EFFECT,
@@ -38,13 +38,11 @@ def _configurations(conn, workload):
 
 def _history(conn, config, baseline: int) -> list[dict]:
     where = " AND ".join(f"{c} IS ?" for c in CONFIG_COLUMNS)
-    conn.row_factory = sqlite3.Row
-    rows = conn.execute(
-        f"SELECT * FROM runs WHERE status = 'ok' AND {where} ORDER BY started_at DESC LIMIT ?",
+    rows = query_rows(
+        conn, f"SELECT * FROM runs WHERE status = 'ok' AND {where} ORDER BY started_at DESC LIMIT ?",
         (*config, baseline + 1),
-    ).fetchall()
-    conn.row_factory = None
-    return [dict(r) for r in reversed(rows)]
+    )
+    return rows[::-1]
 
 
 def _series(figures: list[RunFigures], key: str) -> list[float]:

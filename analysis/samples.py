@@ -68,9 +68,15 @@ class RunFigures:
         return summarize(self.per_repeat.get(key, []))
 
 
-def _rows(conn: sqlite3.Connection, sql: str, params=()) -> list[sqlite3.Row]:
+def query_rows(conn: sqlite3.Connection, sql: str, params=()) -> list[dict]:
+    """Rows as dicts, leaving the connection's row factory as it found it (the CLI
+    hands the same connection to code that unpacks plain tuples)."""
+    previous = conn.row_factory
     conn.row_factory = sqlite3.Row
-    return conn.execute(sql, params).fetchall()
+    try:
+        return [dict(r) for r in conn.execute(sql, params)]
+    finally:
+        conn.row_factory = previous
 
 
 def run_figures(conn: sqlite3.Connection, run: dict, by: str = "category") -> RunFigures:
@@ -87,7 +93,7 @@ def run_figures(conn: sqlite3.Connection, run: dict, by: str = "category") -> Ru
     plain = defaultdict(list)
     profiled_walls = defaultdict(list)
     step_wall_ms = {}
-    for row in _rows(conn, "SELECT repeat, step, wall_ns, profiled FROM steps WHERE run_id = ?", (run_id,)):
+    for row in query_rows(conn, "SELECT repeat, step, wall_ns, profiled FROM steps WHERE run_id = ?", (run_id,)):
         if row["profiled"]:
             steps[row["repeat"]].append(row["step"])
             profiled_walls[row["repeat"]].append(row["wall_ns"] / 1e6)
@@ -109,7 +115,7 @@ def run_figures(conn: sqlite3.Connection, run: dict, by: str = "category") -> Ru
 
     per_step: dict[str, dict[tuple[int, int], float]] = defaultdict(dict)
     placeholders = ", ".join("?" * len(kinds))
-    for row in _rows(
+    for row in query_rows(
         conn,
         f"SELECT repeat, step, {BY_COLUMNS[by]} AS key, SUM({time_column}) AS ns FROM kernels"
         f" WHERE run_id = ? AND kind IN ({placeholders}) AND step IS NOT NULL"
@@ -130,7 +136,7 @@ def run_figures(conn: sqlite3.Connection, run: dict, by: str = "category") -> Ru
             median(values.get((r, step), 0.0) for step in steps[r]) for r in repeats
         ]
 
-    memory = _rows(
+    memory = query_rows(
         conn,
         "SELECT repeat, MAX(total_allocated) AS peak, SUM(bytes > 0) AS allocations"
         " FROM memory_events WHERE run_id = ? GROUP BY repeat",
@@ -149,7 +155,7 @@ def resolve_run(conn: sqlite3.Connection, ref: str) -> dict:
     """A run by its id or an unambiguous prefix of it."""
     if not ref or any(c not in "0123456789abcdef" for c in ref.lower()):
         raise AnalysisError(f"{ref!r} is not a run id (ids are hex, see `xprof runs`)")
-    rows = _rows(conn, "SELECT * FROM runs WHERE id LIKE ? ORDER BY started_at DESC",
+    rows = query_rows(conn, "SELECT * FROM runs WHERE id LIKE ? ORDER BY started_at DESC",
                  (ref.lower() + "%",))
     if not rows:
         raise AnalysisError(f"no run with id {ref!r} (see `xprof runs`)")
@@ -171,7 +177,7 @@ def latest_run(conn: sqlite3.Connection, workload: str, framework: str, mode: st
         if value:
             sql += f" AND {column} = ?"
             params.append(value)
-    rows = _rows(conn, sql + " ORDER BY started_at DESC LIMIT 1", params)
+    rows = query_rows(conn, sql + " ORDER BY started_at DESC LIMIT 1", params)
     if not rows:
         what = " ".join(v for v in (size, mode, execution) if v)
         hint = f"xprof run -w {workload} -f {framework}"

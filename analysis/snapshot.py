@@ -14,23 +14,15 @@ import time
 
 from .diff import compare
 from .regressions import find_regressions
-from .samples import AnalysisError
+from .samples import AnalysisError, query_rows
 
 TELEMETRY_WINDOW_S = 300
 RECENT_RUNS = 6
 HISTORY_POINTS = 30
 
 
-def _rows(conn, sql, params=()):
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, params)]
-    finally:
-        conn.row_factory = None
-
-
 def _telemetry(conn, now_ns: int) -> list[dict]:
-    rows = _rows(conn, "SELECT * FROM samples WHERE ts_ns > ? ORDER BY ts_ns DESC LIMIT 2000",
+    rows = query_rows(conn, "SELECT * FROM samples WHERE ts_ns > ? ORDER BY ts_ns DESC LIMIT 2000",
                  (now_ns - TELEMETRY_WINDOW_S * 10**9,))
     devices: dict[tuple, dict] = {}
     for row in rows:  # newest first
@@ -45,7 +37,7 @@ def _telemetry(conn, now_ns: int) -> list[dict]:
 
 
 def _running(conn, now: float) -> list[dict]:
-    runs = _rows(conn, "SELECT id, framework, execution, workload, mode, size, repeats, started_at"
+    runs = query_rows(conn, "SELECT id, framework, execution, workload, mode, size, repeats, started_at"
                        " FROM runs WHERE status = 'running' ORDER BY started_at")
     for run in runs:
         run["repeats_done"] = conn.execute(
@@ -64,7 +56,7 @@ class SnapshotReader:
 
     def _latest_pairs(self) -> list[tuple[dict, dict]]:
         pairs = []
-        latest = _rows(self.conn, "SELECT * FROM runs WHERE status = 'ok' AND source = 'profile'"
+        latest = query_rows(self.conn, "SELECT * FROM runs WHERE status = 'ok' AND source = 'profile'"
                                   " ORDER BY started_at DESC LIMIT 200")
         seen = {}
         for run in latest:
@@ -86,7 +78,7 @@ class SnapshotReader:
 
     def take(self) -> dict:
         now = time.time()
-        recent = _rows(self.conn, "SELECT id, status, framework, execution, workload, mode, size,"
+        recent = query_rows(self.conn, "SELECT id, status, framework, execution, workload, mode, size,"
                                   " step_ms_median, started_at, error, env FROM runs"
                                   " ORDER BY started_at DESC LIMIT ?", (RECENT_RUNS,))
         nvml = None
