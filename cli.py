@@ -130,12 +130,15 @@ def workloads_command(names, size, mode, parity, as_json):
               help="Worker processes per run; frameworks interleaved, order alternated.")
 @click.option("--python-profile", is_flag=True,
               help="Also record one pyinstrument profile of the Python side per repeat.")
+@click.option("--aa", is_flag=True,
+              help="Two identical runs per framework, their repeats interleaved: an A/A "
+                   "check (`xprof diff` of the pair should find nothing significant).")
 @click.option("--telemetry-interval", type=click.FloatRange(0.05, 60), default=1.0,
               show_default=True, help="Seconds between host/NVML samples during a run.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts; no progress display.")
 @db_option
 def run_command(suite, names, frameworks, mode, execution, steps, warmup, repeats,
-                python_profile, telemetry_interval, as_json, db_path):
+                python_profile, aa, telemetry_interval, as_json, db_path):
     """Profile workloads in both frameworks, each in its own process, into the store.
 
     \b
@@ -143,6 +146,7 @@ def run_command(suite, names, frameworks, mode, execution, steps, warmup, repeat
       xprof run                                   # the small suite, both frameworks
       xprof run --suite tiny -w mlp -w cnn --repeats 1 --json
       xprof run -w transformer -f torch --exec compiled --steps 50
+      xprof run --suite tiny -w mlp -f torch --aa   # A/A: two interleaved runs to diff
     """
     from analysis.taxonomy import classify
     from profiler.orchestrate import Orchestrator, plan, telemetry_sampler
@@ -150,7 +154,8 @@ def run_command(suite, names, frameworks, mode, execution, steps, warmup, repeat
     store = _open_store(db_path)
     requests = plan(list(dict.fromkeys(names)) or list(WORKLOADS),
                     list(dict.fromkeys(frameworks)) or list(FRAMEWORKS),
-                    [mode], suite, steps, repeats, execution, warmup, python_profile)
+                    [mode], suite, steps, repeats, execution, warmup, python_profile,
+                    copies=2 if aa else 1)
     progress = _RunProgress(len(requests), repeats, quiet=as_json)
     orchestrator = Orchestrator(store, progress=progress.update,
                                 classify=lambda event: classify(event.name, event.kind, event.op),

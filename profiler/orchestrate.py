@@ -91,11 +91,13 @@ class WorkerFailed(RuntimeError):
 
 
 def plan(workloads, frameworks, modes, size, steps, repeats, execution=None,
-         warmup=3, python_profile=False) -> list[RunRequest]:
+         warmup=3, python_profile=False, copies=1) -> list[RunRequest]:
+    """One request per workload, mode and framework; `copies=2` makes two identical
+    runs of each (an A/A check), interleaved by `_schedule` like two frameworks."""
     return [
         RunRequest(w, fw, mode, execution, size, steps, warmup, repeats,
                    python_profile=python_profile)
-        for w in workloads for mode in modes for fw in frameworks
+        for w in workloads for mode in modes for fw in frameworks for _ in range(copies)
     ]
 
 

@@ -14,8 +14,10 @@ RUN = ("run", "--suite", "tiny", "--repeats", "3", "--steps", "8", "--warmup", "
 def store(tmp_path_factory):
     db = tmp_path_factory.mktemp("analysis") / "xprof.db"
     run_xprof(*RUN, "-w", "cnn", "-w", "mlp", "--db", db, check=0)
-    # a second run of the same thing, for A/A
-    run_xprof(*RUN, "-w", "mlp", "-f", "torch", "--db", db, check=0)
+    # A/A: two runs of the same thing, their repeats interleaved, at the default repeats
+    # and steps (the defaults are what must hold A/A on a noisy machine)
+    run_xprof("run", "--suite", "tiny", "-w", "mlp", "-f", "torch", "--aa", "--json",
+              "--db", db, check=0)
     return db
 
 
@@ -29,7 +31,8 @@ def _runs(db, **where):
 def test_cross_framework_diff_is_ranked_with_honest_intervals(store):
     result = json.loads(run_xprof("diff", "--workload", "cnn", "--json", "--db", store, check=0).stdout)
     assert result["a"]["framework"] == "torch" and result["b"]["framework"] == "tensorflow"
-    assert result["a"]["repeats"] == result["b"]["repeats"] == 3
+    for side in (result["a"], result["b"]):  # a repeat a busy machine slowed is left out, and said
+        assert side["repeats"] + len(side["excluded_repeats"]) == 3
     rows = result["rows"]
     assert [abs(r["delta_ms"]) for r in rows] == sorted((abs(r["delta_ms"]) for r in rows), reverse=True)
     keys = {r["key"] for r in rows}
@@ -49,12 +52,22 @@ def test_cross_framework_diff_is_ranked_with_honest_intervals(store):
 
 @pytest.mark.parametrize("by", ["category", "op", "kernel"])
 def test_a_over_a_shows_nothing_significant(store, by):
-    first, second = _runs(store, workload="mlp", framework="torch")
+    first, second = _runs(store, workload="mlp", framework="torch")[-2:]
     result = json.loads(run_xprof("diff", first, second, "--by", by, "--json", "--db", store, check=0).stdout)
     assert len(result["rows"]) > 3
     assert [r["key"] for r in result["rows"] if r["significant"]] == []
     assert not result["step"]["significant"]
     assert result["environment_differences"] == []
+
+
+def test_aa_pair_interleaves_its_repeats(store):
+    a, b = _runs(store, workload="mlp", framework="torch")[-2:]
+    conn = sqlite3.connect(store)
+    order = [run for run, in conn.execute(
+        "SELECT run_id FROM steps WHERE run_id IN (?, ?) AND start_ns IS NOT NULL "
+        "GROUP BY run_id, repeat ORDER BY min(start_ns)", (a, b))]
+    # order alternates each repeat, so drift on the machine falls on both sides alike
+    assert order == [a, b, b, a, a, b, b, a, a, b]
 
 
 def test_diff_table_on_a_terminal(store):
@@ -82,6 +95,7 @@ def test_regressions_flags_an_injected_slowdown_by_category(store, tmp_path):
     sqlite3.connect(store).backup(sqlite3.connect(db))
     quiet = json.loads(run_xprof("regressions", "--json", "--db", db, check=0).stdout)
     assert quiet["regressions"] == [] and quiet["configurations_checked"] == 1
+    assert len(_runs(store, workload="mlp", framework="torch")) == 3
     # five repeats, so a repeat slowed by a busy machine is left out, not decisive
     run_xprof(*RUN, "--repeats", "5", "-w", "mlp", "-f", "torch", "--db", db,
               env={"XPROF_INJECT_SLOWDOWN": "mlp:5"}, check=0)
