@@ -41,6 +41,13 @@ def db_option(command):
     )(command)
 
 
+def state_dir_option(command):
+    """--state-dir PATH: where the daemon of a store keeps its pid, log and status."""
+    return click.option("--state-dir", type=click.Path(file_okay=False), default=None,
+                        help="Pid, log and status files (default: $XPROF_STATE_DIR, else the "
+                             "user state directory).")(command)
+
+
 def _open_store(db_path, create=True):
     from profiler.paths import default_db_path
     from profiler.store import Store, StoreError
@@ -651,8 +658,9 @@ def export_command(run_ids, fmt, output, step_range, repeat, db_path):
 @click.option("--interval", type=click.FloatRange(0.2, 3600), default=2.0, show_default=True,
               help="Seconds between snapshots of the store.")
 @click.option("--once", is_flag=True, help="Print one frame and exit.")
+@state_dir_option
 @db_option
-def watch_command(interval, once, db_path):
+def watch_command(interval, once, state_dir, db_path):
     """A live terminal view: telemetry, the run in progress, the latest ranked
     differences per workload, recent runs and regressions. Reads the store only.
 
@@ -669,20 +677,27 @@ def watch_command(interval, once, db_path):
     from analysis.snapshot import SnapshotReader
     from views.watch import render_frame
 
+    from profiler.daemon import DaemonFiles, read_status
+
     store = _open_store(db_path, create=False)
     reader = SnapshotReader(store.connection)
+    files = DaemonFiles.of(store.path, state_dir)
+
+    def take():
+        return {**reader.take(), "daemon": read_status(files)}
+
     console = Console()
     if once:
-        console.print(render_frame(reader.take(), str(store.path), console.height))
+        console.print(render_frame(take(), str(store.path), console.height))
         return
     # Snapshots are taken on their own thread; a frame draws the latest one and never
     # waits on a query.
-    latest = {"snapshot": reader.take()}
+    latest = {"snapshot": take()}
     stop = threading.Event()
 
     def refresh():
         while not stop.wait(interval):
-            latest["snapshot"] = reader.take()
+            latest["snapshot"] = take()
 
     worker = threading.Thread(target=refresh, daemon=True)
     worker.start()
@@ -696,6 +711,238 @@ def watch_command(interval, once, db_path):
         pass
     finally:
         stop.set()
+
+
+def daemon_options(command):
+    """The options `daemon run` and `daemon start` share; unset ones come from --config,
+    then the defaults."""
+    options = [
+        click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                     help="TOML file of the options below ([daemon] table; flags win)."),
+        click.option("--every", default=None, help="Run a cycle at start, then every 30m|6h|24h."),
+        click.option("--cron", default=None, help="Run cycles at a five-field cron time, e.g. '0 2 * * *'."),
+        click.option("--suite", type=click.Choice(SIZES), default=None, help="Size of the workloads [small]."),
+        click.option("--workload", "-w", "workloads", multiple=True, type=click.Choice(list(WORKLOADS)),
+                     help="Only these workloads (repeatable; default: all)."),
+        click.option("--framework", "-f", "frameworks", multiple=True, type=click.Choice(FRAMEWORKS),
+                     help="Only these frameworks (repeatable; default: both)."),
+        click.option("--mode", type=click.Choice(MODES), default=None, help="[train]"),
+        click.option("--exec", "execution", type=click.Choice(EXECUTIONS), default=None),
+        click.option("--steps", type=click.IntRange(1, 100_000), default=None, help="[10]"),
+        click.option("--warmup", type=click.IntRange(0, 10_000), default=None, help="[3]"),
+        click.option("--repeats", type=click.IntRange(1, 1000), default=None, help="[5]"),
+        click.option("--baseline", type=click.IntRange(1, 1000), default=None,
+                     help="Runs before the latest that regressions compare it with [5]."),
+        click.option("--on-regression", default=None,
+                     help="Command run with the Markdown summary's path when a cycle finds regressions."),
+        click.option("--summary", default=None,
+                     help="Where each cycle writes its Markdown summary [state directory]."),
+        click.option("--telemetry-every", default=None,
+                     help="Host/NVML sampling between cycles [30s]."),
+        click.option("--keep-raw", default=None,
+                     help="How long telemetry is kept raw before 10-minute means replace it [7d]."),
+        state_dir_option,
+        db_option,
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@cli.group("daemon")
+def daemon_group():
+    """Profile on a schedule, keep telemetry between runs: run|start|stop|status.
+
+    \b
+    Examples:
+      xprof daemon run --every 6h                         # foreground (systemd, containers)
+      xprof daemon start --cron "0 2 * * *" --on-regression ./notify.sh
+      xprof daemon status
+      xprof daemon stop
+    """
+
+
+def _daemon_setup(params: dict):
+    from profiler.daemon import DaemonFiles, load_config
+    from profiler.paths import default_db_path
+
+    overrides = {k: v for k, v in params.items() if k not in ("config_path", "state_dir", "db_path")}
+    config = load_config(params["config_path"], overrides)
+    files = DaemonFiles.of(params["db_path"] or default_db_path(), params["state_dir"])
+    files.prepare()
+    return config, files
+
+
+@daemon_group.command("run")
+@daemon_options
+def daemon_run_command(**params):
+    """Run the daemon in the foreground; logs go to stderr. SIGTERM stops it cleanly."""
+    from analysis.regressions import find_regressions
+    from analysis.taxonomy import classify
+    from profiler.daemon import Daemon
+    from views.markdown import render_cycle_summary
+
+    config, files = _daemon_setup(params)
+    store = _open_store(files.store)
+
+    def log(message):
+        click.echo(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", err=True)
+
+    daemon = Daemon(store, files, config, log=log,
+                    classify=lambda event: classify(event.name, event.kind, event.op),
+                    check_regressions=lambda conn: find_regressions(conn, None, config.baseline,
+                                                                    config.min_effect),
+                    render_summary=render_cycle_summary)
+    daemon.run()
+
+
+@daemon_group.command("start")
+@click.option("--wait", type=click.FloatRange(1, 600), default=30, show_default=True,
+              help="Seconds to wait for the daemon to take the store's lock.")
+@daemon_options
+@click.pass_context
+def daemon_start_command(ctx, wait, **params):
+    """Start the daemon in the background, with a pid file and a log file."""
+    import subprocess
+
+    from profiler.daemon import lock_holder
+
+    config, files = _daemon_setup(params)
+    holder = lock_holder(files)
+    if holder is not None:
+        raise click.ClickException(f"an xprof daemon (pid {holder}) already runs on store "
+                                   f"{files.store}; `xprof daemon stop` stops it")
+    _open_store(files.store).close()  # a store that cannot be opened fails here, in one line
+    argv = [sys.executable, "-P", "-m", "cli", "daemon", "run",
+            *_forwarded(ctx, {**params, "db_path": str(files.store),
+                              "state_dir": str(files.directory)})]
+    with open(files.log, "ab") as log:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                 start_new_session=True, cwd="/")
+    deadline = time.time() + wait
+    while time.time() < deadline:
+        if lock_holder(files) == child.pid:
+            click.echo(f"xprof daemon started (pid {child.pid}), {config.schedule.describe()}; "
+                       f"log: {files.log}")
+            return
+        if child.poll() is not None:
+            tail = files.log.read_text(errors="replace").strip().splitlines()[-1:]
+            raise click.ClickException(f"the daemon exited at once ({' '.join(tail) or 'no output'}); "
+                                       f"log: {files.log}")
+        time.sleep(0.1)
+    raise click.ClickException(f"the daemon (pid {child.pid}) did not take the store's lock within "
+                               f"{wait:g} s; see {files.log}")
+
+
+def _forwarded(ctx, params: dict) -> list[str]:
+    """The given options as command-line arguments again, paths made absolute (the
+    detached daemon runs from /)."""
+    import os
+
+    args = []
+    for param in ctx.command.params:
+        value = params.get(param.name)
+        if param.name == "wait" or value in (None, ()):
+            continue
+        if param.name in ("config_path", "summary"):
+            value = os.path.abspath(os.path.expanduser(value))
+        for item in value if param.multiple else [value]:
+            args += [param.opts[0], str(item)]
+    return args
+
+
+@daemon_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@state_dir_option
+@db_option
+def daemon_status_command(as_json, state_dir, db_path):
+    """Whether a daemon runs on the store, since when, its last and next cycle.
+    Exits 0 when it runs, 3 when it does not."""
+    from profiler.daemon import DaemonFiles, read_status
+    from profiler.paths import default_db_path
+
+    files = DaemonFiles.of(db_path or default_db_path(), state_dir)
+    if not files.store.exists():
+        raise click.ClickException(f"no store at {files.store} (run `xprof run` or start the daemon first)")
+    status = read_status(files)
+    if as_json:
+        _emit_json(status)
+    else:
+        click.echo(_describe_daemon(status))
+    if not status["running"]:
+        raise click.exceptions.Exit(3)
+
+
+def _describe_daemon(status: dict) -> str:
+    if not status["running"]:
+        stale = (f"; stale pid file for pid {status['stale_pid']}, which is gone"
+                 if status["stale_pid"] else "")
+        return f"no xprof daemon runs on store {status['store']}{stale}"
+    now = time.time()
+    lines = [f"xprof daemon runs on store {status['store']}: pid {status['pid']}"]
+    if status.get("started_at"):
+        lines[0] += f", since {_clock(status['started_at'])} ({_ago(now - status['started_at'])})"
+        lines.append(f"schedule: {status['schedule']}; now {status['phase']}"
+                     + (f" ({status['activity']})" if status.get("activity") else ""))
+    last = status.get("last_cycle")
+    if last:
+        lines.append(f"last cycle: {last['number']} at {_clock(last['started_at'])}, "
+                     f"{last['runs_ok']} runs ok, {last['runs_failed']} failed, "
+                     f"{last['regressions']} regression(s); summary {last['summary']}")
+    else:
+        lines.append("last cycle: none yet")
+    if status.get("next_cycle_at") and status.get("phase") == "waiting":
+        lines.append(f"next cycle: {_clock(status['next_cycle_at'])} "
+                     f"(in {_ago(status['next_cycle_at'] - now)})")
+    if status.get("consecutive_failures"):
+        lines.append(f"{status['consecutive_failures']} failed cycle(s) in a row: backing off")
+    lines.append(f"log: {status['log']}")
+    return "\n".join(lines)
+
+
+def _clock(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def _ago(seconds: float) -> str:
+    from profiler.schedule import format_duration
+
+    return format_duration(max(seconds, 0))
+
+
+@daemon_group.command("stop")
+@click.option("--timeout", type=click.FloatRange(1, 3600), default=120, show_default=True,
+              help="Seconds to wait for the current run to be cut and stored.")
+@state_dir_option
+@db_option
+def daemon_stop_command(timeout, state_dir, db_path):
+    """Stop the daemon gracefully: SIGTERM; its cut run is stored as interrupted."""
+    import os
+
+    from profiler.daemon import DaemonFiles, lock_holder, read_status
+    from profiler.paths import default_db_path
+
+    files = DaemonFiles.of(db_path or default_db_path(), state_dir)
+    status = read_status(files)
+    if not status["running"]:
+        if status["stale_pid"]:
+            files.pid.unlink(missing_ok=True)
+            raise click.ClickException(f"no xprof daemon runs on store {files.store} (removed a "
+                                       f"stale pid file for pid {status['stale_pid']}, which is gone)")
+        raise click.ClickException(f"no xprof daemon runs on store {files.store}")
+    pid = status["pid"]
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.time() + timeout
+    while lock_holder(files) == pid and time.time() < deadline:
+        time.sleep(0.1)
+    if lock_holder(files) == pid:
+        raise click.ClickException(f"the daemon (pid {pid}) did not stop within {timeout:g} s; "
+                                   f"`kill -9 {pid}` ends it (its cut run is marked interrupted "
+                                   "at the next start)")
+    click.echo(f"xprof daemon (pid {pid}) stopped")
 
 
 @cli.command("doctor")
@@ -774,7 +1021,8 @@ def main(argv=None) -> int:
     if not argv:
         argv = ["--help"]
     try:
-        cli.main(args=argv, prog_name="xprof", standalone_mode=False)
+        # without standalone mode, click returns an Exit's code rather than raising it
+        code = cli.main(args=argv, prog_name="xprof", standalone_mode=False)
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.exceptions.Abort:
@@ -792,7 +1040,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         click.echo("xprof: interrupted", err=True)
         return 130
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ def busy_timeout_ms() -> int:
         raise StoreError(f"XPROF_BUSY_TIMEOUT_MS={text!r}: expected a whole number of milliseconds") from None
 
 RUN_STATUSES = ("running", "ok", "failed", "interrupted")
+# meta key: telemetry samples before this time (ns) have been downsampled
+DOWNSAMPLED_UNTIL = "samples_downsampled_until_ns"
 
 
 class StoreError(UserError, RuntimeError):
@@ -154,7 +156,13 @@ def _migration_1(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS = [_migration_1]
+def _migration_2(db: sqlite3.Connection) -> None:
+    """Store-wide facts that are not rows of a run, such as how far telemetry has been
+    downsampled."""
+    _execute_script(db, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);")
+
+
+MIGRATIONS = [_migration_1, _migration_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Column order of the event tables, matching the dataclasses' field order. attrgetter
@@ -356,6 +364,40 @@ class Store:
             with self.transaction():
                 self.db["samples"].insert_all(rows)
 
+    def downsample_samples(self, keep_raw_s: float, bucket_s: float) -> int:
+        """Telemetry older than `keep_raw_s` becomes one mean row per source, device, run
+        and `bucket_s` window. Each call reads only the samples aged past the cutoff since
+        the call before (a watermark in `meta`), so it costs the same on a year of history.
+        Returns the number of raw rows replaced."""
+        bucket_ns = int(bucket_s * 1e9)
+        cutoff = (time.time_ns() - int(keep_raw_s * 1e9)) // bucket_ns * bucket_ns
+        with self.transaction() as conn:
+            done = int(self.meta(DOWNSAMPLED_UNTIL) or 0)
+            if cutoff <= done:
+                return 0
+            window = (done, cutoff)
+            means = conn.execute(
+                "SELECT (ts_ns / ?) * ?, run_id, source, device, avg(utilization_pct), "
+                "CAST(avg(memory_used_bytes) AS INTEGER), max(memory_total_bytes), avg(power_w), "
+                "avg(sm_clock_mhz), avg(temperature_c), avg(cpu_pct), CAST(avg(rss_bytes) AS INTEGER) "
+                "FROM samples WHERE ts_ns >= ? AND ts_ns < ? GROUP BY 1, run_id, source, device",
+                (bucket_ns, bucket_ns, *window)).fetchall()
+            replaced = conn.execute("DELETE FROM samples WHERE ts_ns >= ? AND ts_ns < ?", window).rowcount
+            conn.executemany(
+                "INSERT INTO samples (ts_ns, run_id, source, device, utilization_pct, "
+                "memory_used_bytes, memory_total_bytes, power_w, sm_clock_mhz, temperature_c, "
+                "cpu_pct, rss_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", means)
+            self.set_meta(conn, DOWNSAMPLED_UNTIL, str(cutoff))
+        return replaced
+
+    def meta(self, key: str) -> str | None:
+        row = self.connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, conn, key: str, value: str) -> None:
+        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
     def add_artifact(self, conn, run_id: str, kind: str, path: Path, sha256: str,
                      size: int, summary: dict | None = None) -> None:
         conn.execute(
@@ -378,7 +420,10 @@ def _process_alive_since(pid: int | None, started_at: float) -> bool:
     if pid is None:
         return False
     try:
-        return psutil.Process(pid).create_time() <= started_at + 1
+        process = psutil.Process(pid)
+        # a zombie has exited: killed, and its parent (often an init that does not
+        # reap, in a container) has not collected it yet
+        return process.status() != psutil.STATUS_ZOMBIE and process.create_time() <= started_at + 1
     except psutil.Error:
         return False
 

@@ -22,7 +22,8 @@ COLLECTORS = {"torch": "profiler.torch_profiler", "tensorflow": "profiler.tf_pro
 
 # Test seams, acting on real subprocesses:
 # XPROF_INJECT_FAULT="<workload>:raise|exit|segfault" makes that workload fail in its
-# first step (crash isolation); XPROF_INJECT_SLOWDOWN="<workload>:<k>" runs its model
+# first step (crash isolation), and ":hang" makes it sleep there for an hour (a run
+# that is surely in progress when a test signals the parent); XPROF_INJECT_SLOWDOWN="<workload>:<k>" runs its model
 # k times a step (a regression that is known to be real, in the model's own ops).
 FAULT_ENV = "XPROF_INJECT_FAULT"
 SLOWDOWN_ENV = "XPROF_INJECT_SLOWDOWN"
@@ -45,6 +46,8 @@ def _inject_fault(workload: str) -> None:
         import ctypes
 
         ctypes.string_at(0)
+    if kind == "hang":
+        time.sleep(3600)
 
 
 def _python_profile(workload, steps: int, out_dir: Path) -> dict:

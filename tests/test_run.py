@@ -143,8 +143,8 @@ def test_locked_and_newer_stores_are_refused_and_left_intact(tiny_suite, tmp_pat
     holder.execute("ROLLBACK")
     holder.execute("PRAGMA user_version = 99")
     line = one_line_error(run_xprof("runs", "--db", db))
-    assert "schema version 99, newer than this xprof understands (1)" in line
-    holder.execute("PRAGMA user_version = 1")
+    assert "schema version 99, newer than this xprof understands (2)" in line
+    holder.execute("PRAGMA user_version = 2")
     holder.close()
     check = sqlite3.connect(db)
     assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -1,6 +1,7 @@
 """xprof watch: frames drawn from snapshots of a real store."""
 
 import json
+import os
 import sqlite3
 import time
 
@@ -56,8 +57,9 @@ def test_watch_without_a_store_is_one_line(tmp_path):
     assert "no store at" in one_line_error(run_xprof("watch", "--once", "--db", tmp_path / "no.db"))
 
 
-def test_live_view_in_a_real_terminal_refreshes_while_a_run_writes(store, tmp_path):
+def test_live_view_in_a_real_terminal_refreshes_while_the_daemon_writes(store, tmp_path):
     import shutil
+    import signal
     import subprocess
 
     from conftest import XPROF
@@ -66,6 +68,7 @@ def test_live_view_in_a_real_terminal_refreshes_while_a_run_writes(store, tmp_pa
         pytest.skip("tmux is not installed on this machine")
     db = tmp_path / "live.db"
     sqlite3.connect(store).backup(sqlite3.connect(db))
+    state = tmp_path / "state"
     session = f"xprof-watch-{tmp_path.name}"
     socket = str(tmp_path / "tmux.sock")
 
@@ -76,27 +79,34 @@ def test_live_view_in_a_real_terminal_refreshes_while_a_run_writes(store, tmp_pa
         return tmux("capture-pane", "-p", "-t", session).stdout
 
     tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24",
-         f"{XPROF} watch --interval 0.5 --db {db}")
+         f"env XPROF_STATE_DIR={state} {XPROF} watch --interval 0.5 --db {db}")
+    daemon = None
     try:
         deadline = time.time() + 30
-        while "no run in progress" not in screen() and time.time() < deadline:
+        while "daemon: not running" not in screen() and time.time() < deadline:
             time.sleep(0.3)
-        assert "no run in progress" in screen()
-        writer = subprocess.Popen([str(XPROF), "run", "--suite", "tiny", "-w", "linear", "-f", "torch",
-                                   "--repeats", "2", "--steps", "200", "--db", str(db)],
+        assert "no run in progress" in screen() and "daemon: not running" in screen()
+        # the daemon's first cycle starts at once; later ones are an hour away
+        daemon = subprocess.Popen([str(XPROF), "daemon", "run", "--every", "1h", "--suite", "tiny",
+                                   "-w", "linear", "-f", "torch", "--repeats", "2", "--steps", "200",
+                                   "--telemetry-every", "0.5s", "--db", str(db)],
+                                  env={**os.environ, "XPROF_STATE_DIR": str(state)},
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        seen_running = False
-        deadline = time.time() + 60
-        while writer.poll() is None and time.time() < deadline:
-            seen_running |= "running: linear train tiny torch eager" in screen()
+        seen_running = seen_daemon = False
+        deadline = time.time() + 90
+        while not seen_running and daemon.poll() is None and time.time() < deadline:
+            frame = screen()
+            seen_running |= "running: linear train tiny torch eager" in frame
+            seen_daemon |= f"daemon {daemon.pid} (every 1h): profiling" in frame
             time.sleep(0.3)
-        writer.wait(timeout=60)
-        assert seen_running
-        deadline = time.time() + 10
-        while "running: linear" in screen() and time.time() < deadline:
+        assert seen_running and seen_daemon
+        deadline = time.time() + 90
+        while "last 1 ok" not in screen() and time.time() < deadline:
             time.sleep(0.3)
         frame = screen()
         assert "no run in progress" in frame and "linear train torch eager" in frame
+        assert "(every 1h): waiting, next" in frame and "in 60 min; last 1 ok, 0 failed" in frame
+        assert len(frame.rstrip("\n").splitlines()) <= 24
         tmux("send-keys", "-t", session, "C-c")
         deadline = time.time() + 10
         while tmux("has-session", "-t", session).returncode == 0 and time.time() < deadline:
@@ -104,3 +114,6 @@ def test_live_view_in_a_real_terminal_refreshes_while_a_run_writes(store, tmp_pa
         assert tmux("has-session", "-t", session).returncode != 0  # Ctrl-C ended it
     finally:
         tmux("kill-server")
+        if daemon is not None:
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=60) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from statistics import median
 
 from .numbers import interval_text
@@ -41,5 +42,37 @@ def render_markdown(summary: dict) -> str:
             lines.append(f"\n> {note}")
     elif summary.get("diff_unavailable"):
         lines += ["", f"_No diff: {summary['diff_unavailable']}_"]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def render_cycle_summary(cycle: dict, runs: list[dict], regressions: dict) -> str:
+    """What one daemon cycle did and found: the file `--on-regression` is handed."""
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cycle["started_at"]))
+    found = regressions["regressions"]
+    verdict = (f"**{len(found)} regression{'s' if len(found) != 1 else ''}**" if found
+               else "no regressions")
+    lines = [f"# xprof nightly: {verdict}", "",
+             f"Cycle {cycle['number']} started {started}: {cycle['runs_ok']} runs ok, "
+             f"{cycle['runs_failed']} failed."]
+    if cycle.get("error"):
+        lines += ["", f"> the store refused the cycle: {cycle['error']}"]
+    if found:
+        lines += ["", "| workload | framework | what | baseline ms | latest ms | ratio [interval] | run |",
+                  "|---|---|---|---:|---:|---|---|"]
+        for r in found:
+            ratio = "new" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+            lines.append(f"| {r['workload']} | {r['framework']} {r['execution']} | {r['key']} | "
+                         f"{_ms(r['baseline_ms'])} | {_ms(r['latest_ms'])} | {ratio}{_interval(r)} | "
+                         f"`{r['latest_run']}` |")
+        for r in found:
+            for change in r["environment_changed"]:
+                lines.append(f"\n> {r['workload']} {r['framework']}: the environment changed, "
+                             f"a likely cause: {change}")
+    lines += ["", "| run | workload | framework | status | step ms (median) |", "|---|---|---|---|---:|"]
+    for run in runs:
+        status = run["status"] if not run["error"] else f"{run['status']}: {run['error'][:120]}"
+        lines.append(f"| `{run['id']}` | {run['workload']} {run['mode']} | {run['framework']} "
+                     f"{run['execution']} | {status.replace('|', '/')} | {_ms(run['step_ms_median'])} |")
     lines.append("")
     return "\n".join(lines)

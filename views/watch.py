@@ -40,7 +40,7 @@ def _telemetry_lines(snapshot) -> list[Text]:
                     f"  rss {_gib(s['rss_bytes'])}  ")
         lines.append(Text(text) + Text(sparkline(device["history"]), style="cyan"))
     if not snapshot["telemetry"]:
-        lines.append(Text("no telemetry in the last 5 minutes (samples are taken during runs)",
+        lines.append(Text("no telemetry in the last 5 min (sampled during runs and by the daemon)",
                           style="dim"))
     nvml = snapshot.get("nvml")
     if nvml and nvml["state"] != "available":
@@ -100,14 +100,31 @@ def _regression_lines(snapshot) -> list[Text]:
                  f"{r['baseline_ms']:.3f} -> {r['latest_ms']:.3f} ms", style="red") for r in found[:3]]
 
 
+def _daemon_line(snapshot) -> Text:
+    daemon = snapshot.get("daemon")
+    if not daemon or not daemon["running"]:
+        return Text("daemon: not running (xprof daemon start)", style="dim")
+    text = f"daemon {daemon['pid']} ({daemon.get('schedule') or '?'}): {daemon.get('phase') or '?'}"
+    if daemon.get("phase") == "waiting" and daemon.get("next_cycle_at"):
+        left = max(daemon["next_cycle_at"] - snapshot["taken_at"], 0)
+        text += (f", next {time.strftime('%H:%M', time.localtime(daemon['next_cycle_at']))}"
+                 f" in {left / 60:.0f} min")
+    last = daemon.get("last_cycle")
+    if last:
+        text += f"; last {last['runs_ok']} ok, {last['runs_failed']} failed"
+    return Text(text, style="cyan", no_wrap=True, overflow="ellipsis")
+
+
 def render_frame(snapshot: dict, store_path: str, height: int = 24) -> Group:
     """A frame for a terminal of `height` rows: 80x24 shows the essentials, a taller one
     more differences and more recent runs."""
     spare = max(height - 24, 0)
     stamp = time.strftime("%H:%M:%S", time.localtime(snapshot["taken_at"]))
-    header = Text(f"xprof watch  {store_path}  {stamp}  (Ctrl-C quits)", style="bold")
+    header = Text(f"xprof watch  {stamp}  {store_path}  (Ctrl-C quits)", style="bold",
+                  no_wrap=True, overflow="ellipsis")
     return Group(
         header,
+        _daemon_line(snapshot),
         *_telemetry_lines(snapshot),
         *_running_lines(snapshot),
         _differences_table(snapshot, 4 + spare // 2),
