@@ -35,6 +35,7 @@ from .traces import read_trace
 STDERR_TAIL_LINES = 12
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*")
 WORKER_TIMEOUT_S = 3600
+WORKER_DIR_PREFIX = "xprof-worker-"
 # What makes two runs comparable; a change here is named when runs are compared.
 FINGERPRINT_KEYS = ("hostname", "cpu_model", "logical_cores", "framework_version", "threads",
                     "device_name", "driver_version", "cuda_driver_version", "cuda", "cudnn",
@@ -138,6 +139,7 @@ class Orchestrator:
 
     def execute(self, requests: list[RunRequest]) -> list[RunOutcome]:
         self.store.mark_orphaned_runs()
+        remove_abandoned_worker_dirs()
         outcomes = [RunOutcome(self._create(r), r) for r in requests]
         done_repeats = [0] * len(outcomes)
         current = None
@@ -189,7 +191,7 @@ class Orchestrator:
 
     def _run_repeat(self, outcome: RunOutcome, repeat: int) -> None:
         r = outcome.request
-        with tempfile.TemporaryDirectory(prefix="xprof-worker-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=WORKER_DIR_PREFIX) as tmp:
             out_dir = Path(tmp)
             request = {**r.__dict__, "out_dir": str(out_dir), "repeat": repeat,
                        "parent_pid": os.getpid()}
@@ -278,6 +280,24 @@ class Orchestrator:
 
             self._host_env_cache = {**host_environment(), **Nvml().environment()}
         return self._host_env_cache
+
+
+def remove_abandoned_worker_dirs() -> int:
+    """Worker directories (a request, maybe a half-written trace) of an xprof process
+    that was killed before it could clean up; a live process's are left alone."""
+    from .host import process_alive_since
+
+    removed = 0
+    for directory in Path(tempfile.gettempdir()).glob(WORKER_DIR_PREFIX + "*"):
+        try:
+            parent = json.loads((directory / "request.json").read_text())["parent_pid"]
+            created = directory.stat().st_mtime
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not ours, or being written this instant
+        if not process_alive_since(parent, created):
+            shutil.rmtree(directory, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def telemetry_sampler(interval_s: float):

@@ -306,10 +306,12 @@ class Store:
     def mark_orphaned_runs(self) -> int:
         """Runs left `running` by a process of this host that no longer exists (killed,
         power loss) become `interrupted`; finished runs are never touched."""
+        from .host import process_alive_since
+
         orphans = [
             run_id for run_id, pid, host, started_at in self.connection.execute(
                 "SELECT id, pid, host, started_at FROM runs WHERE status = 'running'")
-            if host == socket.gethostname() and not _process_alive_since(pid, started_at)
+            if host == socket.gethostname() and not process_alive_since(pid, started_at)
         ]
         for run_id in orphans:
             self.finish_run(run_id, "interrupted", "interrupted: its xprof process is gone")
@@ -410,22 +412,6 @@ class Store:
         assert self.path is not None
         return self.path.with_name(self.path.name + ".artifacts")
 
-
-
-def _process_alive_since(pid: int | None, started_at: float) -> bool:
-    """Whether process `pid` exists and is the one that started at `started_at` (not a
-    later process that reused its number)."""
-    import psutil
-
-    if pid is None:
-        return False
-    try:
-        process = psutil.Process(pid)
-        # a zombie has exited: killed, and its parent (often an init that does not
-        # reap, in a container) has not collected it yet
-        return process.status() != psutil.STATUS_ZOMBIE and process.create_time() <= started_at + 1
-    except psutil.Error:
-        return False
 
 
 def _describe(path, error: sqlite3.Error) -> str:

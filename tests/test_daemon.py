@@ -5,7 +5,9 @@ import os
 import signal
 import sqlite3
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +38,17 @@ def rows(db, sql, args=()):
 def status(db, state):
     done = run_xprof("daemon", "status", "--json", "--db", db, "--state-dir", state)
     return json.loads(done.stdout), done.returncode
+
+
+def worker_dirs_of(pid):
+    found = []
+    for directory in Path(tempfile.gettempdir()).glob("xprof-worker-*"):
+        try:
+            if json.loads((directory / "request.json").read_text())["parent_pid"] == pid:
+                found.append(directory)
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def foreground(db, state, *args, env=None):
@@ -96,6 +109,8 @@ def test_sigkill_mid_run_then_a_restart_marks_the_cut_run_and_keeps_the_rest(tmp
         run_xprof("daemon", "start", "--every", "1h", "--db", db, "--state-dir", state))
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: status(db, state)[1] == 3, what="the lock to be dropped")
+    abandoned = worker_dirs_of(pid)
+    assert abandoned  # a killed daemon cannot clean up after its worker
     stale, code = status(db, state)
     assert code == 3 and stale["stale_pid"] == pid
     text = run_xprof("daemon", "status", "--db", db, "--state-dir", state)
@@ -110,6 +125,7 @@ def test_sigkill_mid_run_then_a_restart_marks_the_cut_run_and_keeps_the_rest(tmp
                  what="the cut run to be marked")
         assert rows(db, "SELECT status, error FROM runs WHERE workload = 'mlp'") == [
             ("interrupted", "interrupted: its xprof process is gone")]
+        assert not any(d.exists() for d in abandoned)  # removed by the next start
     finally:
         stopped = run_xprof("daemon", "stop", "--db", db, "--state-dir", state, check=0)
         assert "stopped" in stopped.stdout
