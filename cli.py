@@ -267,7 +267,7 @@ def _print_runs(rows, title) -> None:
                   header_style="bold underline")
     colours = {"ok": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
     cells = [
-        (row["id"][:8], f"[{colours.get(row['status'], 'white')}]{row['status']}[/]",
+        ((row["id"] or "-")[:8], f"[{colours.get(row['status'], 'white')}]{row['status']}[/]",
          row["workload"] or "-", row["mode"] or "-", row["size"] or "-",
          "tf" if row["framework"] == "tensorflow" else row["framework"], row["execution"] or "-",
          _ms(row["step_ms_median"]), f"{row['kernels']:,}", f"{row['memory_events']:,}")
@@ -696,8 +696,14 @@ def watch_command(interval, once, state_dir, db_path):
     stop = threading.Event()
 
     def refresh():
+        # an error in one snapshot (a store being migrated, an analysis bug) is shown in
+        # the frame and the next snapshot is tried; the view never freezes silently
         while not stop.wait(interval):
-            latest["snapshot"] = take()
+            try:
+                latest["snapshot"] = take()
+            except Exception as error:  # noqa: BLE001 - shown in the frame, retried
+                latest["snapshot"] = {**latest["snapshot"],
+                                      "error": f"{type(error).__name__}: {error}"}
 
     worker = threading.Thread(target=refresh, daemon=True)
     worker.start()
@@ -719,7 +725,7 @@ def daemon_options(command):
     options = [
         click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
                      help="TOML file of the options below ([daemon] table; flags win)."),
-        click.option("--every", default=None, help="Run a cycle at start, then every 30m|6h|24h."),
+        click.option("--every", default=None, help="Run a cycle at start, then every 30m|6h|1d."),
         click.option("--cron", default=None, help="Run cycles at a five-field cron time, e.g. '0 2 * * *'."),
         click.option("--suite", type=click.Choice(SIZES), default=None, help="Size of the workloads [small]."),
         click.option("--workload", "-w", "workloads", multiple=True, type=click.Choice(list(WORKLOADS)),
@@ -733,8 +739,13 @@ def daemon_options(command):
         click.option("--repeats", type=click.IntRange(1, 1000), default=None, help="[5]"),
         click.option("--baseline", type=click.IntRange(1, 1000), default=None,
                      help="Runs before the latest that regressions compare it with [5]."),
+        click.option("--min-effect", type=click.FloatRange(0, 10), default=None,
+                     help="Smallest relative change regressions report [0.05]."),
         click.option("--on-regression", default=None,
-                     help="Command run with the Markdown summary's path when a cycle finds regressions."),
+                     help="Command run with the Markdown summary's path when a cycle finds "
+                          "regressions or failed runs."),
+        click.option("--worker-timeout", default=None,
+                     help="A worker running longer is killed and its run failed [1h]."),
         click.option("--summary", default=None,
                      help="Where each cycle writes its Markdown summary [state directory]."),
         click.option("--telemetry-every", default=None,
@@ -803,9 +814,10 @@ def daemon_run_command(**params):
 @click.pass_context
 def daemon_start_command(ctx, wait, **params):
     """Start the daemon in the background, with a pid file and a log file."""
+    import os
     import subprocess
 
-    from profiler.daemon import lock_holder
+    from profiler.daemon import LOG_ENV, lock_holder
 
     config, files = _daemon_setup(params)
     holder = lock_holder(files)
@@ -817,8 +829,11 @@ def daemon_start_command(ctx, wait, **params):
             *_forwarded(ctx, {**params, "db_path": str(files.store),
                               "state_dir": str(files.directory)})]
     with open(files.log, "ab") as log:
+        # the daemon keeps this directory, so relative paths (a hook `./notify.sh`, a
+        # summary path in the config) mean what they meant to the user who started it
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                 start_new_session=True, cwd="/")
+                                 start_new_session=True,
+                                 env={**os.environ, LOG_ENV: str(files.log)})
     deadline = time.time() + wait
     while time.time() < deadline:
         if lock_holder(files) == child.pid:
@@ -835,17 +850,12 @@ def daemon_start_command(ctx, wait, **params):
 
 
 def _forwarded(ctx, params: dict) -> list[str]:
-    """The given options as command-line arguments again, paths made absolute (the
-    detached daemon runs from /)."""
-    import os
-
+    """The given options as command-line arguments again."""
     args = []
     for param in ctx.command.params:
         value = params.get(param.name)
         if param.name == "wait" or value in (None, ()):
             continue
-        if param.name in ("config_path", "summary"):
-            value = os.path.abspath(os.path.expanduser(value))
         for item in value if param.multiple else [value]:
             args += [param.opts[0], str(item)]
     return args
@@ -874,29 +884,37 @@ def daemon_status_command(as_json, state_dir, db_path):
 
 
 def _describe_daemon(status: dict) -> str:
+    now = time.time()
     if not status["running"]:
         stale = (f"; stale pid file for pid {status['stale_pid']}, which is gone"
                  if status["stale_pid"] else "")
-        return f"no xprof daemon runs on store {status['store']}{stale}"
-    now = time.time()
-    lines = [f"xprof daemon runs on store {status['store']}: pid {status['pid']}"]
-    if status.get("started_at"):
-        lines[0] += f", since {_clock(status['started_at'])} ({_ago(now - status['started_at'])})"
+        lines = [f"no xprof daemon runs on store {status['store']}{stale}"]
+        if status.get("stopped_at"):
+            lines.append(f"last stopped: {_clock(status['stopped_at'])} ({_ago(now - status['stopped_at'])} ago)")
+    else:
+        lines = [f"xprof daemon runs on store {status['store']}: pid {status['pid']}"]
+    if status["running"] and status.get("started_at"):
+        lines[0] += f", since {_clock(status['started_at'])} ({_ago(now - status['started_at'])} ago)"
         lines.append(f"schedule: {status['schedule']}; now {status['phase']}"
                      + (f" ({status['activity']})" if status.get("activity") else ""))
     last = status.get("last_cycle")
     if last:
         lines.append(f"last cycle: {last['number']} at {_clock(last['started_at'])}, "
                      f"{last['runs_ok']} runs ok, {last['runs_failed']} failed, "
-                     f"{last['regressions']} regression(s); summary {last['summary']}")
-    else:
+                     f"{last['regressions']} regression(s); summary {last['summary'] or '-'}")
+        if last.get("error"):
+            lines.append(f"last cycle error: {last['error']}")
+        if last.get("hook"):
+            lines.append(f"--on-regression: {last['hook']}")
+    elif status["running"]:
         lines.append("last cycle: none yet")
-    if status.get("next_cycle_at") and status.get("phase") == "waiting":
+    if status["running"] and status.get("next_cycle_at") and status.get("phase") == "waiting":
         lines.append(f"next cycle: {_clock(status['next_cycle_at'])} "
                      f"(in {_ago(status['next_cycle_at'] - now)})")
-    if status.get("consecutive_failures"):
+    if status["running"] and status.get("consecutive_failures"):
         lines.append(f"{status['consecutive_failures']} failed cycle(s) in a row: backing off")
-    lines.append(f"log: {status['log']}")
+    if status["running"] or status.get("log"):
+        lines.append(f"log: {status.get('log') or 'stderr of the foreground `xprof daemon run`'}")
     return "\n".join(lines)
 
 

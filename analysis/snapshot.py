@@ -17,7 +17,7 @@ from .regressions import find_regressions
 from .samples import AnalysisError, query_rows
 
 TELEMETRY_WINDOW_S = 300
-RECENT_RUNS = 6
+RECENT_RUNS = 20  # as many as a tall terminal shows
 HISTORY_POINTS = 30
 
 
@@ -98,7 +98,7 @@ class SnapshotReader:
             self._regressions = (newest, find_regressions(self.conn)["regressions"])
         return {
             "taken_at": now,
-            "regressions": self._regressions[1][:5],
+            "regressions": self._regressions[1][:10],
             "telemetry": _telemetry(self.conn, int(now * 1e9)),
             "nvml": nvml,
             "running": _running(self.conn, now),

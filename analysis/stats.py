@@ -50,8 +50,13 @@ def welch_log_ratio(a: list[float], b: list[float], confidence: float) -> Interv
         return Interval(value, value, value, "welch-log")
     df = (va + vb) ** 2 / (va**2 / (len(la) - 1) + vb**2 / (len(lb) - 1))
     half = _t_quantile(1 - (1 - confidence) / 2, df) * se
-    return Interval(math.exp(estimate), math.exp(estimate - half), math.exp(estimate + half),
-                    "welch-log")
+    return Interval(math.exp(estimate), _exp(estimate - half), _exp(estimate + half), "welch-log")
+
+
+def _exp(x: float) -> float:
+    """exp that saturates: with two wildly different repeats and few degrees of freedom
+    the interval's upper end can exceed a float; it is then unbounded, not an error."""
+    return math.inf if x > 700 else math.exp(x)
 
 
 def _welch_delta_as_ratio(a, b, confidence) -> Interval:

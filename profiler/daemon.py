@@ -26,6 +26,7 @@ import socket
 import subprocess
 import time
 import tomllib
+import traceback
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -35,9 +36,12 @@ from .schedule import Schedule, format_duration, parse_duration
 from .store import Store, StoreError
 
 STATE_ENV = "XPROF_STATE_DIR"
+# set by `xprof daemon start` for the daemon it detaches: where its output goes
+LOG_ENV = "XPROF_DAEMON_LOG"
 MAX_BACKOFF_S = 24 * 3600
 HOOK_TIMEOUT_S = 600
 RETENTION_EVERY_S = 3600
+MIN_TELEMETRY_S = 0.2
 
 
 def default_state_dir() -> Path:
@@ -159,13 +163,13 @@ def read_status(files: DaemonFiles) -> dict:
         "running": holder is not None,
         "pid": holder,
         "store": str(files.store),
-        "log": str(files.log),
+        "log": str(files.log) if files.log.exists() else None,
         "stale_pid": pid_file if holder is None and pid_file else None,
     }
     if holder is not None and recorded.get("pid") == holder:
         status.update({k: recorded.get(k) for k in (
             "started_at", "host", "schedule", "phase", "activity", "next_cycle_at",
-            "last_cycle", "consecutive_failures", "summary")})
+            "last_cycle", "consecutive_failures", "summary", "log")})
     elif recorded:
         status["last_cycle"] = recorded.get("last_cycle")
         status["stopped_at"] = recorded.get("stopped_at")
@@ -203,6 +207,7 @@ class DaemonConfig:
     telemetry_every: str = "30s"
     keep_raw: str = "7d"
     downsample_to: str = "10m"
+    worker_timeout: str = "1h"
 
     @property
     def schedule(self) -> Schedule:
@@ -212,23 +217,48 @@ class DaemonConfig:
         """Every value parsed once now, so a bad one fails at start, not at 2 a.m."""
         from workloads import EXECUTIONS, FRAMEWORKS, MODES, SIZES, WORKLOADS
 
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name), f.type)
         self.schedule
-        for name in ("telemetry_every", "keep_raw", "downsample_to"):
-            parse_duration(getattr(self, name), name.replace("_", "-"))
+        for name in ("telemetry_every", "keep_raw", "downsample_to", "worker_timeout"):
+            parse_duration(getattr(self, name), "--" + name.replace("_", "-"))
         _one_of("suite", [self.suite], SIZES)
         _one_of("workloads", self.workloads, WORKLOADS)
         _one_of("frameworks", self.frameworks, FRAMEWORKS)
         _one_of("mode", [self.mode], MODES)
         if self.execution is not None:
             _one_of("execution", [self.execution], EXECUTIONS)
-        for name in ("steps", "repeats", "baseline"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise UserError(f"{name} must be a whole number of at least 1, not {getattr(self, name)!r}")
+        for name, least in (("steps", 1), ("repeats", 1), ("baseline", 1), ("warmup", 0)):
+            if getattr(self, name) < least:
+                raise UserError(f"{name} must be at least {least}, not {getattr(self, name)!r}")
+        if not 0 <= self.min_effect <= 10:
+            raise UserError(f"min_effect must be between 0 and 10, not {self.min_effect!r}")
+        if parse_duration(self.telemetry_every) < MIN_TELEMETRY_S:
+            raise UserError(f"--telemetry-every {self.telemetry_every!r} is faster than "
+                            f"{MIN_TELEMETRY_S:g} s: telemetry between cycles is meant to be cheap")
         if self.on_regression is not None:
             try:
                 shlex.split(self.on_regression)
             except ValueError as error:
                 raise UserError(f"--on-regression {self.on_regression!r}: {error}") from None
+
+
+_KINDS = {"str": (str,), "int": (int,), "float": (int, float), "list[str]": (list,)}
+
+
+def _check_type(name: str, value, annotation: str) -> None:
+    """A config file can hold any TOML value; say which key has the wrong kind, now."""
+    kinds = [k.strip() for k in annotation.split("|")]
+    if value is None and "None" in kinds:
+        return
+    allowed = tuple(t for k in kinds if k in _KINDS for t in _KINDS[k])
+    wrong = not isinstance(value, allowed) or isinstance(value, bool)
+    if not wrong and isinstance(value, list):
+        wrong = not all(isinstance(item, str) for item in value)
+    if wrong:
+        kind = " or ".join({"str": "a string", "int": "a whole number", "float": "a number",
+                            "list[str]": "a list of strings"}[k] for k in kinds if k in _KINDS)
+        raise UserError(f"--{name.replace('_', '-')} must be {kind}, not {value!r}")
 
 
 def _one_of(name, values, allowed) -> None:
@@ -256,8 +286,8 @@ def load_config(path: Path | None, overrides: dict) -> DaemonConfig:
         values = {k.replace("-", "_"): v for k, v in values.items()}
     values.update({k: v for k, v in overrides.items() if v not in (None, (), [])})
     for name in ("workloads", "frameworks"):
-        if name in values:
-            values[name] = list(values[name]) if not isinstance(values[name], str) else [values[name]]
+        if isinstance(values.get(name), (tuple, str)):  # repeated flags, or one name in the file
+            values[name] = [values[name]] if isinstance(values[name], str) else list(values[name])
     if overrides.get("every") and "cron" in values and not overrides.get("cron"):
         values.pop("cron")  # a flag replaces the file's schedule rather than clashing with it
     if overrides.get("cron") and "every" in values and not overrides.get("every"):
@@ -337,7 +367,7 @@ class Daemon:
             while True:
                 self._write_status("waiting")
                 self._between_cycles(self.next_cycle_at)
-                result = self._cycle()
+                result = self._guarded_cycle()
                 self.failures = self.failures + 1 if result.failed else 0
                 self.next_cycle_at = self._next_cycle(time.time())
                 if self.failures:
@@ -351,6 +381,19 @@ class Daemon:
             if _pid_from_file(self.files.pid) == os.getpid():
                 self.files.pid.unlink(missing_ok=True)
             lock.release()
+
+    def _guarded_cycle(self) -> CycleResult:
+        """A cycle whose failure is logged and counted, never the daemon's end: a bug in
+        one night's analysis must not stop the next night's profiling."""
+        try:
+            return self._cycle()
+        except Exception as error:  # noqa: BLE001 - logged with its traceback, cycle counted failed
+            self.log(f"cycle {self.cycles} failed: {type(error).__name__}: {error}\n"
+                     + traceback.format_exc().rstrip())
+            result = CycleResult(self.cycles, time.time(), time.time(),
+                                 error=f"{type(error).__name__}: {error}")
+            self.last_cycle = result
+            return result
 
     def _next_cycle(self, now: float) -> float:
         """The next scheduled time; after failed cycles, 2**failures - 1 slots skipped,
@@ -412,7 +455,8 @@ class Daemon:
                  f"{c.repeats} repeat(s) each")
         self._write_status("profiling", activity=f"cycle {self.cycles}: starting")
         orchestrator = Orchestrator(self.store, classify=self.classify, progress=self._progress,
-                                    sampler_factory=telemetry_sampler(1.0))
+                                    sampler_factory=telemetry_sampler(1.0),
+                                    worker_timeout_s=parse_duration(c.worker_timeout))
         outcomes = []
         try:
             outcomes = orchestrator.execute(requests)
@@ -432,7 +476,9 @@ class Daemon:
         result.regressions = len(regressions["regressions"])
         result.finished_at = time.time()
         result.summary = self._write_summary(result, runs, regressions)
-        if result.regressions and c.on_regression and result.summary:
+        # the hook hears of failed runs too: a nightly that fails every night must not
+        # stay silent
+        if (result.regressions or result.runs_failed) and c.on_regression and result.summary:
             result.hook = self._run_hook(result.summary)
         self.last_cycle = result
         self.log(f"cycle {self.cycles} done in {format_duration(result.finished_at - result.started_at)}: "
@@ -460,7 +506,7 @@ class Daemon:
 
     def _run_hook(self, summary: str) -> str:
         command = shlex.split(self.config.on_regression) + [summary]
-        self.log(f"regressions found: running {shlex.join(command)}")
+        self.log(f"regressions or failed runs: running {shlex.join(command)}")
         try:
             done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                   timeout=HOOK_TIMEOUT_S, env={**os.environ, "XPROF_SUMMARY": summary})
@@ -488,6 +534,7 @@ class Daemon:
                   "started_at": self.started_at, "schedule": self.schedule.describe(),
                   "phase": phase, "activity": None, "next_cycle_at": self.next_cycle_at,
                   "last_cycle": last, "consecutive_failures": self.failures,
+                  "log": os.environ.get(LOG_ENV),
                   "summary": last and last["summary"], **extra}
         try:
             partial = self.files.status.with_name(self.files.status.name + ".partial")

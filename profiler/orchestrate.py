@@ -62,7 +62,7 @@ class RunRequest:
 
 @dataclass
 class RunOutcome:
-    id: str
+    id: str | None  # None until its first repeat starts: a run is stored once it begins
     request: RunRequest
     status: str = "running"
     error: str | None = None
@@ -128,8 +128,9 @@ class Orchestrator:
 
     def __init__(self, store: Store, *, classify: Callable | None = None,
                  progress: Callable | None = None, sampler_factory: Callable | None = None,
-                 telemetry_interval_s: float = 1.0):
+                 telemetry_interval_s: float = 1.0, worker_timeout_s: float = WORKER_TIMEOUT_S):
         self.store = store
+        self.worker_timeout_s = worker_timeout_s
         self.classify = classify
         self.progress = progress or (lambda event, **info: None)
         self.sampler_factory = sampler_factory
@@ -140,15 +141,15 @@ class Orchestrator:
     def execute(self, requests: list[RunRequest]) -> list[RunOutcome]:
         self.store.mark_orphaned_runs()
         remove_abandoned_worker_dirs()
-        outcomes = [RunOutcome(self._create(r), r) for r in requests]
+        outcomes = [RunOutcome(None, r) for r in requests]
         done_repeats = [0] * len(outcomes)
-        current = None
         try:
             for index, repeat in _schedule(requests):
                 outcome = outcomes[index]
                 if outcome.status == "failed":
                     continue
-                current = outcome
+                if outcome.id is None:
+                    outcome.id = self._create(outcome.request)
                 self.progress("start", outcome=outcome, repeat=repeat)
                 try:
                     self._run_repeat(outcome, repeat)
@@ -159,16 +160,17 @@ class Orchestrator:
                 if outcome.status == "running" and done_repeats[index] == outcome.request.repeats:
                     self._finish_ok(outcome)  # final now: a later Ctrl-C cannot undo it
                 self.progress("finish", outcome=outcome, repeat=repeat)
-                current = None
         except BaseException as error:
-            # Ctrl-C, SIGTERM, a store that stopped taking writes: the cut run and those
-            # not started are marked, not lost. If even that write fails (the store is
+            # Ctrl-C, SIGTERM, a store that stopped taking writes: the runs begun are
+            # marked, not lost; those not begun were never stored. If even that write fails (the store is
             # locked), the next `xprof run` marks them, as runs of a dead process.
             cause = "interrupted" if isinstance(error, KeyboardInterrupt) else f"stopped: {error}"
             for outcome in outcomes:
                 if outcome.status == "running":
                     outcome.status = "interrupted"
-                    outcome.error = cause if outcome is current else f"not started: {cause}"
+                    outcome.error = cause if outcome.id is not None else f"not started: {cause}"
+                    if outcome.id is None:
+                        continue  # never stored: nothing to mark
                     try:
                         self.store.finish_run(outcome.id, "interrupted", outcome.error)
                     except StoreError:
@@ -213,11 +215,11 @@ class Orchestrator:
             if sampler:
                 sampler.start()
             try:
-                returncode = child.wait(timeout=WORKER_TIMEOUT_S)
+                returncode = child.wait(timeout=self.worker_timeout_s)
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-                raise WorkerFailed(f"worker exceeded {WORKER_TIMEOUT_S} s and was killed") from None
+                raise WorkerFailed(f"worker exceeded {self.worker_timeout_s:g} s and was killed") from None
             except BaseException:
                 child.kill()
                 child.wait()

@@ -64,12 +64,16 @@ class Schedule:
 
 
 def _checked_cron(expression: str) -> str:
-    from croniter import croniter
+    from croniter import CroniterError, croniter
 
     fields = expression.split()
     if len(fields) != 5 or not croniter.is_valid(expression):
         raise UserError(f"--cron {expression!r} is not a cron expression: five fields "
                         "'minute hour day-of-month month day-of-week', such as '0 2 * * *'")
+    try:  # valid fields can still name a day that never comes (30 February)
+        croniter(expression).get_next(float)
+    except CroniterError:
+        raise UserError(f"--cron {expression!r} never fires: no date matches it") from None
     return " ".join(fields)
 
 

@@ -76,7 +76,7 @@ def test_a_short_schedule_makes_runs_and_keeps_telemetry_between_them(tmp_path):
         current, code = status(db, state)
         assert code == 0 and current["running"] and current["pid"] == daemon.pid
         assert current["schedule"] == "every 4s" and current["last_cycle"]["runs_ok"] == 1
-        assert current["log"].startswith(str(state)) and current["log"].endswith(".log")
+        assert current["log"] is None  # in the foreground its output is our stderr
     finally:
         daemon.send_signal(signal.SIGTERM)
         _, log = daemon.communicate(timeout=60)
@@ -101,6 +101,7 @@ def test_sigkill_mid_run_then_a_restart_marks_the_cut_run_and_keeps_the_rest(tmp
                         "--state-dir", state, env={"XPROF_INJECT_FAULT": "mlp:hang"}, check=0)
     assert "xprof daemon started" in started.stdout
     pid = status(db, state)[0]["pid"]
+    assert status(db, state)[0]["log"] == str(next(state.glob("*.log")))
     wait_for(lambda: rows(db, "SELECT id FROM runs WHERE status = 'running'"), what="a run in progress")
     # a second daemon on the same store is refused, naming the holder, in either form
     assert f"another xprof daemon (pid {pid}) already runs on store" in one_line_error(
@@ -153,7 +154,10 @@ def test_sigterm_cuts_the_current_run_as_interrupted(tmp_path):
 
 def test_failed_cycles_back_off_and_the_daemon_goes_on(tmp_path):
     db, state = tmp_path / "x.db", tmp_path / "state"
-    daemon = foreground(db, state, "--every", "1s", "-w", "linear", *TINY,
+    hook = tmp_path / "notify.sh"
+    hook.write_text(f'#!/bin/sh\ncp "$1" {tmp_path}/received.md\n')
+    hook.chmod(0o755)
+    daemon = foreground(db, state, "--every", "1s", "-w", "linear", *TINY, "--on-regression", hook,
                         env={"XPROF_INJECT_FAULT": "linear:raise"})
     try:
         wait_for(lambda: db.exists() and len(rows(db, "SELECT id FROM runs WHERE status = 'failed'")) >= 3,
@@ -165,6 +169,33 @@ def test_failed_cycles_back_off_and_the_daemon_goes_on(tmp_path):
     waits = [line.split("next cycle in ")[1] for line in log.splitlines() if "next cycle in" in line]
     assert waits[:3] == ["2s", "4s", "8s"], log  # 2**failures slots of the 1 s schedule
     assert "1 failed cycle(s) in a row" in log and "linear torch failed: worker" in log
+    # a nightly that fails is not silent: the hook hears of it
+    received = (tmp_path / "received.md").read_text()
+    assert received.startswith("# xprof nightly: no regressions, **1 of 1 runs failed**")
+    assert "RuntimeError: injected failure in linear" in received
+
+
+def test_an_error_in_the_analysis_fails_the_cycle_not_the_daemon(tmp_path):
+    from profiler.daemon import Daemon, DaemonFiles, load_config
+    from profiler.store import Store
+    from views.markdown import render_cycle_summary
+
+    def broken_check(conn):
+        raise ZeroDivisionError("a bug in one night's analysis")
+
+    store = Store.open(tmp_path / "x.db")
+    config = load_config(None, {"every": "1h", "suite": "tiny", "workloads": ("linear",),
+                                "frameworks": ("torch",), "repeats": 1, "steps": 3})
+    lines = []
+    daemon = Daemon(store, DaemonFiles.of(store.path, tmp_path / "state"), config,
+                    check_regressions=broken_check, render_summary=render_cycle_summary,
+                    log=lines.append)
+    result = daemon._guarded_cycle()
+    assert result.failed and result.error == "ZeroDivisionError: a bug in one night's analysis"
+    assert any("cycle 1 failed: ZeroDivisionError" in line and "Traceback" in line for line in lines)
+    # the runs themselves finished and are kept
+    assert store.connection.execute("SELECT status FROM runs").fetchall() == [("ok",)]
+    store.close()
 
 
 def test_a_regression_runs_the_hook_with_the_summary(tmp_path):
@@ -235,7 +266,9 @@ def test_config_file_values_and_flags(tmp_path):
     (("--every", "0m"), "--every '0m' must be longer than zero"),
     (("--every", "1h", "--cron", "0 2 * * *"), "give --every or --cron, not both"),
     ((), "the daemon needs a schedule: --every 6h or --cron"),
-    (("--every", "1h", "--keep-raw", "7 days"), "keep-raw '7 days' is not a duration"),
+    (("--every", "1h", "--keep-raw", "7 days"), "--keep-raw '7 days' is not a duration"),
+    (("--cron", "0 2 30 2 *"), "--cron '0 2 30 2 *' never fires: no date matches it"),
+    (("--every", "1h", "--telemetry-every", "0.01s"), "is faster than 0.2 s"),
 ])
 def test_bad_schedules_get_one_line(tmp_path, args, message):
     for command in ("run", "start"):
@@ -256,6 +289,15 @@ def test_bad_files_get_one_line(tmp_path):
     assert "is not valid TOML" in one_line_error(run_xprof("daemon", "run", "--config", config))
     config.write_text('every = "1h"\nsuit = "tiny"\n')
     assert "unknown key suit" in one_line_error(run_xprof("daemon", "run", "--config", config))
+    # a value of the wrong kind is refused at start, not at the first cycle
+    for line, message in [('on_regression = ["notify", "x"]', "--on-regression must be a string"),
+                          ("summary = 5", "--summary must be a string, not 5"),
+                          ('min_effect = "big"', "--min-effect must be a number, not 'big'"),
+                          ("warmup = -1", "warmup must be at least 0, not -1"),
+                          ("workloads = 5", "--workloads must be a list of strings, not 5")]:
+        config.write_text(f'every = "1h"\n{line}\n')
+        assert message in one_line_error(run_xprof("daemon", "run", "--config", config,
+                                                   "--db", tmp_path / "x.db", "--state-dir", tmp_path / "s"))
     assert "cannot read config" in one_line_error(
         run_xprof("daemon", "run", "--config", tmp_path / "absent.toml"))
     # status and stop on a store that is not there, and with a stale pid file

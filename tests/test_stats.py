@@ -90,3 +90,11 @@ def test_rows_summarize_by_geometric_mean_so_ratio_and_row_agree():
     interval = welch_log_ratio(a, b, 0.95)
     assert summarize(a) == pytest.approx(2.0) and interval.estimate == pytest.approx(1.0)
     assert summarize([0.0, 3.0]) == 1.5  # a zero: arithmetic, as the delta interval is
+
+
+def test_an_interval_too_wide_for_a_float_is_unbounded_not_an_error():
+    # one repeat 150x the other, two repeats a side: the upper end exceeds exp(709);
+    # this happened on a busy machine and used to raise OverflowError in the daemon
+    interval = welch_log_ratio([0.8, 0.83], [0.82, 119.8], 1 - 0.05 / 40)
+    assert interval.high == math.inf and 0 <= interval.low < 1
+    assert interval.estimate == pytest.approx(math.sqrt(0.82 * 119.8 / (0.8 * 0.83)))

@@ -52,6 +52,8 @@ def render_cycle_summary(cycle: dict, runs: list[dict], regressions: dict) -> st
     found = regressions["regressions"]
     verdict = (f"**{len(found)} regression{'s' if len(found) != 1 else ''}**" if found
                else "no regressions")
+    if cycle["runs_failed"]:
+        verdict += f", **{cycle['runs_failed']} of {cycle['runs_ok'] + cycle['runs_failed']} runs failed**"
     lines = [f"# xprof nightly: {verdict}", "",
              f"Cycle {cycle['number']} started {started}: {cycle['runs_ok']} runs ok, "
              f"{cycle['runs_failed']} failed."]

@@ -92,12 +92,12 @@ def _recent_table(snapshot, rows: int) -> Table:
     return table
 
 
-def _regression_lines(snapshot) -> list[Text]:
+def _regression_lines(snapshot, rows: int = 3) -> list[Text]:
     found = snapshot["regressions"]
     if not found:
         return [Text("no regressions", style="green")]
     return [Text(f"regression: {r['workload']} {r['framework']} {r['key']} "
-                 f"{r['baseline_ms']:.3f} -> {r['latest_ms']:.3f} ms", style="red") for r in found[:3]]
+                 f"{r['baseline_ms']:.3f} -> {r['latest_ms']:.3f} ms", style="red") for r in found[:rows]]
 
 
 def _daemon_line(snapshot) -> Text:
@@ -124,10 +124,12 @@ def render_frame(snapshot: dict, store_path: str, height: int = 24) -> Group:
                   no_wrap=True, overflow="ellipsis")
     return Group(
         header,
+        *([Text(f"last snapshot failed, retrying: {snapshot['error']}", style="red",
+                no_wrap=True, overflow="ellipsis")] if snapshot.get("error") else []),
         _daemon_line(snapshot),
         *_telemetry_lines(snapshot),
         *_running_lines(snapshot),
-        _differences_table(snapshot, 4 + spare // 2),
+        _differences_table(snapshot, 4 + spare // 3),
         _recent_table(snapshot, 4 + spare // 2),
-        *_regression_lines(snapshot),
+        *_regression_lines(snapshot, 3 + spare // 6),
     )
