@@ -14,11 +14,13 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import compress
+from operator import add
 from pathlib import Path
 
 from .artifacts import keep_compressed, sha256_of, trace_suffix
 from .errors import UserError
-from .events import KERNEL, MEMCPY, MEMSET, StepTiming, TraceData, assign_steps
+from .events import KERNEL, MEMCPY, MEMSET, StepTiming, TraceData, steps_at
 from .store import Store, new_run_id
 from .traces import read_trace, trace_format
 
@@ -74,18 +76,20 @@ def _device(trace: TraceData) -> str:
             memory = facts.get("memory_size")
             size = f", {memory / 2**30:.0f} GiB" if memory else ""
             return f"{facts['device_vendor']} {device} ({facts.get('core_count', '?')} cores{size})"
-    devices = sorted({e.device for e in trace.events if e.kind == KERNEL})
+    events = trace.events
+    devices = sorted(set(compress(events.device, map(KERNEL.__eq__, events.kind))))
     return devices[0] if devices else "cpu"
 
 
 def _whole_trace_step(trace: TraceData) -> None:
     """A trace without step markers is one step, from its first event to its last."""
-    if trace.steps or not trace.events:
+    events = trace.events
+    if trace.steps or not len(events):
         return
-    start = min(e.start_ns for e in trace.events)
-    end = max(e.start_ns + e.dur_ns for e in trace.events)
+    start = min(events.start_ns)
+    end = max(map(add, events.start_ns, events.dur_ns))
     trace.steps.append(StepTiming(0, end - start, True, start))
-    assign_steps(trace.events, trace.steps)
+    events.step = steps_at(events.start_ns, trace.steps)
 
 
 def import_traces(store: Store, paths, workload=None, label=None, classify=None,
