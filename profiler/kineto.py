@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from functools import partial
 from operator import attrgetter, mul
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import msgspec
 
@@ -78,9 +78,11 @@ class _Malformed(Exception):
     """A defect in the parsed document; read_kineto adds the file name."""
 
 
-def read_kineto(path, chunk_bytes: int = CHUNK_BYTES) -> TraceData:
-    """Read one Kineto trace, `chunk_bytes` of it at a time. Raises TraceFormatError,
-    naming the file, for anything that is not a well-formed Kineto trace."""
+def read_kineto(path, chunk_bytes: int = CHUNK_BYTES,
+                between_pieces: Callable[[], None] | None = None) -> TraceData:
+    """Read one Kineto trace, `chunk_bytes` of it at a time, calling `between_pieces()`
+    after each piece. Raises TraceFormatError, naming the file, for anything that is not
+    a well-formed Kineto trace."""
     path = Path(path)
     builder = _TraceBuilder()
     try:
@@ -88,6 +90,8 @@ def read_kineto(path, chunk_bytes: int = CHUNK_BYTES) -> TraceData:
             pieces = ArrayPieces(read, "traceEvents", _decode_events, _DOCUMENT.decode, chunk_bytes)
             for first, events in pieces:
                 builder.add(events, first)
+                if between_pieces:
+                    between_pieces()
             devices = _devices(pieces.document.deviceProperties)
         return builder.finish(devices)
     except _Malformed as err:
