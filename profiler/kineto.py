@@ -30,9 +30,10 @@ import zlib
 from array import array
 from contextlib import contextmanager
 from functools import partial
+from itertools import compress
 from operator import attrgetter, mul
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import msgspec
 
@@ -369,24 +370,25 @@ class _TraceBuilder:
             if len(threads) == 1:
                 order = orders[threads[0]] = track_order(starts, durs, threads[0].events)
             else:
-                order = track_order(starts, durs, (i for t in threads for i in t.events))
+                order = track_order(starts, durs, array("q", sorted(i for t in threads for i in t.events)))
             tracks.append(order)
         launcher_op: dict[int, str | None] = {}
+        any_calls = RUNTIME in events.kind
         for thread in self.threads.values():
-            calls = [i for i in thread.events if events.kind[i] is not CPU_OP]
+            calls = [i for i in thread.events if events.kind[i] is RUNTIME] if any_calls else []
             if not calls and not thread.scopes:
                 continue
             order = orders.get(thread) or track_order(starts, durs, thread.events)
-            ops = [i for _, _, i in order if events.kind[i] is CPU_OP]
             if calls:
+                ops = array("q", compress(order, map(CPU_OP.__eq__, map(events.kind.__getitem__, order))))
                 calls.sort(key=starts.__getitem__)
                 _set_enclosing_op(events, ops, calls)
                 launcher_op.update((events.correlation[c], events.op[c]) for c in calls
                                    if events.correlation[c] is not None)
-            _set_scope_op(events, ops, thread.scopes)
+            _set_scope_op(events, order, thread.scopes)
         self._link_device_events(launcher_op)
         tracks += (track_order(starts, durs, stream.events) for stream in self.streams.values())
-        events.self_ns = self_times(durs, tracks)
+        events.self_ns = self_times(starts, durs, tracks)
         events.step = steps_at(starts, self.steps) or [None] * len(events)
         memory = self.memory
         memory.allocator = memory.peak_bytes_in_use = memory.fragmentation = [None] * len(memory)
@@ -430,13 +432,15 @@ def _close_ended(open_ops: list[int], starts, durs, now_ns: int) -> None:
         open_ops.pop()
 
 
-def _set_scope_op(events: KernelColumns, ops: list[int], scopes: list[tuple[str, int, int]]) -> None:
-    """Ops wholly inside an optimizer scope take the scope as their op."""
-    starts = [events.start_ns[i] for i in ops]
+def _set_scope_op(events: KernelColumns, order: Sequence[int], scopes: list[tuple[str, int, int]]) -> None:
+    """Ops wholly inside an optimizer scope on their thread (`order`: its events in
+    track order) take the scope as their op."""
+    starts, durs, kinds = events.start_ns, events.dur_ns, events.kind
     for scope, start_ns, end_ns in scopes:
-        for op in ops[bisect.bisect_left(starts, start_ns):bisect.bisect_right(starts, end_ns)]:
-            if events.start_ns[op] + events.dur_ns[op] <= end_ns:
-                events.op[op] = scope
+        first = bisect.bisect_left(order, start_ns, key=starts.__getitem__)
+        for event in order[first:bisect.bisect_right(order, end_ns, key=starts.__getitem__)]:
+            if kinds[event] is CPU_OP and starts[event] + durs[event] <= end_ns:
+                events.op[event] = scope
 
 
 def _memory_device(args: _Args) -> str:
