@@ -46,6 +46,50 @@ def test_importing_twice_does_not_duplicate(tmp_path):
     again = _import(db, path, path)
     assert [r["id"] for r in again] == [first["id"]] * 2 and all(r["already_imported"] for r in again)
     assert sqlite3.connect(db).execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+    assert [p.name for p in (tmp_path / "x.db.artifacts").iterdir()] == [first["id"]]
+
+
+def _repeated_a100(tmp_path, copies):
+    """The A100 fixture's events `copies` times over, each copy after the one before:
+    a trace of 1.5 MB for 5 copies, more than one piece of the reader's 1 MiB."""
+    document = json.loads(gzip.decompress(fixture_path("kineto", "a100_alexnet_train.json.gz").read_bytes()))
+    events = document["traceEvents"]
+    span = max(e["ts"] for e in events if "ts" in e) - min(e["ts"] for e in events if "ts" in e) + 1
+    document["traceEvents"] = [dict(e, ts=e["ts"] + copy * span) if "ts" in e else e
+                               for copy in range(copies) for e in events]
+    path = tmp_path / f"a100_x{copies}.pt.trace.json"
+    path.write_text(json.dumps(document, indent=1))
+    return path
+
+
+def test_a_trace_of_many_pieces_imports_whole(tmp_path):
+    path = _repeated_a100(tmp_path, 5)
+    assert path.stat().st_size > 1.4 * 2**20
+    [run] = _import(tmp_path / "x.db", path)
+    assert (run["events"], run["kernels"], run["memcpy"], run["memset"]) == (5 * 1408, 5 * 79, 5 * 16, 5 * 3)
+    assert run["kernel_time_ms"] == pytest.approx(5 * 10.692)
+    conn = sqlite3.connect(tmp_path / "x.db")
+    # every device event found the op that launched it, in every copy
+    assert conn.execute("SELECT count(*) FROM kernels WHERE kind IN ('kernel', 'memcpy', 'memset')"
+                        " AND op IS NULL").fetchone()[0] == 0
+    artifact = conn.execute("SELECT path FROM artifacts").fetchone()[0]
+    assert gzip.decompress(open(artifact, "rb").read()) == path.read_bytes()
+
+
+def test_a_trace_cut_off_after_several_pieces_leaves_the_store_as_it_was(tmp_path):
+    db = tmp_path / "x.db"
+    _import(db, fixture_path("kineto", "cpu_only.json.gz"))
+    before = sqlite3.connect(db).execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM kernels),"
+                                         " (SELECT count(*) FROM artifacts)").fetchone()
+    whole = _repeated_a100(tmp_path, 5)
+    cut = tmp_path / "cut.pt.trace.json"
+    cut.write_bytes(whole.read_bytes()[:int(whole.stat().st_size * 0.9)])
+    line = one_line_error(run_xprof("import", cut, "--db", db))
+    assert str(cut) in line and "truncated: the input ends inside traceEvents" in line
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM kernels),"
+                        " (SELECT count(*) FROM artifacts)").fetchone() == before
+    assert len(list((tmp_path / "x.db.artifacts").iterdir())) == 1
 
 
 def test_nvidia_shaped_xspace_imports_with_kernels_and_copies(tmp_path):
@@ -137,6 +181,7 @@ def test_html_md_and_csv_exports(profiled, tmp_path):
 
 BAD_TRACES = {
     "truncated.json.gz": lambda good: gzip.compress(good)[:200],
+    "truncated.json": lambda good: good[:len(good) // 2],
     "notjson.json": lambda good: b"this is not json at all",
     "no_events.json": lambda good: b'{"schemaVersion": 1}',
     "wrong_types.json": lambda good: b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": "soon", "dur": 1}]}',
