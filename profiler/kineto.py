@@ -68,9 +68,10 @@ OPTIMIZER_SCOPE = "Optimizer.step#"
 # Events the column loop leaves to _add_other: memory events and step markers, by name.
 OTHER_NAMES = (MEMORY, "ProfilerStep#")
 GZIP_MAGIC = b"\x1f\x8b"
-# A piece of the file decoded at once: about 2,800 events of a CPU trace. 1 MiB pieces
-# read a 38 MB trace as fast as 8 MiB ones, with 36 MB peak RSS for the reader against 71.
-CHUNK_BYTES = 1 << 20
+# A piece of the file decoded at once: about 700 events of a CPU trace. Measured on a
+# 38 MB trace: 256 KiB pieces read it in 0.19 s of CPU against 0.22 s for 1 MiB ones
+# (what a piece makes stays in the CPU's caches), with 27 MB peak RSS against 35.
+CHUNK_BYTES = 256 << 10
 NO_ID = -(1 << 63)  # an absent "External id" in an array of them
 INT64 = range(-(1 << 63), 1 << 63)
 

@@ -51,7 +51,7 @@ def test_importing_twice_does_not_duplicate(tmp_path):
 
 def _repeated_a100(tmp_path, copies):
     """The A100 fixture's events `copies` times over, each copy after the one before:
-    a trace of 1.5 MB for 5 copies, more than one piece of the reader's 1 MiB."""
+    a trace of 1.5 MB for 5 copies, several pieces of the reader's 256 KiB."""
     document = json.loads(gzip.decompress(fixture_path("kineto", "a100_alexnet_train.json.gz").read_bytes()))
     events = document["traceEvents"]
     span = max(e["ts"] for e in events if "ts" in e) - min(e["ts"] for e in events if "ts" in e) + 1
