@@ -23,7 +23,6 @@ a thread's runtime calls after all of its ops), so they are worked out at the en
 from __future__ import annotations
 
 import bisect
-import gzip
 import math
 import re
 import zlib
@@ -122,6 +121,8 @@ def _opened(path: Path):
             yield raw.read
             return
         raw.seek(0)
+        import gzip  # for gzipped traces only
+
         with gzip.GzipFile(fileobj=raw) as unzipped:
             def read(size: int) -> bytes:
                 try:
