@@ -92,6 +92,15 @@ class _Columns:
         return type(other) is type(self) and all(
             list(a) == list(b) for a, b in zip(self.columns(), other.columns()))
 
+    def split(self, count: int):
+        """New columns of the first `count` records; these keep the rest."""
+        head = type(self)()
+        for f in fields(self.record):
+            column = getattr(self, f.name)
+            setattr(head, f.name, column[:count])
+            setattr(self, f.name, column[count:])
+        return head
+
     @classmethod
     def of(cls, records: Iterable):
         """Columns holding `records`, in their order."""
@@ -164,6 +173,11 @@ class TraceData:
 
 class TraceFormatError(UserError, ValueError):
     """A trace file that cannot be read: truncated, foreign, or malformed."""
+
+
+class NotInTimeOrder(Exception):
+    """A reader that gave events as final met a later one that changes them (one out
+    of time order): the caller drops what it was given and reads the trace again whole."""
 
 
 def track_order(start_ns: Sequence[int], dur_ns: Sequence[int], indices: Sequence[int]) -> Sequence[int]:

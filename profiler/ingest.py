@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from .artifacts import keep_compressed, sha256_of, trace_suffix
 from .errors import UserError
-from .events import KERNEL, MEMCPY, MEMSET, StepTiming, TraceData, steps_at
+from .events import KERNEL, MEMCPY, MEMSET, NotInTimeOrder, StepTiming, TraceData, steps_at
 from .store import Store, new_run_id
 from .traces import read_trace, trace_format
 
@@ -95,7 +96,10 @@ def _whole_trace_step(trace: TraceData) -> None:
 
 
 def import_traces(store: Store, paths, workload=None, label=None, classify=None,
-                  progress=None) -> list[ImportedRun]:
+                  progress=None, segment_events: int | None = None) -> list[ImportedRun]:
+    """Import trace files and log dirs in one transaction. A Kineto trace of host ops is
+    stored in segments of about `segment_events` events as it is read (the reader's
+    default when None), so memory stays bounded however long it is."""
     files = [f for p in paths for f in trace_files(Path(p))]
     kept: list[Path] = []  # artifact directories this import made
     imported: list[ImportedRun] = []
@@ -104,7 +108,8 @@ def import_traces(store: Store, paths, workload=None, label=None, classify=None,
             for path in files:
                 if progress:
                     progress(path)
-                imported.append(_import_one(store, conn, path, workload, label, classify, kept))
+                imported.append(_import_one(store, conn, path, workload, label, classify, kept,
+                                            segment_events))
     except BaseException:
         for directory in kept:
             shutil.rmtree(directory, ignore_errors=True)
@@ -169,40 +174,78 @@ def _keep_copy(path: Path, copy: Path) -> tuple[str, int]:
     return sha256_of(copy), copy.stat().st_size
 
 
-def _import_one(store, conn, path: Path, workload, label, classify, kept) -> ImportedRun:
+def _import_one(store, conn, path: Path, workload, label, classify, kept,
+                segment_events: int | None) -> ImportedRun:
     run_id = new_run_id()
     raw = _RawCopy(conn, path, store.artifacts_dir() / run_id / f"r0.{trace_suffix(path)}", kept)
     try:
-        trace = read_trace(path, between_pieces=raw.check)
-        raw.check(wait=True)
-        _whole_trace_step(trace)
-        device = _device(trace)
-        now = time.time()
-        store.insert_run(
-            conn, id=run_id, status="ok", framework=FRAMEWORK_OF_FORMAT[trace.source_format],
-            workload=workload, label=label, device=device, source="import",
-            source_path=str(path.resolve()), content_sha256=raw.digest.result(), started_at=now,
-            finished_at=now, repeats=1,
-            env={"imported_from": str(path.resolve()), "devices": trace.devices, "device_name": device},
-            fingerprint=hashlib.sha256(device.encode()).hexdigest()[:16],
-        )
-        store.add_steps(conn, run_id, trace.steps)
-        kernels = store.add_kernels(conn, run_id, 0, trace.events, classify)
-        memory = store.add_memory(conn, run_id, 0, trace.memory)
-        walls = sorted(s.wall_ns for s in trace.steps)
-        median_ms = walls[len(walls) // 2] / 1e6 if walls else None
-        conn.execute("UPDATE runs SET kernel_count = ?, memory_event_count = ?, step_ms_median = ? "
-                     "WHERE id = ?", (kernels, memory, median_ms, run_id))
+        conn.execute("SAVEPOINT trace_file")
+        try:
+            run = _store_trace(store, conn, run_id, path, raw, workload, label, classify, True,
+                               segment_events)
+        except NotInTimeOrder:  # a segment stored was not final after all: read it whole
+            conn.execute("ROLLBACK TO trace_file")
+            run = _store_trace(store, conn, run_id, path, raw, workload, label, classify, False,
+                               segment_events)
+        except _AlreadyImported:
+            conn.execute("ROLLBACK TO trace_file")
+            raise
+        finally:
+            conn.execute("RELEASE trace_file")
         copy_sha256, copy_bytes = raw.copied.result()
         store.add_artifact(conn, run_id, "trace", raw.copy, copy_sha256, copy_bytes,
-                           {"repeat": 0, "format": trace.source_format, "imported_from": str(path)})
+                           {"repeat": 0, "format": trace_format(path), "imported_from": str(path)})
     except _AlreadyImported as imported:
         return _earlier_import(conn, path, imported.run_id)
     finally:
         raw.close()
-    return ImportedRun(run_id, str(path), trace.total_events, trace.count(KERNEL),
-                       trace.total_dur_ns(KERNEL) / 1e6, device, trace.count(MEMCPY),
-                       trace.count(MEMSET))
+    return run
+
+
+def _store_trace(store, conn, run_id: str, path: Path, raw: _RawCopy, workload, label, classify,
+                 in_segments: bool, segment_events: int | None) -> ImportedRun:
+    """Read one trace into a new run, storing the segments the reader gives as it goes."""
+    now = time.time()
+    store.insert_run(conn, id=run_id, status="ok", framework=FRAMEWORK_OF_FORMAT[trace_format(path)],
+                     workload=workload, label=label, source="import", source_path=str(path.resolve()),
+                     started_at=now, finished_at=now, repeats=1)
+    stored = _Stored()
+
+    def store_segment(segment: TraceData) -> None:
+        stored.rows += store.add_kernels(conn, run_id, 0, segment.events, classify)
+        stored.memory += store.add_memory(conn, run_id, 0, segment.memory)
+        stored.count(segment)
+
+    trace = read_trace(path, between_pieces=raw.check, on_segment=store_segment if in_segments else None,
+                       segment_events=segment_events)
+    raw.check(wait=True)
+    _whole_trace_step(trace)
+    store_segment(trace)
+    store.add_steps(conn, run_id, trace.steps)
+    device = _device(trace)
+    walls = sorted(s.wall_ns for s in trace.steps)
+    env = {"imported_from": str(path.resolve()), "devices": trace.devices, "device_name": device}
+    conn.execute(
+        "UPDATE runs SET device = ?, env = ?, fingerprint = ?, content_sha256 = ?, kernel_count = ?,"
+        " memory_event_count = ?, step_ms_median = ? WHERE id = ?",
+        (device, json.dumps(env, sort_keys=True), hashlib.sha256(device.encode()).hexdigest()[:16],
+         raw.digest.result(), stored.rows, stored.memory,
+         walls[len(walls) // 2] / 1e6 if walls else None, run_id))
+    return ImportedRun(run_id, str(path), trace.total_events, stored.kernels, stored.kernel_ns / 1e6,
+                       device, stored.memcpy, stored.memset)
+
+
+class _Stored:
+    """What the segments of one trace put in the store, added up."""
+
+    def __init__(self) -> None:
+        self.rows = self.memory = self.kernels = self.kernel_ns = self.memcpy = self.memset = 0
+
+    def count(self, segment: TraceData) -> None:
+        self.kernels += segment.count(KERNEL)
+        self.kernel_ns += segment.total_dur_ns(KERNEL)
+        self.memcpy += segment.count(MEMCPY)
+        self.memset += segment.count(MEMSET)
 
 
 def _earlier_import(conn, path: Path, run_id: str) -> ImportedRun:

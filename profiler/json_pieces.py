@@ -59,6 +59,7 @@ class ArrayPieces:
         self.chunk_bytes = chunk_bytes
         self.max_uncut = max(MAX_UNCUT_BYTES, 4 * chunk_bytes)
         self.document = None
+        self.head_document = None  # the object before the array, once it is found
         self.head = b""  # the object's text before the array's `[`
         self.buffer = b""  # unread text, from just after an item's `,` (or the `[`)
         self.offset = 0  # of buffer[0] in the document
@@ -90,7 +91,7 @@ class ArrayPieces:
             if match:
                 head = self.buffer[:match.end() - 1]
                 try:
-                    self.decode_document(head + b"[]}")
+                    self.head_document = self.decode_document(head + b"[]}")
                 except DECODE_ERRORS as err:  # nested in another value, or bad JSON before it
                     first_error = first_error or err
                     search_from = match.start() + 1
@@ -101,7 +102,7 @@ class ArrayPieces:
             if self.eof:
                 if not self.buffer.strip():
                     raise Empty("empty")
-                self.document = self.decode_document(self.buffer)
+                self.document = self.head_document = self.decode_document(self.buffer)
                 return False
             if len(self.buffer) > self.max_uncut:
                 if first_error is not None:

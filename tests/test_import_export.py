@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from conftest import fixture_path, one_line_error, run_xprof
+from conftest import fixture_path, one_line_error, repeated_trace, run_xprof
 from test_xplane import nvidia_space
 
 
@@ -50,16 +50,10 @@ def test_importing_twice_does_not_duplicate(tmp_path):
 
 
 def _repeated_a100(tmp_path, copies):
-    """The A100 fixture's events `copies` times over, each copy after the one before:
-    a trace of 1.5 MB for 5 copies, several pieces of the reader's 256 KiB."""
+    """The A100 fixture's events `copies` times over: a trace of 1.5 MB for 5 copies,
+    several pieces of the reader's 256 KiB."""
     document = json.loads(gzip.decompress(fixture_path("kineto", "a100_alexnet_train.json.gz").read_bytes()))
-    events = document["traceEvents"]
-    span = max(e["ts"] for e in events if "ts" in e) - min(e["ts"] for e in events if "ts" in e) + 1
-    document["traceEvents"] = [dict(e, ts=e["ts"] + copy * span) if "ts" in e else e
-                               for copy in range(copies) for e in events]
-    path = tmp_path / f"a100_x{copies}.pt.trace.json"
-    path.write_text(json.dumps(document, indent=1))
-    return path
+    return repeated_trace(document, copies, tmp_path / f"a100_x{copies}.pt.trace.json")
 
 
 def test_a_trace_of_many_pieces_imports_whole(tmp_path):
@@ -228,3 +222,57 @@ def test_export_errors(profiled, tmp_path):
         run_xprof("export", ids["torch"], "--format", "md", "-o", blocker / "x.md", "--db", db))
     assert "no run with id 'ffffff'" in one_line_error(
         run_xprof("export", "ffffff", "--format", "md", "-o", tmp_path / "x.md", "--db", db))
+
+
+def _stored(db):
+    conn = sqlite3.connect(db)
+    return (
+        conn.execute("SELECT step, name, op, category, kind, device, stream, start_ns, dur_ns, self_ns,"
+                     " correlation FROM kernels ORDER BY rowid").fetchall(),
+        conn.execute("SELECT ts_ns, bytes, total_allocated, total_reserved, device FROM memory_events"
+                     " ORDER BY rowid").fetchall(),
+        conn.execute("SELECT step, wall_ns, start_ns FROM steps ORDER BY rowid").fetchall(),
+        conn.execute("SELECT framework, device, fingerprint, env, content_sha256, kernel_count,"
+                     " memory_event_count, step_ms_median FROM runs").fetchall(),
+    )
+
+
+def _import_in_process(db, path, segment_events):
+    from analysis.taxonomy import classify_event
+    from profiler.ingest import import_traces
+    from profiler.store import Store
+
+    store = Store.open(db)
+    try:
+        return import_traces(store, [path], classify=classify_event, segment_events=segment_events)
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def long_cpu_trace(tmp_path_factory):
+    """The CPU fixture's events 300 times over: 9,000 events, 300 steps."""
+    document = json.loads(gzip.decompress(fixture_path("kineto", "cpu_only.json.gz").read_bytes()))
+    return repeated_trace(document, 300, tmp_path_factory.mktemp("long") / "long_cpu.pt.trace.json")
+
+
+def test_a_cpu_trace_stored_in_segments_is_stored_as_whole(long_cpu_trace, tmp_path):
+    [whole] = _import_in_process(tmp_path / "whole.db", long_cpu_trace, segment_events=10**9)
+    [cut] = _import_in_process(tmp_path / "cut.db", long_cpu_trace, segment_events=8)
+    assert cut.as_json() | {"id": None} == whole.as_json() | {"id": None}
+    assert _stored(tmp_path / "cut.db") == _stored(tmp_path / "whole.db")
+    assert len(_stored(tmp_path / "cut.db")[2]) == 300
+
+
+def test_a_trace_that_breaks_time_order_after_a_cut_is_read_again_whole(long_cpu_trace, tmp_path):
+    document = json.loads(long_cpu_trace.read_text())
+    first_op = next(e for e in document["traceEvents"] if e.get("cat") == "cpu_op")
+    document["traceEvents"].append(dict(first_op, name="aten::late", ts=first_op["ts"] + 0.5, dur=0.1))
+    late = tmp_path / "late.pt.trace.json"
+    late.write_text(json.dumps(document))
+    [whole] = _import_in_process(tmp_path / "whole.db", late, segment_events=10**9)
+    [cut] = _import_in_process(tmp_path / "cut.db", late, segment_events=8)
+    assert cut.as_json() | {"id": None} == whole.as_json() | {"id": None}
+    assert _stored(tmp_path / "cut.db") == _stored(tmp_path / "whole.db")
+    assert sqlite3.connect(tmp_path / "cut.db").execute(
+        "SELECT count(*) FROM runs").fetchone() == (1,)  # the segments stored first were dropped

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import fixture_path
-from profiler.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME, TraceData, TraceFormatError
+from conftest import fixture_path, repeated_trace
+from profiler.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME, NotInTimeOrder, TraceData, TraceFormatError
 from profiler.kineto import read_kineto
 
 A100 = "NVIDIA A100-PG509-200"
@@ -413,3 +413,69 @@ def test_between_pieces_can_stop_the_reading(tmp_path):
     with pytest.raises(Enough):
         read_kineto(path, chunk_bytes=200, between_pieces=between_pieces)
     assert len(calls) == 3
+
+
+# Segments: a trace of host ops alone is handed over in segments as it is read; joined,
+# they are the whole trace.
+
+
+def _read_in_segments(path, segment_events, chunk_bytes=2048):
+    segments = []
+    rest = read_kineto(path, chunk_bytes=chunk_bytes, on_segment=segments.append, segment_events=segment_events)
+    return segments, rest
+
+
+def _joined(segments, rest):
+    return ([e for s in [*segments, rest] for e in s.events], [m for s in [*segments, rest] for m in s.memory])
+
+
+@pytest.fixture(scope="module")
+def long_torch_trace(torch_trace, tmp_path_factory):
+    """The real CPU trace's events 40 times over (about 5,000 events, 120 steps)."""
+    document = json.loads(torch_trace.read_text())
+    return repeated_trace(document, 40, tmp_path_factory.mktemp("long") / "long.pt.trace.json")
+
+
+@pytest.mark.parametrize("segment_events", [1, 64, 1000])
+def test_segments_join_to_the_whole_trace(long_torch_trace, segment_events):
+    whole = read_kineto(long_torch_trace)
+    segments, rest = _read_in_segments(long_torch_trace, segment_events)
+    assert len(segments) >= len(whole.events) // (segment_events + 400)  # cut all along
+    assert _joined(segments, rest) == (list(whole.events), list(whole.memory))
+    assert (rest.steps, rest.total_events, rest.devices) == (whole.steps, whole.total_events, whole.devices)
+    assert [s.step for s in whole.steps] == list(range(1, 121))
+
+
+@pytest.mark.parametrize("name", ["a100_alexnet_train.json.gz", "a100_cupti_counters.json.gz",
+                                  "mi250_minitoy_train.json.gz", "cpu_only.json.gz"])
+def test_fixtures_in_segments(name):
+    """A GPU's trace (deviceProperties) is never cut: its runtime calls come after all
+    ops. The CPU one is, and joins up to the whole."""
+    path = kineto_fixture(name)
+    segments, rest = _read_in_segments(path, 1, chunk_bytes=512)
+    assert bool(segments) == (name == "cpu_only.json.gz")
+    whole = read_kineto(path)
+    assert _joined(segments, rest) == (list(whole.events), list(whole.memory))
+
+
+def test_no_segments_without_steps(tmp_path):
+    path = write_trace(tmp_path, "stepless.json", [dict(CPU_OP_EVENT, ts=10.0 * i) for i in range(300)])
+    segments, rest = _read_in_segments(path, 1, chunk_bytes=256)
+    assert segments == [] and len(rest.events) == 300
+
+
+@pytest.mark.parametrize("late", [
+    pytest.param(dict(CPU_OP_EVENT, ts=0.5), id="op-before-the-cut"),
+    pytest.param(dict(CPU_OP_EVENT, cat="cuda_runtime", name="cudaLaunchKernel", ts=1e6), id="runtime-call"),
+    pytest.param(dict(KERNEL_EVENT, ts=1e6), id="kernel"),
+    pytest.param(dict(CPU_OP_EVENT, cat="user_annotation", name="ProfilerStep#0", ts=0.5, dur=1e6), id="early-step"),
+])
+def test_an_event_against_time_order_voids_the_segments(long_torch_trace, tmp_path, late):
+    document = json.loads(long_torch_trace.read_text())
+    document["traceEvents"].append(dict(late, pid=document["traceEvents"][-3].get("pid", 1)))
+    path = write_trace(tmp_path, "late.json", document["traceEvents"])
+    given = []
+    with pytest.raises(NotInTimeOrder):
+        read_kineto(path, chunk_bytes=2048, on_segment=given.append, segment_events=64)
+    assert given  # segments had been given, and are void
+    assert read_kineto(path).total_events == len(document["traceEvents"])  # read whole, it is fine
