@@ -63,6 +63,7 @@ NO_ID = -(1 << 63)  # an absent "External id" in an array of them
 # Events held before a cut is looked for: 65,536 make 7 MB of columns.
 SEGMENT_EVENTS = 1 << 16
 
+
 class _Track:
     """A host thread or a device stream: its events (indices into the columns, in
     trace order) and, on a thread, the optimizer scopes."""
