@@ -304,12 +304,14 @@ class TraceBuilder:
 
 def _last_quiet_point(start_ns: array, dur_ns: array) -> tuple[int, int] | None:
     """(k, t): the largest k (0 < k < number of events) such that the events before k
-    all end by t and those from k on all start at t or later; None if there is none."""
+    all end by t and those from k on all start at t or later; None if there is none.
+    One pass in C for the latest end so far, then a walk back from the last event,
+    which finds the point within a few dozen events in a trace of ops."""
     ends = array("q", accumulate(map(add, start_ns, dur_ns), max))  # latest end up to each
-    starts = array("q", accumulate(reversed(start_ns), min))  # earliest start from each on
-    starts.reverse()
+    earliest_start = start_ns[-1]
     for count in range(len(ends) - 1, 0, -1):
-        if ends[count - 1] <= starts[count]:
+        earliest_start = min(earliest_start, start_ns[count])
+        if ends[count - 1] <= earliest_start:
             return count, ends[count - 1]
     return None
 
