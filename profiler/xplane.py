@@ -28,7 +28,9 @@ from .events import (
     MEMCPY,
     MEMSET,
     RUNTIME,
+    KernelColumns,
     KernelEvent,
+    MemoryColumns,
     MemoryEvent,
     StepTiming,
     TraceData,
@@ -91,19 +93,22 @@ def read_xplane(path) -> TraceData:
     for a file that is not a readable XSpace."""
     space = _parse(Path(path))
     trace = TraceData(source_format="xplane")
+    events: list[KernelEvent] = []
+    memory: list[MemoryEvent] = []
     for plane in space.planes:
         trace.total_events += sum(len(line.events) for line in plane.lines)
         reader = _PlaneReader(plane)
         if plane.name.startswith(DEVICE_PLANE_PREFIX):
-            kept = _read_device_plane(reader, trace.events)
+            kept = _read_device_plane(reader, events)
             if kept:
                 trace.devices[plane.name] = reader.plane_facts()
         elif plane.name.startswith(HOST_PLANE_PREFIX):
-            _read_host_plane(reader, trace)
-    trace.memory.sort(key=lambda m: m.ts_ns)
+            _read_host_plane(reader, events, memory, trace.steps)
+    memory.sort(key=lambda m: m.ts_ns)
     trace.steps = _outermost_per_step(trace.steps)
-    assign_self_time(trace.events)
-    assign_steps(trace.events, trace.steps)
+    assign_self_time(events)
+    assign_steps(events, trace.steps)
+    trace.events, trace.memory = KernelColumns.of(events), MemoryColumns.of(memory)
     return trace
 
 
@@ -225,22 +230,23 @@ def _framework_op(stats: dict) -> str | None:
     return hlo_op if isinstance(hlo_op, str) and hlo_op else None
 
 
-def _read_host_plane(reader: _PlaneReader, trace: TraceData) -> None:
+def _read_host_plane(reader: _PlaneReader, events: list[KernelEvent], memory: list[MemoryEvent],
+                     steps: list[StepTiming]) -> None:
     for line in reader.plane.lines:
         thread = line.name or str(line.id)
         for name, start_ns, dur_ns, stats in reader.events(line):
             if name in (MEMORY_ALLOCATION, MEMORY_DEALLOCATION):
-                memory = _memory_event(name, start_ns, stats)
-                if memory is not None:
-                    trace.memory.append(memory)
+                allocation = _memory_event(name, start_ns, stats)
+                if allocation is not None:
+                    memory.append(allocation)
                 continue
             step = _as_int(stats.get("step_num"))
             if step is not None:
-                trace.steps.append(StepTiming(step=step, wall_ns=dur_ns, profiled=True, start_ns=start_ns))
+                steps.append(StepTiming(step=step, wall_ns=dur_ns, profiled=True, start_ns=start_ns))
                 continue
             event = _host_event(name, start_ns, dur_ns, thread, stats)
             if event is not None:
-                trace.events.append(event)
+                events.append(event)
 
 
 def _host_event(name: str, start_ns: int, dur_ns: int, thread: str, stats: dict) -> KernelEvent | None:

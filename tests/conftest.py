@@ -60,3 +60,25 @@ def one_line_error(done) -> str:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("xprof: error:"), done.stderr
     return lines[0]
+
+
+def repeated_trace(document: dict, copies: int, path: Path) -> Path:
+    """Write a Kineto trace holding `document`'s events `copies` times, each copy after
+    the one before in time and its ProfilerStep numbers after the last copy's."""
+    events = document["traceEvents"]
+    times = [e["ts"] for e in events if isinstance(e.get("ts"), (int, float))]
+    span = max(times) - min(times) + 1
+    steps = [int(e["name"].split("#")[1]) for e in events if str(e.get("name", "")).startswith("ProfilerStep#")]
+    step_span = max(steps) - min(steps) + 1 if steps else 0
+
+    def shifted(event, copy):
+        event = dict(event)
+        if isinstance(event.get("ts"), (int, float)):
+            event["ts"] += copy * span
+        if str(event.get("name", "")).startswith("ProfilerStep#"):
+            event["name"] = f"ProfilerStep#{int(event['name'].split('#')[1]) + copy * step_span}"
+        return event
+
+    repeated = [shifted(e, copy) for copy in range(copies) for e in events]
+    path.write_text(json.dumps({**document, "traceEvents": repeated}, indent=1))
+    return path

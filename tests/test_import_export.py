@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from conftest import fixture_path, one_line_error, run_xprof
+from conftest import fixture_path, one_line_error, repeated_trace, run_xprof
 from test_xplane import nvidia_space
 
 
@@ -46,6 +46,44 @@ def test_importing_twice_does_not_duplicate(tmp_path):
     again = _import(db, path, path)
     assert [r["id"] for r in again] == [first["id"]] * 2 and all(r["already_imported"] for r in again)
     assert sqlite3.connect(db).execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+    assert [p.name for p in (tmp_path / "x.db.artifacts").iterdir()] == [first["id"]]
+
+
+def _repeated_a100(tmp_path, copies):
+    """The A100 fixture's events `copies` times over: a trace of 1.5 MB for 5 copies,
+    several pieces of the reader's 256 KiB."""
+    document = json.loads(gzip.decompress(fixture_path("kineto", "a100_alexnet_train.json.gz").read_bytes()))
+    return repeated_trace(document, copies, tmp_path / f"a100_x{copies}.pt.trace.json")
+
+
+def test_a_trace_of_many_pieces_imports_whole(tmp_path):
+    path = _repeated_a100(tmp_path, 5)
+    assert path.stat().st_size > 1.4 * 2**20
+    [run] = _import(tmp_path / "x.db", path)
+    assert (run["events"], run["kernels"], run["memcpy"], run["memset"]) == (5 * 1408, 5 * 79, 5 * 16, 5 * 3)
+    assert run["kernel_time_ms"] == pytest.approx(5 * 10.692)
+    conn = sqlite3.connect(tmp_path / "x.db")
+    # every device event found the op that launched it, in every copy
+    assert conn.execute("SELECT count(*) FROM kernels WHERE kind IN ('kernel', 'memcpy', 'memset')"
+                        " AND op IS NULL").fetchone()[0] == 0
+    artifact = conn.execute("SELECT path FROM artifacts").fetchone()[0]
+    assert gzip.decompress(open(artifact, "rb").read()) == path.read_bytes()
+
+
+def test_a_trace_cut_off_after_several_pieces_leaves_the_store_as_it_was(tmp_path):
+    db = tmp_path / "x.db"
+    _import(db, fixture_path("kineto", "cpu_only.json.gz"))
+    before = sqlite3.connect(db).execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM kernels),"
+                                         " (SELECT count(*) FROM artifacts)").fetchone()
+    whole = _repeated_a100(tmp_path, 5)
+    cut = tmp_path / "cut.pt.trace.json"
+    cut.write_bytes(whole.read_bytes()[:int(whole.stat().st_size * 0.9)])
+    line = one_line_error(run_xprof("import", cut, "--db", db))
+    assert str(cut) in line and "truncated: the input ends inside traceEvents" in line
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM kernels),"
+                        " (SELECT count(*) FROM artifacts)").fetchone() == before
+    assert len(list((tmp_path / "x.db.artifacts").iterdir())) == 1
 
 
 def test_nvidia_shaped_xspace_imports_with_kernels_and_copies(tmp_path):
@@ -137,6 +175,7 @@ def test_html_md_and_csv_exports(profiled, tmp_path):
 
 BAD_TRACES = {
     "truncated.json.gz": lambda good: gzip.compress(good)[:200],
+    "truncated.json": lambda good: good[:len(good) // 2],
     "notjson.json": lambda good: b"this is not json at all",
     "no_events.json": lambda good: b'{"schemaVersion": 1}',
     "wrong_types.json": lambda good: b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": "soon", "dur": 1}]}',
@@ -183,3 +222,57 @@ def test_export_errors(profiled, tmp_path):
         run_xprof("export", ids["torch"], "--format", "md", "-o", blocker / "x.md", "--db", db))
     assert "no run with id 'ffffff'" in one_line_error(
         run_xprof("export", "ffffff", "--format", "md", "-o", tmp_path / "x.md", "--db", db))
+
+
+def _stored(db):
+    conn = sqlite3.connect(db)
+    return (
+        conn.execute("SELECT step, name, op, category, kind, device, stream, start_ns, dur_ns, self_ns,"
+                     " correlation FROM kernels ORDER BY rowid").fetchall(),
+        conn.execute("SELECT ts_ns, bytes, total_allocated, total_reserved, device FROM memory_events"
+                     " ORDER BY rowid").fetchall(),
+        conn.execute("SELECT step, wall_ns, start_ns FROM steps ORDER BY rowid").fetchall(),
+        conn.execute("SELECT framework, device, fingerprint, env, content_sha256, kernel_count,"
+                     " memory_event_count, step_ms_median FROM runs").fetchall(),
+    )
+
+
+def _import_in_process(db, path, segment_events):
+    from analysis.taxonomy import classify_event
+    from profiler.ingest import import_traces
+    from profiler.store import Store
+
+    store = Store.open(db)
+    try:
+        return import_traces(store, [path], classify=classify_event, segment_events=segment_events)
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def long_cpu_trace(tmp_path_factory):
+    """The CPU fixture's events 300 times over: 9,000 events, 300 steps."""
+    document = json.loads(gzip.decompress(fixture_path("kineto", "cpu_only.json.gz").read_bytes()))
+    return repeated_trace(document, 300, tmp_path_factory.mktemp("long") / "long_cpu.pt.trace.json")
+
+
+def test_a_cpu_trace_stored_in_segments_is_stored_as_whole(long_cpu_trace, tmp_path):
+    [whole] = _import_in_process(tmp_path / "whole.db", long_cpu_trace, segment_events=10**9)
+    [cut] = _import_in_process(tmp_path / "cut.db", long_cpu_trace, segment_events=8)
+    assert cut.as_json() | {"id": None} == whole.as_json() | {"id": None}
+    assert _stored(tmp_path / "cut.db") == _stored(tmp_path / "whole.db")
+    assert len(_stored(tmp_path / "cut.db")[2]) == 300
+
+
+def test_a_trace_that_breaks_time_order_after_a_cut_is_read_again_whole(long_cpu_trace, tmp_path):
+    document = json.loads(long_cpu_trace.read_text())
+    first_op = next(e for e in document["traceEvents"] if e.get("cat") == "cpu_op")
+    document["traceEvents"].append(dict(first_op, name="aten::late", ts=first_op["ts"] + 0.5, dur=0.1))
+    late = tmp_path / "late.pt.trace.json"
+    late.write_text(json.dumps(document))
+    [whole] = _import_in_process(tmp_path / "whole.db", late, segment_events=10**9)
+    [cut] = _import_in_process(tmp_path / "cut.db", late, segment_events=8)
+    assert cut.as_json() | {"id": None} == whole.as_json() | {"id": None}
+    assert _stored(tmp_path / "cut.db") == _stored(tmp_path / "whole.db")
+    assert sqlite3.connect(tmp_path / "cut.db").execute(
+        "SELECT count(*) FROM runs").fetchone() == (1,)  # the segments stored first were dropped

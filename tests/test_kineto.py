@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import fixture_path
-from profiler.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME, TraceData, TraceFormatError
+from conftest import fixture_path, repeated_trace
+from profiler.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME, NotInTimeOrder, TraceData, TraceFormatError
 from profiler.kineto import read_kineto
 
 A100 = "NVIDIA A100-PG509-200"
@@ -301,3 +301,181 @@ def test_any_corrupted_field_gives_a_trace_or_a_trace_format_error(mi250_documen
         assert isinstance(read_kineto(path), TraceData)
     except TraceFormatError as err:
         assert "fuzzed.json" in str(err) and "\n" not in str(err)
+
+
+# Streaming: the reader takes traceEvents a piece of `chunk_bytes` at a time. Pieces as
+# small as one byte must give what one piece holding the whole file gives.
+
+WHOLE_FILE = 1 << 30
+
+
+@pytest.mark.parametrize("name", ["a100_alexnet_train.json.gz", "a100_cupti_counters.json.gz",
+                                  "cpu_only.json.gz", "mi250_minitoy_train.json.gz"])
+@pytest.mark.parametrize("chunk_bytes", [1, 97, 4096])
+def test_pieces_read_like_the_whole_file(name, chunk_bytes):
+    path = kineto_fixture(name)
+    assert read_kineto(path, chunk_bytes=chunk_bytes) == read_kineto(path, chunk_bytes=WHOLE_FILE)
+
+
+def test_real_torch_trace_in_pieces(torch_trace):
+    assert read_kineto(torch_trace, chunk_bytes=113) == read_kineto(torch_trace, chunk_bytes=WHOLE_FILE)
+
+
+# Text that looks like an event boundary ("},") inside strings, nested args and what
+# follows the list; keys of the object on both sides of traceEvents.
+AWKWARD_EVENTS = [
+    dict(CPU_OP_EVENT, name='aten::mm "}, {" [x]', args={"External id": 7, "Input Dims": [{"a": 1}, {"b": []}]}),
+    dict(KERNEL_EVENT, name="gemm},{\\\"", ts=10.5),
+    {"ph": "s", "id": 1, "pid": 1, "tid": 1, "ts": 11, "cat": "ac2g", "name": "}, {"},
+    dict(MEMORY_EVENT, ts=12.25),
+    dict(CPU_OP_EVENT, name="aten::add_ ünïcode 🙂", ts=13.0, dur=1.5, args={}),
+    dict(KERNEL_EVENT, name="k2", ts=14.0, args=dict(KERNEL_EVENT["args"], correlation=100)),
+]
+
+
+@pytest.mark.parametrize("layout", [dict(indent=2), dict(separators=(",", ":")), dict()])
+def test_awkward_text_at_piece_edges(tmp_path, layout):
+    document = {"schemaVersion": 1, "deviceProperties": [{"id": 0, "name": "GPU ]},{"}],
+                "traceEvents": AWKWARD_EVENTS,
+                "distributedInfo": {"ranks": [{"r": 0}, {"r": 1}]}, "traceName": "x]},{"}
+    path = tmp_path / "awkward.json"
+    path.write_text(json.dumps(document, ensure_ascii=False, **layout))
+    whole = read_kineto(path, chunk_bytes=WHOLE_FILE)
+    assert [e.name for e in whole.events] == ['aten::mm "}, {" [x]', 'gemm},{\\"', "aten::add_ ünïcode 🙂", "k2"]
+    assert [m.ts_ns for m in whole.memory] == [12_250]
+    assert whole.total_events == 6 and whole.devices["cuda:0"]["name"] == "GPU ]},{"
+    for chunk_bytes in range(1, 120, 7):
+        assert read_kineto(path, chunk_bytes=chunk_bytes) == whole, chunk_bytes
+
+
+def test_keys_after_the_list_are_read(tmp_path):
+    path = tmp_path / "late_devices.json"
+    path.write_text(json.dumps({"traceEvents": [CPU_OP_EVENT, KERNEL_EVENT],
+                                "deviceProperties": [{"id": 0, "name": "A100"}]}))
+    for chunk_bytes in (5, WHOLE_FILE):
+        trace = read_kineto(path, chunk_bytes=chunk_bytes)
+        assert trace.devices == {"cuda:0": {"name": "A100"}} and len(trace.events) == 2
+
+
+@pytest.mark.parametrize("chunk_bytes", [16, 1000, WHOLE_FILE])
+def test_truncated_trace_is_one_clear_line(tmp_path, chunk_bytes):
+    text = json.dumps({"traceEvents": [dict(CPU_OP_EVENT, ts=float(i)) for i in range(200)]}, indent=1)
+    for cut in (len(text) // 3, len(text) - 5, len(text) - 1):
+        path = tmp_path / "cut.pt.trace.json"
+        path.write_text(text[:cut])
+        with pytest.raises(TraceFormatError, match="cut.pt.trace.json") as raised:
+            read_kineto(path, chunk_bytes=chunk_bytes)
+        message = str(raised.value)
+        assert "\n" not in message and ("truncated" in message or "not JSON" in message), message
+    path.write_text(text[:len(text) // 3])
+    with pytest.raises(TraceFormatError, match=r"truncated: the input ends inside traceEvents, after \d+ complete"):
+        read_kineto(path, chunk_bytes=16)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 64, WHOLE_FILE])
+def test_a_bad_event_is_named_by_its_index_in_the_whole_list(tmp_path, chunk_bytes):
+    events = [dict(CPU_OP_EVENT, ts=float(i)) for i in range(60)]
+    events[41] = dict(CPU_OP_EVENT, ts="soon")
+    events[52] = dict(KERNEL_EVENT, args={"stream": 7})
+    path = write_trace(tmp_path, "bad41.json", events)
+    with pytest.raises(TraceFormatError, match=r"traceEvents\[41\]\.ts"):
+        read_kineto(path, chunk_bytes=chunk_bytes)
+    events[41] = dict(CPU_OP_EVENT, ts=41.0)
+    path = write_trace(tmp_path, "bad52.json", events)
+    with pytest.raises(TraceFormatError, match=r"traceEvents\[52\]: 'device' and 'stream' are needed"):
+        read_kineto(path, chunk_bytes=chunk_bytes)
+
+
+def test_odd_args_of_a_dropped_event_do_not_fail_the_trace(tmp_path):
+    flow = {"ph": "f", "cat": "ac2g", "name": "ac2g", "pid": 1, "tid": 1, "ts": 12,
+            "args": {"External id": "not a number", "correlation": [1]}}
+    path = write_trace(tmp_path, "flow.json", [CPU_OP_EVENT, flow, KERNEL_EVENT, dict(CPU_OP_EVENT, args=None)])
+    trace = read_kineto(path, chunk_bytes=40)
+    assert [e.name for e in trace.events] == ["aten::mm", "gemm", "aten::mm"]
+    assert next(e for e in trace.events if e.kind == KERNEL).op == "aten::mm"
+    bad = write_trace(tmp_path, "bad_args.json", [CPU_OP_EVENT, dict(KERNEL_EVENT, args={"correlation": "99"})])
+    with pytest.raises(TraceFormatError, match=r"traceEvents\[1\]"):
+        read_kineto(bad)
+
+
+def test_between_pieces_can_stop_the_reading(tmp_path):
+    path = write_trace(tmp_path, "long.json", [dict(CPU_OP_EVENT, ts=float(i)) for i in range(100)])
+    calls = []
+
+    class Enough(Exception):
+        pass
+
+    def between_pieces():
+        calls.append(1)
+        if len(calls) == 3:
+            raise Enough
+
+    with pytest.raises(Enough):
+        read_kineto(path, chunk_bytes=200, between_pieces=between_pieces)
+    assert len(calls) == 3
+
+
+# Segments: a trace of host ops alone is handed over in segments as it is read; joined,
+# they are the whole trace.
+
+
+def _read_in_segments(path, segment_events, chunk_bytes=2048):
+    segments = []
+    rest = read_kineto(path, chunk_bytes=chunk_bytes, on_segment=segments.append, segment_events=segment_events)
+    return segments, rest
+
+
+def _joined(segments, rest):
+    return ([e for s in [*segments, rest] for e in s.events], [m for s in [*segments, rest] for m in s.memory])
+
+
+@pytest.fixture(scope="module")
+def long_torch_trace(torch_trace, tmp_path_factory):
+    """The real CPU trace's events 40 times over (about 5,000 events, 120 steps)."""
+    document = json.loads(torch_trace.read_text())
+    return repeated_trace(document, 40, tmp_path_factory.mktemp("long") / "long.pt.trace.json")
+
+
+@pytest.mark.parametrize("segment_events", [1, 64, 1000])
+def test_segments_join_to_the_whole_trace(long_torch_trace, segment_events):
+    whole = read_kineto(long_torch_trace)
+    segments, rest = _read_in_segments(long_torch_trace, segment_events)
+    assert len(segments) >= len(whole.events) // (segment_events + 400)  # cut all along
+    assert _joined(segments, rest) == (list(whole.events), list(whole.memory))
+    assert (rest.steps, rest.total_events, rest.devices) == (whole.steps, whole.total_events, whole.devices)
+    assert [s.step for s in whole.steps] == list(range(1, 121))
+
+
+@pytest.mark.parametrize("name", ["a100_alexnet_train.json.gz", "a100_cupti_counters.json.gz",
+                                  "mi250_minitoy_train.json.gz", "cpu_only.json.gz"])
+def test_fixtures_in_segments(name):
+    """A GPU's trace (deviceProperties) is never cut: its runtime calls come after all
+    ops. The CPU one is, and joins up to the whole."""
+    path = kineto_fixture(name)
+    segments, rest = _read_in_segments(path, 1, chunk_bytes=512)
+    assert bool(segments) == (name == "cpu_only.json.gz")
+    whole = read_kineto(path)
+    assert _joined(segments, rest) == (list(whole.events), list(whole.memory))
+
+
+def test_no_segments_without_steps(tmp_path):
+    path = write_trace(tmp_path, "stepless.json", [dict(CPU_OP_EVENT, ts=10.0 * i) for i in range(300)])
+    segments, rest = _read_in_segments(path, 1, chunk_bytes=256)
+    assert segments == [] and len(rest.events) == 300
+
+
+@pytest.mark.parametrize("late", [
+    pytest.param(dict(CPU_OP_EVENT, ts=0.5), id="op-before-the-cut"),
+    pytest.param(dict(CPU_OP_EVENT, cat="cuda_runtime", name="cudaLaunchKernel", ts=1e6), id="runtime-call"),
+    pytest.param(dict(KERNEL_EVENT, ts=1e6), id="kernel"),
+    pytest.param(dict(CPU_OP_EVENT, cat="user_annotation", name="ProfilerStep#0", ts=0.5, dur=1e6), id="early-step"),
+])
+def test_an_event_against_time_order_voids_the_segments(long_torch_trace, tmp_path, late):
+    document = json.loads(long_torch_trace.read_text())
+    document["traceEvents"].append(dict(late, pid=document["traceEvents"][-3].get("pid", 1)))
+    path = write_trace(tmp_path, "late.json", document["traceEvents"])
+    given = []
+    with pytest.raises(NotInTimeOrder):
+        read_kineto(path, chunk_bytes=2048, on_segment=given.append, segment_events=64)
+    assert given  # segments had been given, and are void
+    assert read_kineto(path).total_events == len(document["traceEvents"])  # read whole, it is fine
