@@ -3,9 +3,9 @@
     .venv/bin/python bench/watch_frame.py [--kernels 1000000] [--samples 100000]
 
 Builds two stores through the store's own bulk inserts, one with --kernels kernel rows
-and --samples telemetry samples, one with a tenth of each, then times a frame (a
-snapshot of the store plus its rendering) after the first, whose comparisons are
-memoized. Goal: under 50 ms, and the larger store no more than 1.2x the smaller.
+and --samples telemetry samples, one with a tenth of each, then times frames (a snapshot
+of the store and the daemon's status, plus its rendering) of the two stores alternately,
+after the first of each, whose comparisons are memoized (its cost is printed too). Goal: under 50 ms, and the larger store no more than 1.2x the smaller.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from diff_speed import _fill  # noqa: E402
 from profiler.store import Store  # noqa: E402
 from profiler.telemetry import TelemetrySample  # noqa: E402
 
-FRAMES = 20
+FRAMES = 60
 
 
 KERNELS_PER_RUN = 7_200
@@ -53,22 +53,28 @@ def build(path: Path, kernels: int, samples: int) -> None:
     store.close()
 
 
-def frame_ms(path: Path) -> float:
-    from rich.console import Console
+class Viewer:
+    """What `xprof watch` does per frame: a snapshot (store + daemon status) and its drawing."""
 
-    from analysis.snapshot import SnapshotReader
-    from views.watch import render_frame
+    def __init__(self, path: Path):
+        from rich.console import Console
 
-    conn = sqlite3.connect(path)
-    reader = SnapshotReader(conn)
-    console = Console(file=io.StringIO(), width=80, height=24)
-    console.print(render_frame(reader.take(), str(path)))  # memoizes the comparisons
-    times = []
-    for _ in range(FRAMES):
+        from analysis.snapshot import SnapshotReader
+        from profiler.daemon import DaemonFiles
+
+        self.path = path
+        self.reader = SnapshotReader(sqlite3.connect(path))
+        self.files = DaemonFiles.of(path, path.parent / "state")
+        self.console = Console(file=io.StringIO(), width=80, height=24)
+
+    def frame_ms(self) -> float:
+        from profiler.daemon import read_status
+        from views.watch import render_frame
+
         started = time.perf_counter()
-        console.print(render_frame(reader.take(), str(path)))
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+        snapshot = {**self.reader.take(), "daemon": read_status(self.files)}
+        self.console.print(render_frame(snapshot, str(self.path)))
+        return (time.perf_counter() - started) * 1000
 
 
 def main() -> None:
@@ -77,13 +83,23 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        results = {}
-        for label, scale in (("small", 10), ("large", 1)):
+        sizes = {"small": 10, "large": 1}
+        viewers = {}
+        for label, scale in sizes.items():
             path = Path(tmp) / f"{label}.db"
             build(path, args.kernels // scale, args.samples // scale)
-            results[label] = frame_ms(path)
+            viewers[label] = Viewer(path)
+        first = {label: viewer.frame_ms() for label, viewer in viewers.items()}
+        # frames of the two stores alternate, so a busy moment of the machine falls on both
+        times = {label: [] for label in viewers}
+        for _ in range(FRAMES):
+            for label, viewer in viewers.items():
+                times[label].append(viewer.frame_ms())
+        results = {label: statistics.median(t) for label, t in times.items()}
+        for label, scale in sizes.items():
             print(f"{label} store ({args.kernels // scale:,} kernel rows, {args.samples // scale:,}"
-                  f" samples): {results[label]:.1f} ms per frame (median of {FRAMES})")
+                  f" samples): {results[label]:.1f} ms per frame (median of {FRAMES}, alternated); "
+                  f"first frame, before its comparisons are memoized: {first[label]:.0f} ms")
     ratio = results["large"] / results["small"]
     goal = "meets" if results["large"] < 50 and ratio <= 1.2 else "MISSES"
     print(f"large / small: {ratio:.2f}x ({goal} the goal: < 50 ms and <= 1.2x)")
