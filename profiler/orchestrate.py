@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from workloads import DEFAULT_SEED, FRAMEWORKS, get_workload
+from workloads import DEFAULT_SEED, get_workload
 from workloads.spec import resolve_execution
 
 from .artifacts import keep_compressed, sha256_of, trace_suffix
