@@ -13,6 +13,7 @@ from .stats import (
     DEFAULT_MIN_EFFECT,
     adjusted_confidence,
     is_significant,
+    summarize_pair,
     welch_log_ratio,
 )
 
@@ -44,7 +45,7 @@ def rank_differences(a: RunFigures, b: RunFigures, min_effect=DEFAULT_MIN_EFFECT
         a_values = a.per_repeat.get(key, [0.0] * len(a.repeats))
         b_values = b.per_repeat.get(key, [0.0] * len(b.repeats))
         interval = welch_log_ratio(a_values, b_values, level)
-        a_ms, b_ms = a.mean(key), b.mean(key)
+        a_ms, b_ms = summarize_pair(a_values, b_values)
         delta = b_ms - a_ms
         rows.append(DiffRow(key, a_ms, b_ms, delta, interval.estimate, interval.low,
                             interval.high, is_significant(interval, delta, min_effect)))
@@ -56,7 +57,7 @@ def step_time_difference(a: RunFigures, b: RunFigures, min_effect=DEFAULT_MIN_EF
                          confidence=DEFAULT_CONFIDENCE) -> DiffRow:
     """Unprofiled step time, B against A (per-repeat medians)."""
     interval = welch_log_ratio(a.step_ms, b.step_ms, confidence)
-    a_ms, b_ms = summarize(a.step_ms), summarize(b.step_ms)
+    a_ms, b_ms = summarize_pair(a.step_ms, b.step_ms)
     return DiffRow("step", a_ms, b_ms, b_ms - a_ms, interval.estimate, interval.low,
                    interval.high, is_significant(interval, b_ms - a_ms, min_effect))
 
@@ -125,7 +126,8 @@ def compare(conn: sqlite3.Connection, run_a: dict, run_b: dict, by: str = "categ
         "rows": [_json_row(r) for r in rank_differences(a, b, min_effect, confidence)],
         "min_effect": min_effect,
         "confidence": confidence,
-        "method": ("rows are geometric means over repeats of per-repeat step medians; B/A "
+        "method": ("rows are geometric means over repeats of per-repeat step medians (arithmetic "
+                   "when a repeat of either side has none of it); B/A "
                    "interval: Welch t on their logs, Bonferroni-adjusted over rows"),
         "environment_differences": environment_differences(run_a, run_b),
         "notes": notes,

@@ -104,6 +104,16 @@ def summarize(values: list[float]) -> float:
 
 
 
+def summarize_pair(a: list[float], b: list[float]) -> tuple[float, float]:
+    """The two figures a row shows, on the same footing as its ratio's interval:
+    geometric means when both sides are all positive, else arithmetic means of both
+    (the interval is then on the difference of arithmetic means), so that the ratio
+    shown is always B's figure over A's."""
+    if a and b and min(a) > 0 and min(b) > 0:
+        return summarize(a), summarize(b)
+    return (sum(a) / len(a) if a else 0.0), (sum(b) / len(b) if b else 0.0)
+
+
 def is_significant(interval: Interval, delta_ms: float, min_effect: float,
                    resolution_ms: float = TIMER_RESOLUTION_MS) -> bool:
     if interval.low is None or interval.high is None:

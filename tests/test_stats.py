@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from analysis.stats import adjusted_confidence, is_significant, welch_log_ratio
+from analysis.stats import adjusted_confidence, is_significant, summarize_pair, welch_log_ratio
 
 
 def test_interval_contains_its_estimate_and_matches_welch_by_hand():
@@ -98,3 +98,14 @@ def test_an_interval_too_wide_for_a_float_is_unbounded_not_an_error():
     interval = welch_log_ratio([0.8, 0.83], [0.82, 119.8], 1 - 0.05 / 40)
     assert interval.high == math.inf and 0 <= interval.low < 1
     assert interval.estimate == pytest.approx(math.sqrt(0.82 * 119.8 / (0.8 * 0.83)))
+
+
+def test_a_row_shows_figures_whose_ratio_is_its_estimate():
+    # an op one repeat of A never ran: the interval is on arithmetic means, and so are
+    # both figures shown (a CI run once showed a geometric B over an arithmetic A)
+    a, b = [0.0, 0.4, 0.5], [0.02, 0.021, 0.019]
+    a_ms, b_ms = summarize_pair(a, b)
+    assert welch_log_ratio(a, b, 0.95).estimate == pytest.approx(b_ms / a_ms)
+    a, b = [0.3, 0.4, 0.5], [0.02, 0.021, 0.019]
+    a_ms, b_ms = summarize_pair(a, b)
+    assert welch_log_ratio(a, b, 0.95).estimate == pytest.approx(b_ms / a_ms)
