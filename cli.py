@@ -686,13 +686,19 @@ def watch_command(interval, once, state_dir, db_path):
     def take():
         return {**reader.take(), "daemon": read_status(files)}
 
+    import sqlite3
+
+    try:
+        first = take()
+    except sqlite3.Error as error:  # later snapshots retry; a first one has nothing to show
+        raise click.ClickException(f"cannot read store {store.path}: {error}") from None
     console = Console()
     if once:
-        console.print(render_frame(take(), str(store.path), console.height))
+        console.print(render_frame(first, str(store.path), console.height))
         return
     # Snapshots are taken on their own thread; a frame draws the latest one and never
     # waits on a query.
-    latest = {"snapshot": take()}
+    latest = {"snapshot": first}
     stop = threading.Event()
 
     def refresh():

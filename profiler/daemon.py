@@ -42,6 +42,7 @@ MAX_BACKOFF_S = 24 * 3600
 HOOK_TIMEOUT_S = 600
 RETENTION_EVERY_S = 3600
 MIN_TELEMETRY_S = 0.2
+MIN_EVERY_S = 1.0
 
 
 def default_state_dir() -> Path:
@@ -222,17 +223,22 @@ class DaemonConfig:
         self.schedule
         for name in ("telemetry_every", "keep_raw", "downsample_to", "worker_timeout"):
             parse_duration(getattr(self, name), "--" + name.replace("_", "-"))
-        _one_of("suite", [self.suite], SIZES)
-        _one_of("workloads", self.workloads, WORKLOADS)
-        _one_of("frameworks", self.frameworks, FRAMEWORKS)
-        _one_of("mode", [self.mode], MODES)
+        _one_of("--suite", [self.suite], SIZES)
+        _one_of("-w/--workload", self.workloads, WORKLOADS)
+        _one_of("-f/--framework", self.frameworks, FRAMEWORKS)
+        _one_of("--mode", [self.mode], MODES)
         if self.execution is not None:
-            _one_of("execution", [self.execution], EXECUTIONS)
-        for name, least in (("steps", 1), ("repeats", 1), ("baseline", 1), ("warmup", 0)):
-            if getattr(self, name) < least:
-                raise UserError(f"{name} must be at least {least}, not {getattr(self, name)!r}")
+            _one_of("--exec", [self.execution], EXECUTIONS)
+        # the same ranges as the flags of `xprof run`
+        for name, least, most in (("steps", 1, 100_000), ("repeats", 1, 1000),
+                                  ("baseline", 1, 1000), ("warmup", 0, 10_000)):
+            if not least <= getattr(self, name) <= most:
+                raise UserError(f"--{name} must be between {least} and {most}, "
+                                f"not {getattr(self, name)!r}")
         if not 0 <= self.min_effect <= 10:
-            raise UserError(f"min_effect must be between 0 and 10, not {self.min_effect!r}")
+            raise UserError(f"--min-effect must be between 0 and 10, not {self.min_effect!r}")
+        if self.schedule.every_s is not None and self.schedule.every_s < MIN_EVERY_S:
+            raise UserError(f"--every {self.every!r} is shorter than {MIN_EVERY_S:g} s")
         if parse_duration(self.telemetry_every) < MIN_TELEMETRY_S:
             raise UserError(f"--telemetry-every {self.telemetry_every!r} is faster than "
                             f"{MIN_TELEMETRY_S:g} s: telemetry between cycles is meant to be cheap")
@@ -492,7 +498,7 @@ class Daemon:
             self._write_status("profiling", activity=f"cycle {self.cycles}: {what}")
 
     def _write_summary(self, result: CycleResult, runs: list, regressions: dict) -> str | None:
-        path = Path(self.config.summary).expanduser() if self.config.summary else self.files.summary
+        path = Path(self.config.summary).expanduser().resolve() if self.config.summary else self.files.summary
         text = self.render_summary(asdict(result), runs, regressions)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -269,6 +269,7 @@ def test_config_file_values_and_flags(tmp_path):
     (("--every", "1h", "--keep-raw", "7 days"), "--keep-raw '7 days' is not a duration"),
     (("--cron", "0 2 30 2 *"), "--cron '0 2 30 2 *' never fires: no date matches it"),
     (("--every", "1h", "--telemetry-every", "0.01s"), "is faster than 0.2 s"),
+    (("--every", "0.1s"), "--every '0.1s' is shorter than 1 s"),
 ])
 def test_bad_schedules_get_one_line(tmp_path, args, message):
     for command in ("run", "start"):
@@ -293,7 +294,7 @@ def test_bad_files_get_one_line(tmp_path):
     for line, message in [('on_regression = ["notify", "x"]', "--on-regression must be a string"),
                           ("summary = 5", "--summary must be a string, not 5"),
                           ('min_effect = "big"', "--min-effect must be a number, not 'big'"),
-                          ("warmup = -1", "warmup must be at least 0, not -1"),
+                          ("warmup = -1", "--warmup must be between 0 and 10000, not -1"),
                           ("workloads = 5", "--workloads must be a list of strings, not 5")]:
         config.write_text(f'every = "1h"\n{line}\n')
         assert message in one_line_error(run_xprof("daemon", "run", "--config", config,

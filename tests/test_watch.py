@@ -117,3 +117,14 @@ def test_live_view_in_a_real_terminal_refreshes_while_the_daemon_writes(store, t
         if daemon is not None:
             daemon.send_signal(signal.SIGTERM)
             assert daemon.wait(timeout=60) == 0
+
+
+def test_a_store_watch_cannot_read_is_one_line(store, tmp_path):
+    db = tmp_path / "damaged.db"
+    sqlite3.connect(store).backup(sqlite3.connect(db))
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE samples RENAME TO samples_gone")
+    conn.commit()
+    conn.close()
+    line = one_line_error(run_xprof("watch", "--once", "--db", db))
+    assert f"cannot read store {db}: no such table: samples" in line
