@@ -156,7 +156,7 @@ def run_command(suite, names, frameworks, mode, execution, steps, warmup, repeat
       xprof run --suite tiny -w mlp -f torch --aa   # A/A: two interleaved runs to diff
     """
     from analysis.taxonomy import classify
-    from profiler.orchestrate import Orchestrator, plan, telemetry_sampler
+    from profiler.orchestrate import Orchestrator, plan, sigterm_as_interrupt, telemetry_sampler
 
     store = _open_store(db_path)
     requests = plan(list(dict.fromkeys(names)) or list(WORKLOADS),
@@ -167,14 +167,11 @@ def run_command(suite, names, frameworks, mode, execution, steps, warmup, repeat
     orchestrator = Orchestrator(store, progress=progress.update,
                                 classify=lambda event: classify(event.name, event.kind, event.op),
                                 sampler_factory=telemetry_sampler(telemetry_interval))
-    # SIGTERM (systemd, kill) ends a run as Ctrl-C does: the worker is killed and the cut
-    # run is stored as interrupted, never left "running".
-    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        with progress:
+        with sigterm_as_interrupt(), progress:
             outcomes = orchestrator.execute(requests)
     except KeyboardInterrupt:
-        error = click.ClickException("interrupted: the cut run and those not started are marked interrupted")
+        error = click.ClickException("interrupted: the cut run is stored as interrupted")
         error.exit_code = 130
         raise error from None
     if as_json:
@@ -184,10 +181,6 @@ def run_command(suite, names, frameworks, mode, execution, steps, warmup, repeat
     failed = [o for o in outcomes if o.status != "ok"]
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(outcomes)} runs failed (errors above)")
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 class _RunProgress:

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import shlex
-import signal
 import socket
 import subprocess
 import time
@@ -133,7 +132,12 @@ class StoreLock:
 
 def _read_pid(fd: int) -> int | None:
     os.lseek(fd, 0, os.SEEK_SET)
-    text = os.read(fd, 64).decode(errors="replace").strip()
+    return _parse_pid(os.read(fd, 64).decode(errors="replace"))
+
+
+def _parse_pid(text: str) -> int | None:
+    """The pid a lock or pid file holds; None when it holds nothing readable."""
+    text = text.strip()
     return int(text) if text.isdigit() else None
 
 
@@ -179,10 +183,9 @@ def read_status(files: DaemonFiles) -> dict:
 
 def _pid_from_file(path: Path) -> int | None:
     try:
-        text = path.read_text().strip()
+        return _parse_pid(path.read_text())
     except OSError:
         return None
-    return int(text) if text.isdigit() else None
 
 
 # -- configuration ----------------------------------------------------------------
@@ -249,7 +252,9 @@ class DaemonConfig:
                 raise UserError(f"--on-regression {self.on_regression!r}: {error}") from None
 
 
-_KINDS = {"str": (str,), "int": (int,), "float": (int, float), "list[str]": (list,)}
+# annotation -> (accepted TOML value types, how an error names them)
+_KINDS = {"str": ((str,), "a string"), "int": ((int,), "a whole number"),
+          "float": ((int, float), "a number"), "list[str]": ((list,), "a list of strings")}
 
 
 def _check_type(name: str, value, annotation: str) -> None:
@@ -257,13 +262,12 @@ def _check_type(name: str, value, annotation: str) -> None:
     kinds = [k.strip() for k in annotation.split("|")]
     if value is None and "None" in kinds:
         return
-    allowed = tuple(t for k in kinds if k in _KINDS for t in _KINDS[k])
+    allowed = tuple(t for k in kinds if k in _KINDS for t in _KINDS[k][0])
     wrong = not isinstance(value, allowed) or isinstance(value, bool)
     if not wrong and isinstance(value, list):
         wrong = not all(isinstance(item, str) for item in value)
     if wrong:
-        kind = " or ".join({"str": "a string", "int": "a whole number", "float": "a number",
-                            "list[str]": "a list of strings"}[k] for k in kinds if k in _KINDS)
+        kind = " or ".join(_KINDS[k][1] for k in kinds if k in _KINDS)
         raise UserError(f"--{name.replace('_', '-')} must be {kind}, not {value!r}")
 
 
@@ -324,10 +328,6 @@ class CycleResult:
         return self.error is not None or self.runs_ok == 0
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 class Daemon:
     """Runs cycles until SIGTERM. `check_regressions(conn) -> dict` and
     `render_summary(cycle, runs, regressions) -> str` come from analysis/ and views/,
@@ -354,35 +354,36 @@ class Daemon:
     # -- lifecycle
 
     def run(self) -> None:
+        from .orchestrate import sigterm_as_interrupt
+
         self.files.prepare()
         lock = StoreLock(self.files)
         lock.acquire()
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
-            stale = _pid_from_file(self.files.pid)
-            if stale and stale != os.getpid():
-                self.log(f"replacing a stale pid file (pid {stale} is gone)")
-            self.files.pid.write_text(f"{os.getpid()}\n")
-            self.log(f"xprof daemon (pid {os.getpid()}) on store {self.files.store}, "
-                     f"{self.schedule.describe()}; status: {self.files.status}")
-            orphans = self._safely(self.store.mark_orphaned_runs, "marking orphaned runs") or 0
-            if orphans:
-                self.log(f"marked {orphans} run(s) of a process that died as interrupted")
-            now = time.time()
-            self.next_cycle_at = now if self.schedule.every_s is not None else self.schedule.next_after(now)
-            while True:
-                self._write_status("waiting")
-                self._between_cycles(self.next_cycle_at)
-                result = self._guarded_cycle()
-                self.failures = self.failures + 1 if result.failed else 0
-                self.next_cycle_at = self._next_cycle(time.time())
-                if self.failures:
-                    self.log(f"{self.failures} failed cycle(s) in a row: next cycle in "
-                             f"{format_duration(self.next_cycle_at - time.time())}")
+            with sigterm_as_interrupt():
+                stale = _pid_from_file(self.files.pid)
+                if stale and stale != os.getpid():
+                    self.log(f"replacing a stale pid file (pid {stale} is gone)")
+                self.files.pid.write_text(f"{os.getpid()}\n")
+                self.log(f"xprof daemon (pid {os.getpid()}) on store {self.files.store}, "
+                         f"{self.schedule.describe()}; status: {self.files.status}")
+                orphans = self._safely(self.store.mark_orphaned_runs, "marking orphaned runs") or 0
+                if orphans:
+                    self.log(f"marked {orphans} run(s) of a process that died as interrupted")
+                now = time.time()
+                self.next_cycle_at = now if self.schedule.every_s is not None else self.schedule.next_after(now)
+                while True:
+                    self._write_status("waiting")
+                    self._between_cycles(self.next_cycle_at)
+                    result = self._guarded_cycle()
+                    self.failures = self.failures + 1 if result.failed else 0
+                    self.next_cycle_at = self._next_cycle(time.time())
+                    if self.failures:
+                        self.log(f"{self.failures} failed cycle(s) in a row: next cycle in "
+                                 f"{format_duration(self.next_cycle_at - time.time())}")
         except KeyboardInterrupt:
             self.log("stopping (SIGTERM or Ctrl-C)")
         finally:
-            signal.signal(signal.SIGTERM, previous)
             self._write_status("stopped", stopped_at=time.time())
             if _pid_from_file(self.files.pid) == os.getpid():
                 self.files.pid.unlink(missing_ok=True)

@@ -20,9 +20,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from workloads import DEFAULT_SEED, get_workload
 from workloads.spec import resolve_execution
@@ -311,6 +312,22 @@ def telemetry_sampler(interval_s: float):
 
     nvml = Nvml()
     return lambda pid: SamplerThread([HostSampler(pid), NvmlSampler(nvml)], interval_s)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (systemd, kill, `xprof daemon stop`) ends work as Ctrl-C does: a
+    KeyboardInterrupt, on which `execute` kills the worker and stores the cut run as
+    interrupted, never left "running"."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _describe_exit(returncode: int, stderr_path: Path) -> str:
