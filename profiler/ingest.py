@@ -24,8 +24,9 @@ from pathlib import Path
 from .artifacts import keep_compressed, sha256_of, trace_suffix
 from .errors import UserError
 from .events import KERNEL, MEMCPY, MEMSET, NotInTimeOrder, StepTiming, TraceData, steps_at
+from .reader_process import TraceReading
 from .store import Store, new_run_id
-from .traces import read_trace, trace_format
+from .traces import trace_format
 
 FRAMEWORK_OF_FORMAT = {"kineto": "torch", "xplane": "tensorflow"}
 
@@ -138,18 +139,30 @@ class _AlreadyImported(Exception):
 
 
 class _RawCopy:
-    """The raw trace kept beside the store, gzip-compressed. Another core hashes the
-    file, then compresses it, while this one reads and stores the trace (hashlib and
-    ISA-L let go of the GIL): 0.07 s of CPU for a 38 MB trace, off the critical path.
-    `check`, called between pieces of the trace, stops the reading as soon as the hash
-    shows the file was imported before (hashing is ten times faster than reading), and
-    starts the copy once it shows the file is new."""
+    """The raw trace kept beside the store, gzip-compressed. A thread hashes the file,
+    then compresses it, while the reader's child process reads it and this process
+    stores it (hashlib and ISA-L let go of the GIL, and the storing waits for segments
+    often enough to leave the thread room): 0.06 s of CPU for a 38 MB trace, off the
+    critical path. `check`, called between segments, stops the import as soon as the
+    hash shows the file was imported before, and starts the copy once it shows it is
+    new. `start` comes after the reader has forked: no thread may run at a fork."""
 
     def __init__(self, conn, path: Path, copy: Path, kept: list[Path]):
         self.conn, self.path, self.copy, self.kept = conn, path, copy, kept
-        self.worker = ThreadPoolExecutor(max_workers=1)
-        self.digest = self.worker.submit(sha256_of, path)
+        self.worker: ThreadPoolExecutor | None = None
+        self.digest: Future | None = None
         self.copied: Future | None = None
+
+    def start(self) -> None:
+        if self.digest is None:
+            self.worker = ThreadPoolExecutor(max_workers=1)
+            self.digest = self.worker.submit(sha256_of, self.path)
+
+    def settle(self) -> None:
+        """Hash and copy now, and end the thread, before the reader forks again."""
+        self.check(wait=True)
+        self.copied.result()
+        self.close()
 
     def check(self, wait: bool = False) -> None:
         """Raise _AlreadyImported if a run has the file's sha256; else start the copy.
@@ -165,8 +178,9 @@ class _RawCopy:
         self.copied = self.worker.submit(_keep_copy, self.path, self.copy)
 
     def close(self) -> None:
-        """Wait for the worker (a failed import removes the copy's directory after)."""
-        self.worker.shutdown(wait=True, cancel_futures=True)
+        """Wait for the thread to finish (a failed import removes the copy after)."""
+        if self.worker is not None:
+            self.worker.shutdown(wait=True, cancel_futures=True)
 
 
 def _keep_copy(path: Path, copy: Path) -> tuple[str, int]:
@@ -186,6 +200,7 @@ def _import_one(store, conn, path: Path, workload, label, classify, kept,
                                    segment_events)
             except NotInTimeOrder:  # a segment stored was not final after all: read it whole
                 conn.execute("ROLLBACK TO trace_file")
+                raw.settle()
                 run = _store_trace(store, conn, run_id, path, raw, workload, label, classify, False,
                                    segment_events)
         except _AlreadyImported:  # found by the hash during either reading
@@ -205,23 +220,27 @@ def _import_one(store, conn, path: Path, workload, label, classify, kept,
 
 def _store_trace(store, conn, run_id: str, path: Path, raw: _RawCopy, workload, label, classify,
                  in_segments: bool, segment_events: int | None) -> ImportedRun:
-    """Read one trace into a new run, storing the segments the reader gives as it goes."""
+    """Read one trace into a new run: a child process reads it (profiler/reader_process.py)
+    while this one stores the segments it sends."""
     now = time.time()
     store.insert_run(conn, id=run_id, status="ok", framework=FRAMEWORK_OF_FORMAT[trace_format(path)],
                      workload=workload, label=label, source="import", source_path=str(path.resolve()),
                      started_at=now, finished_at=now, repeats=1)
     stored = _Stored()
 
-    def store_segment(segment: TraceData) -> None:
-        stored.rows += store.add_kernels(conn, run_id, 0, segment.events, classify)
+    def store_segment(segment: TraceData, category) -> None:
+        stored.rows += store.add_kernels(conn, run_id, 0, segment.events, classify, category)
         stored.memory += store.add_memory(conn, run_id, 0, segment.memory)
         stored.count(segment)
 
-    trace = read_trace(path, between_pieces=raw.check, on_segment=store_segment if in_segments else None,
-                       segment_events=segment_events)
+    with TraceReading(path, in_segments, segment_events, classify) as reading:
+        raw.start()
+        for kind, (trace, category) in reading:
+            raw.check()
+            if kind == "rest":
+                _whole_trace_step(trace)  # categories go by name, kind and op alone
+            store_segment(trace, category)
     raw.check(wait=True)
-    _whole_trace_step(trace)
-    store_segment(trace)
     store.add_steps(conn, run_id, trace.steps)
     device = _device(trace)
     walls = sorted(s.wall_ns for s in trace.steps)

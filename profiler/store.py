@@ -20,7 +20,7 @@ from dataclasses import asdict, fields
 import itertools
 from itertools import chain, islice
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 from .errors import UserError
 from .events import KernelColumns, KernelEvent, MemoryColumns, MemoryEvent, StepTiming
@@ -338,15 +338,16 @@ class Store:
               s.reserved_bytes) for s in steps),
         )
 
-    def add_kernels(self, conn, run_id: str, repeat: int,
-                    events: KernelColumns | Iterable[KernelEvent], classify=None) -> int:
-        """Store events; `classify(event)`, when given, sets their category. It is
-        called once per distinct (name, kind, op), which is all the taxonomy reads."""
+    def add_kernels(self, conn, run_id: str, repeat: int, events: KernelColumns | Iterable[KernelEvent],
+                    classify=None, category: Sequence[str] | None = None) -> int:
+        """Store events; `classify(event)`, when given, sets their category (see
+        `categories`), unless the `category` of each is given."""
         if not isinstance(events, KernelColumns):
             events = KernelColumns.of(events)
-        categories = _categories(events, classify) if classify else itertools.repeat(None)
+        if category is None:
+            category = categories(events, classify) if classify else itertools.repeat(None)
         _insert_rows(conn, "kernels", ["run_id", "repeat", *_KERNEL_FIELDS, "category"],
-                     zip(itertools.repeat(run_id), itertools.repeat(repeat), *events.columns(), categories),
+                     zip(itertools.repeat(run_id), itertools.repeat(repeat), *events.columns(), category),
                      len(events))
         return len(events)
 
@@ -411,9 +412,10 @@ class Store:
         return self.path.with_name(self.path.name + ".artifacts")
 
 
-def _categories(events: KernelColumns, classify: Callable[[KernelEvent], str]) -> Iterator[str]:
+def categories(events: KernelColumns, classify: Callable[[KernelEvent], str]) -> Iterator[str]:
     """classify(event) for each event, called for the first event of each distinct
-    (name, kind, op): a trace repeats a few hundred of them many times."""
+    (name, kind, op), which is all the taxonomy reads: a trace repeats a few hundred of
+    them many times."""
     keys = zip(events.name, events.kind, events.op)
     first: dict[tuple, int] = {}
     for index, key in enumerate(keys):

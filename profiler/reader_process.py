@@ -1,0 +1,207 @@
+"""Read a trace in a child process while this one stores what it sends.
+
+An import is two jobs of about equal size: reading the trace (decoding, columns, self
+time, categories) and inserting its rows. Both need the GIL, so threads cannot overlap
+them: a thread inserting rows takes the GIL back at every statement, and an insert that
+took 0.24 s alone took 2.2 s beside a busy thread. A forked child can. It reads the
+trace and sends each segment the reader gives (profiler/kineto.py) through a pipe,
+pickled (about 20 ms for 100k events), so the parent stores one while the child reads
+the next:
+
+- ("segment", (TraceData, categories)) for each segment;
+- ("rest", (TraceData, categories)): the rest of the trace, with every step;
+- ("error", exception) if the reading fails: the parent raises the child's own
+  exception, so a malformed trace fails with the reader's message, as in one process.
+
+The pipe holds one message at a time: a child that runs ahead waits, so memory stays
+bounded. Without fork() (Windows), the reading runs on a thread of this process, in
+turn with the storing rather than beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import signal
+import struct
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .errors import UserError
+from .events import KernelColumns, TraceData
+from .store import categories
+from .traces import read_trace
+
+_HEADER = struct.Struct("<Q")
+
+
+class ReaderDied(UserError):
+    """The child reading a trace ended without a word (killed, out of memory)."""
+
+
+class _Stop(BaseException):
+    """The reading thread's way out when the reader is closed early."""
+
+
+class TraceReading:
+    """A trace read on the side: `with TraceReading(path, ...) as reading:`, then iterate
+    for (kind, payload) messages (see the module docstring) up to the rest of the trace.
+    Segments come only if `segmented`, of about `segment_events` events. `classify(event)`
+    gives the category of each distinct (name, kind, op), as Store.add_kernels would.
+    Leaving the block early kills the reading. `in_child` False reads on a thread of
+    this process instead. No other thread may run when it is entered (it forks)."""
+
+    def __init__(self, path: Path, segmented: bool = True, segment_events: int | None = None,
+                 classify: Callable | None = None, in_child: bool | None = None):
+        self.path = Path(path)
+        self.segmented, self.segment_events, self.classify = segmented, segment_events, classify
+        self.in_child = hasattr(os, "fork") if in_child is None else in_child
+        self._child: int | None = None
+        self._pipe: int | None = None
+        self._queue: queue.Queue | None = None
+        self._closed = False
+
+    def __enter__(self) -> TraceReading:
+        if self.in_child:
+            self._fork()
+        else:
+            self._queue = queue.Queue(maxsize=1)
+            threading.Thread(target=self._on_thread, daemon=True).start()
+        return self
+
+    def __iter__(self) -> Iterator[tuple[str, object]]:
+        kind = None
+        while kind != "rest":
+            kind, payload = self._next()
+            if kind == "error":
+                raise payload
+            yield kind, payload
+
+    def __exit__(self, *exc) -> None:
+        self._closed = True
+        if self._pipe is not None:
+            os.close(self._pipe)
+            self._pipe = None
+        if self._child is not None:
+            _reap(self._child)
+            self._child = None
+        if self._queue is not None:  # unblock a thread waiting to put
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                pass
+
+    # -- the work, wherever it runs ------------------------------------------------
+
+    def _read(self, send: Callable[[str, object], None]) -> None:
+        """Read the trace, sending segments as the reader gives them, then the rest."""
+        with_categories = lambda data: (data, _categories(data.events, self.classify))  # noqa: E731
+        on_segment = (lambda segment: send("segment", with_categories(segment))) if self.segmented else None
+        trace = read_trace(self.path, on_segment=on_segment, segment_events=self.segment_events)
+        send("rest", with_categories(trace))
+
+    # -- in a child process ----------------------------------------------------------
+
+    def _fork(self) -> None:
+        readable, writable = os.pipe()
+        parent = os.getpid()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child, which leaves by os._exit
+            os.close(readable)
+            self._in_child(writable, parent)
+        os.close(writable)
+        self._child, self._pipe = child, readable
+
+    def _in_child(self, fd: int, parent: int) -> None:
+        """Read and send; then leave by os._exit, so that nothing the parent set up (its
+        store connection, atexit handlers, buffered output) runs or flushes here."""
+        send = lambda kind, payload: _send(fd, kind, payload)  # noqa: E731
+        code = 0
+        try:
+            _die_with(parent)
+            self._read(send)
+        except BaseException as err:  # noqa: BLE001 - every error goes to the parent
+            code = 1
+            _send_error(send, err)
+        finally:
+            os._exit(code)
+
+    def _next(self) -> tuple[str, object]:
+        if self._queue is not None:
+            return self._queue.get()
+        (size,) = _HEADER.unpack(self._read_exactly(_HEADER.size))
+        return pickle.loads(self._read_exactly(size))
+
+    def _read_exactly(self, size: int) -> bytes:
+        chunks, left = [], size
+        while left:
+            chunk = os.read(self._pipe, min(left, 1 << 20))
+            if not chunk:
+                raise ReaderDied(f"{self.path}: the process reading it ended early "
+                                 "(killed, or out of memory)")
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    # -- on a thread of this process -------------------------------------------------
+
+    def _on_thread(self) -> None:
+        def send(kind: str, payload) -> None:
+            if self._closed:
+                raise _Stop
+            self._queue.put((kind, payload))
+
+        try:
+            self._read(send)
+        except _Stop:
+            pass
+        except BaseException as err:  # noqa: BLE001 - raised by the iterating thread
+            if not self._closed:
+                self._queue.put(("error", err))
+
+
+def _categories(events: KernelColumns, classify: Callable | None) -> list[str] | None:
+    return list(categories(events, classify)) if classify else None
+
+
+def _send_error(send: Callable[[str, object], None], err: BaseException) -> None:
+    try:
+        send("error", err)
+    except BrokenPipeError:  # the parent stopped listening
+        pass
+    except Exception:  # noqa: BLE001 - an exception that does not pickle
+        try:
+            send("error", RuntimeError("".join(traceback.format_exception(err)).rstrip()))
+        except BaseException:  # noqa: BLE001 - nobody left to tell
+            pass
+
+
+def _die_with(parent: int) -> None:
+    """On Linux the child is killed when the parent dies, so a killed import does not
+    leave it reading on."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took hold
+        os._exit(1)
+
+
+def _send(fd: int, kind: str, payload) -> None:
+    body = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_HEADER.pack(len(body)) + body)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _reap(child: int) -> None:
+    """Wait for the child; kill it first if it is still at work (we stopped early)."""
+    pid, _ = os.waitpid(child, os.WNOHANG)
+    if pid == 0:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)

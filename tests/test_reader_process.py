@@ -1,0 +1,80 @@
+"""The trace read in a child process (profiler/reader_process.py): what it sends is what
+the reader gives, in one process or the other; its errors are the reader's; a child
+that dies or is left behind never hangs the import nor outlives it."""
+
+import gzip
+import json
+import os
+import signal
+
+import pytest
+
+from analysis.taxonomy import classify_event
+from conftest import fixture_path, repeated_trace
+from profiler.events import TraceFormatError
+from profiler.kineto import read_kineto
+from profiler.reader_process import ReaderDied, TraceReading
+from profiler.store import categories
+
+
+@pytest.fixture(scope="module")
+def long_cpu_trace(tmp_path_factory):
+    """The CPU fixture's events 100 times over: 3,000 events, 100 steps."""
+    document = json.loads(gzip.decompress(fixture_path("kineto", "cpu_only.json.gz").read_bytes()))
+    return repeated_trace(document, 100, tmp_path_factory.mktemp("long") / "long_cpu.pt.trace.json")
+
+
+def _read_all(path, in_child, segmented=True, segment_events=64):
+    messages = []
+    with TraceReading(path, segmented, segment_events, classify_event, in_child=in_child) as reading:
+        messages.extend(reading)
+    return messages
+
+
+@pytest.mark.parametrize("in_child", [True, False], ids=["child-process", "thread"])
+def test_segments_and_rest_join_to_what_the_reader_gives(long_cpu_trace, in_child):
+    messages = _read_all(long_cpu_trace, in_child)
+    kinds = [kind for kind, _ in messages]
+    assert kinds[-1] == "rest" and set(kinds[:-1]) == {"segment"} and len(kinds) >= 3
+    whole = read_kineto(long_cpu_trace)
+    events = [e for _, (data, _) in messages for e in data.events]
+    memory = [m for _, (data, _) in messages for m in data.memory]
+    assert (events, memory) == (list(whole.events), list(whole.memory))
+    rest = messages[-1][1][0]
+    assert (rest.steps, rest.total_events) == (whole.steps, whole.total_events)
+    # each segment comes with its events' categories, as the store would work them out
+    for _, (data, category) in messages:
+        assert category == list(categories(data.events, classify_event))
+
+
+def test_unsegmented_reading_sends_the_whole_trace_at_once(long_cpu_trace):
+    [(kind, (rest, category))] = _read_all(long_cpu_trace, in_child=True, segmented=False)
+    assert kind == "rest" and list(rest.events) == list(read_kineto(long_cpu_trace).events)
+    assert len(category) == len(rest.events)
+
+
+@pytest.mark.parametrize("in_child", [True, False], ids=["child-process", "thread"])
+def test_a_malformed_trace_fails_with_the_readers_own_message(tmp_path, in_child):
+    bad = tmp_path / "cut.pt.trace.json"
+    bad.write_text('{"traceEvents": [{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "ts": 1.0, ')
+    with pytest.raises(TraceFormatError) as in_this_process:
+        read_kineto(bad)
+    with pytest.raises(TraceFormatError) as beside:
+        _read_all(bad, in_child)
+    assert str(beside.value) == str(in_this_process.value) and str(bad) in str(beside.value)
+
+
+def test_a_reader_killed_midway_is_one_clear_error(long_cpu_trace):
+    with pytest.raises(ReaderDied, match="the process reading it ended early") as died:
+        with TraceReading(long_cpu_trace, True, 16, classify_event) as reading:
+            for _ in reading:
+                os.kill(reading._child, signal.SIGKILL)
+    assert str(long_cpu_trace) in str(died.value)
+
+
+def test_leaving_early_ends_the_child(long_cpu_trace):
+    with TraceReading(long_cpu_trace, True, 16, classify_event) as reading:
+        child = reading._child
+        next(iter(reading))  # the first segment, then stop (as a duplicate import does)
+    with pytest.raises(ChildProcessError):  # killed and reaped: no zombie left
+        os.waitpid(child, os.WNOHANG)
