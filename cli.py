@@ -572,11 +572,12 @@ def import_command(paths, workload, label, as_json, db_path):
     from analysis.taxonomy import classify_event
     from profiler.ingest import import_traces
 
-    store = _open_store(db_path)
     show = None
     if not as_json and sys.stderr.isatty():
         show = lambda path: click.echo(f"importing {path}", err=True)  # noqa: E731
-    runs = import_traces(store, paths, workload, label, classify_event, progress=show)
+    # the store opens once the first file's reader has started, so both go on at once
+    runs = import_traces(lambda: _open_store(db_path), paths, workload, label, classify_event,
+                         progress=show)
     if as_json:
         _emit_json({"runs": [r.as_json() for r in runs]})
         return

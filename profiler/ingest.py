@@ -10,23 +10,26 @@ traces made for it are removed.
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import shutil
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import compress
 from operator import add
 from pathlib import Path
 
-from .artifacts import keep_compressed, sha256_of, trace_suffix
+from typing import TYPE_CHECKING, Callable
+
 from .errors import UserError
 from .events import KERNEL, MEMCPY, MEMSET, NotInTimeOrder, StepTiming, TraceData, steps_at
 from .reader_process import TraceReading
-from .store import Store, new_run_id
 from .traces import trace_format
+
+if TYPE_CHECKING:  # what storing needs is loaded after the first reader has forked
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from .store import Store
 
 FRAMEWORK_OF_FORMAT = {"kineto": "torch", "xplane": "tensorflow"}
 
@@ -96,21 +99,29 @@ def _whole_trace_step(trace: TraceData) -> None:
     events.step = steps_at(events.start_ns, trace.steps)
 
 
-def import_traces(store: Store, paths, workload=None, label=None, classify=None,
+def import_traces(store: Store | Callable[[], Store], paths, workload=None, label=None, classify=None,
                   progress=None, segment_events: int | None = None) -> list[ImportedRun]:
     """Import trace files and log dirs in one transaction. A Kineto trace of host ops is
     stored in segments of about `segment_events` events as it is read (the reader's
-    default when None), so memory stays bounded however long it is."""
+    default when None), so memory stays bounded however long it is. `store` may be a
+    function that opens it: the first file's reader then starts before the store opens
+    (and before this process loads what storing needs), so that both go on at once."""
     files = [f for p in paths for f in trace_files(Path(p))]
+    if not files:
+        return []
+    first = TraceReading(files[0], True, segment_events, classify)
     kept: list[Path] = []  # artifact directories this import made
     imported: list[ImportedRun] = []
     try:
-        with store.transaction() as conn, _cycle_collector_paused():
-            for path in files:
-                if progress:
-                    progress(path)
-                imported.append(_import_one(store, conn, path, workload, label, classify, kept,
-                                            segment_events))
+        with first, _cycle_collector_paused():
+            if callable(store):
+                store = store()
+            with store.transaction() as conn:
+                for path in files:
+                    if progress:
+                        progress(path)
+                    imported.append(_import_one(store, conn, path, workload, label, classify, kept,
+                                                segment_events, first if path is files[0] else None))
     except BaseException:
         for directory in kept:
             shutil.rmtree(directory, ignore_errors=True)
@@ -155,6 +166,10 @@ class _RawCopy:
 
     def start(self) -> None:
         if self.digest is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from .artifacts import sha256_of
+
             self.worker = ThreadPoolExecutor(max_workers=1)
             self.digest = self.worker.submit(sha256_of, self.path)
 
@@ -184,25 +199,30 @@ class _RawCopy:
 
 
 def _keep_copy(path: Path, copy: Path) -> tuple[str, int]:
+    from .artifacts import keep_compressed, sha256_of
+
     keep_compressed(path, copy)
     return sha256_of(copy), copy.stat().st_size
 
 
 def _import_one(store, conn, path: Path, workload, label, classify, kept,
-                segment_events: int | None) -> ImportedRun:
+                segment_events: int | None, reading: TraceReading | None) -> ImportedRun:
+    from .artifacts import trace_suffix
+    from .store import new_run_id
+
     run_id = new_run_id()
     raw = _RawCopy(conn, path, store.artifacts_dir() / run_id / f"r0.{trace_suffix(path)}", kept)
     try:
         conn.execute("SAVEPOINT trace_file")
         try:
             try:
-                run = _store_trace(store, conn, run_id, path, raw, workload, label, classify, True,
-                                   segment_events)
+                run = _store_trace(store, conn, run_id, path, raw, workload, label, classify,
+                                   reading or TraceReading(path, True, segment_events, classify))
             except NotInTimeOrder:  # a segment stored was not final after all: read it whole
                 conn.execute("ROLLBACK TO trace_file")
                 raw.settle()
-                run = _store_trace(store, conn, run_id, path, raw, workload, label, classify, False,
-                                   segment_events)
+                run = _store_trace(store, conn, run_id, path, raw, workload, label, classify,
+                                   TraceReading(path, False, segment_events, classify))
         except _AlreadyImported:  # found by the hash during either reading
             conn.execute("ROLLBACK TO trace_file")
             raise
@@ -219,9 +239,10 @@ def _import_one(store, conn, path: Path, workload, label, classify, kept,
 
 
 def _store_trace(store, conn, run_id: str, path: Path, raw: _RawCopy, workload, label, classify,
-                 in_segments: bool, segment_events: int | None) -> ImportedRun:
+                 reading: TraceReading) -> ImportedRun:
     """Read one trace into a new run: a child process reads it (profiler/reader_process.py)
     while this one stores the segments it sends."""
+    import hashlib
     now = time.time()
     store.insert_run(conn, id=run_id, status="ok", framework=FRAMEWORK_OF_FORMAT[trace_format(path)],
                      workload=workload, label=label, source="import", source_path=str(path.resolve()),
@@ -233,7 +254,7 @@ def _store_trace(store, conn, run_id: str, path: Path, raw: _RawCopy, workload, 
         stored.memory += store.add_memory(conn, run_id, 0, segment.memory)
         stored.count(segment)
 
-    with TraceReading(path, in_segments, segment_events, classify) as reading:
+    with reading:
         raw.start()
         for kind, (trace, category) in reading:
             raw.check()

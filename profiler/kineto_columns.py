@@ -113,6 +113,7 @@ class TraceBuilder:
         # that storing can start while the rest is read (profiler/reader_process.py)
         self.cut_at = segment_events and max(1, segment_events // 4)
         self.final_until: int | None = None  # the events cut so far ended by then
+        self.held_last = 0  # events held after the piece before
 
     def add(self, events: list) -> None:
         """Take the next piece of traceEvents (decoded structs with ph, cat, name, ts,
@@ -229,11 +230,11 @@ class TraceBuilder:
         """The events that nothing to come can change, with all memory events so far, as
         a TraceData to store now (its steps are those so far); None when too few are
         held or the trace so far allows no cut (see the module docstring). Memory
-        events depend on nothing else: once `segment_events` of them are held they are
-        given on their own even where events cannot be (Kineto writes them all after
+        events depend on nothing else: once a quarter of `segment_events` are held they
+        are given on their own even where events cannot be (Kineto writes them all after
         the ops, and a GPU's trace is never cut)."""
         head = self._cut_events()
-        if head is None and self.segment_events and len(self.memory) >= self.segment_events:
+        if head is None and self.segment_events and len(self.memory) >= max(1, self.segment_events // 4):
             head = TraceBuilder()
             head.names, head.steps = self.names, self.steps
             head.memory, self.memory = self.memory, MemoryColumns()
@@ -242,7 +243,11 @@ class TraceBuilder:
 
     def _cut_events(self) -> TraceData | None:
         events = self.events
-        if self.cut_at is None or len(events) < self.cut_at:
+        # a piece that brought no event (Kineto writes memory events after all the ops):
+        # look for a cut now, so that the rest left for the end is small
+        stalled = len(events) == self.held_last > 1
+        self.held_last = len(events)
+        if self.cut_at is None or (len(events) < self.cut_at and not stalled):
             return None
         if self.streams or RUNTIME in events.kind:  # links to come: never
             self.cut_at = None

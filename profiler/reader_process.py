@@ -25,16 +25,15 @@ import pickle
 import queue
 import signal
 import struct
-import sys
 import threading
 import traceback
 from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import UserError
-from .events import KernelColumns, TraceData
-from .store import categories
-from .traces import read_trace
+
+# Light on purpose: the import command forks the reader before it loads the store and the
+# rest (profiler/ingest.py), so the reader's own modules are imported where they run.
 
 _HEADER = struct.Struct("<Q")
 
@@ -66,6 +65,9 @@ class TraceReading:
         self._closed = False
 
     def __enter__(self) -> TraceReading:
+        """Start the reading; entered again (a reading started early), nothing more."""
+        if self._child is not None or self._queue is not None or self._closed:
+            return self
         if self.in_child:
             self._fork()
         else:
@@ -99,6 +101,8 @@ class TraceReading:
 
     def _read(self, send: Callable[[str, object], None]) -> None:
         """Read the trace, sending segments as the reader gives them, then the rest."""
+        from .traces import read_trace
+
         with_categories = lambda data: (data, _categories(data.events, self.classify))  # noqa: E731
         on_segment = (lambda segment: send("segment", with_categories(segment))) if self.segmented else None
         trace = read_trace(self.path, on_segment=on_segment, segment_events=self.segment_events)
@@ -118,11 +122,21 @@ class TraceReading:
 
     def _in_child(self, fd: int, parent: int) -> None:
         """Read and send; then leave by os._exit, so that nothing the parent set up (its
-        store connection, atexit handlers, buffered output) runs or flushes here."""
-        send = lambda kind, payload: _send(fd, kind, payload)  # noqa: E731
+        store connection, atexit handlers, buffered output) runs or flushes here. Once the
+        first message is out, the child is set to die with the parent (before that, a
+        parent gone makes the first send fail)."""
+        watched = []
+
+        def send(kind: str, payload) -> None:
+            _send(fd, kind, payload)
+            if not watched:
+                from .worker import die_with_parent
+
+                die_with_parent(parent)
+                watched.append(parent)
+
         code = 0
         try:
-            _die_with(parent)
             self._read(send)
         except BaseException as err:  # noqa: BLE001 - every error goes to the parent
             code = 1
@@ -164,7 +178,9 @@ class TraceReading:
                 self._queue.put(("error", err))
 
 
-def _categories(events: KernelColumns, classify: Callable | None) -> list[str] | None:
+def _categories(events, classify: Callable | None) -> list[str] | None:
+    from .events import categories
+
     return list(categories(events, classify)) if classify else None
 
 
@@ -178,18 +194,6 @@ def _send_error(send: Callable[[str, object], None], err: BaseException) -> None
             send("error", RuntimeError("".join(traceback.format_exception(err)).rstrip()))
         except BaseException:  # noqa: BLE001 - nobody left to tell
             pass
-
-
-def _die_with(parent: int) -> None:
-    """On Linux the child is killed when the parent dies, so a killed import does not
-    leave it reading on."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before prctl took hold
-        os._exit(1)
 
 
 def _send(fd: int, kind: str, payload) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from .errors import UserError
-from .events import KernelColumns, KernelEvent, MemoryColumns, MemoryEvent, StepTiming
+from .events import KernelColumns, KernelEvent, MemoryColumns, MemoryEvent, StepTiming, categories
 
 # How long a writer waits for another one before giving up; XPROF_BUSY_TIMEOUT_MS overrides.
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
@@ -410,18 +410,6 @@ class Store:
         """Raw traces live beside the database, in `<db name>.artifacts/`."""
         assert self.path is not None
         return self.path.with_name(self.path.name + ".artifacts")
-
-
-def categories(events: KernelColumns, classify: Callable[[KernelEvent], str]) -> Iterator[str]:
-    """classify(event) for each event, called for the first event of each distinct
-    (name, kind, op), which is all the taxonomy reads: a trace repeats a few hundred of
-    them many times."""
-    keys = zip(events.name, events.kind, events.op)
-    first: dict[tuple, int] = {}
-    for index, key in enumerate(keys):
-        first.setdefault(key, index)
-    category = {key: classify(events[index]) for key, index in first.items()}
-    return map(category.__getitem__, zip(events.name, events.kind, events.op))
 
 
 def _insert_rows(conn, table: str, columns: list[str], rows: Iterator[tuple], count: int) -> None:

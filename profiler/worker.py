@@ -127,9 +127,10 @@ def run(request: dict) -> dict:
     return result
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """A worker whose xprof is gone (killed, terminal closed) stops too, instead of
-    profiling on for nobody: Linux sends it SIGKILL when the parent exits."""
+def die_with_parent(parent_pid: int) -> None:
+    """A worker (or a trace reader, profiler/reader_process.py) whose xprof is gone
+    (killed, terminal closed) stops too, instead of working on for nobody: Linux sends it
+    SIGKILL when the parent exits."""
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -142,7 +143,7 @@ def _die_with_parent(parent_pid: int) -> None:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     request = json.loads(Path(argv[0]).read_text())
-    _die_with_parent(request["parent_pid"])
+    die_with_parent(request["parent_pid"])
     result = run(request)
     (Path(request["out_dir"]) / "result.json").write_text(json.dumps(result))
     return 0

@@ -276,3 +276,33 @@ def test_a_trace_that_breaks_time_order_after_a_cut_is_read_again_whole(long_cpu
     assert _stored(tmp_path / "cut.db") == _stored(tmp_path / "whole.db")
     assert sqlite3.connect(tmp_path / "cut.db").execute(
         "SELECT count(*) FROM runs").fetchone() == (1,)  # the segments stored first were dropped
+
+
+def _processes_naming(text: str) -> list:
+    import psutil
+
+    return [p for p in psutil.process_iter(["cmdline", "status"])
+            if text in " ".join(p.info["cmdline"] or []) and p.info["status"] != psutil.STATUS_ZOMBIE]
+
+
+def test_a_store_that_cannot_be_used_stops_the_early_reader(tmp_path):
+    """The first file's reader starts before the store opens: a store that turns out
+    to be foreign or locked is one line, and no reader is left behind."""
+    trace = fixture_path("kineto", "cpu_only.json.gz")
+    foreign = tmp_path / "foreign.db"
+    foreign.write_text("not a database, just text\n" * 100)
+    line = one_line_error(run_xprof("import", trace, "--db", foreign))
+    assert "is not an xprof store" in line and foreign.read_text().startswith("not a database")
+    assert _processes_naming(str(foreign)) == []
+
+    db = tmp_path / "busy.db"
+    _import(db, fixture_path("kineto", "mi250_minitoy_train.json.gz"))
+    holder = sqlite3.connect(db)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the store
+    try:
+        line = one_line_error(run_xprof("import", trace, "--db", db, env={"XPROF_BUSY_TIMEOUT_MS": "200"}))
+    finally:
+        holder.rollback()
+    assert "locked" in line
+    assert _processes_naming(str(db)) == []
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM runs").fetchone() == (1,)

@@ -479,3 +479,19 @@ def test_an_event_against_time_order_voids_the_segments(long_torch_trace, tmp_pa
         read_kineto(path, chunk_bytes=2048, on_segment=given.append, segment_events=64)
     assert given  # segments had been given, and are void
     assert read_kineto(path).total_events == len(document["traceEvents"])  # read whole, it is fine
+
+
+def test_ops_then_memory_events_leave_little_for_the_end(tmp_path):
+    """Kineto writes every memory event after all the ops. Once pieces bring no more
+    ops, the ops held are cut at once, and memory events go in batches, so the rest
+    left for the end (stored after the reading, on the critical path) is small."""
+    steps = [dict(CPU_OP_EVENT, cat="user_annotation", name=f"ProfilerStep#{i}", ts=100.0 * i, dur=100.0)
+             for i in range(50)]
+    ops = [dict(CPU_OP_EVENT, ts=100.0 * i + 10, dur=50.0) for i in range(50)]
+    memory = [dict(MEMORY_EVENT, ts=100.0 * i + 20) for i in range(50)]
+    path = write_trace(tmp_path, "ops_then_memory.json", [e for pair in zip(steps, ops) for e in pair] + memory)
+    segments, rest = _read_in_segments(path, segment_events=16, chunk_bytes=1024)
+    assert len(rest.events) <= 2 and len(rest.memory) < 16
+    assert any(not s.events and s.memory for s in segments)  # memory on its own
+    whole = read_kineto(path)
+    assert _joined(segments, rest) == (list(whole.events), list(whole.memory))

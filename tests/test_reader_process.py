@@ -14,7 +14,7 @@ from conftest import fixture_path, repeated_trace
 from profiler.events import TraceFormatError
 from profiler.kineto import read_kineto
 from profiler.reader_process import ReaderDied, TraceReading
-from profiler.store import categories
+from profiler.events import categories
 
 
 @pytest.fixture(scope="module")
