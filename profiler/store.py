@@ -220,6 +220,10 @@ class Store:
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("PRAGMA foreign_keys = ON")
+            # Each multi-row INSERT inside a transaction keeps a statement journal (to
+            # undo that statement alone); in a temp file that was 25,000 writes for a
+            # 100k-event import. In memory it costs a few MB while a statement runs.
+            connection.execute("PRAGMA temp_store = MEMORY")
         except sqlite3.Error as error:
             raise StoreError(_describe(path, error)) from None
         store.migrate()
