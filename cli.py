@@ -569,14 +569,14 @@ def import_command(paths, workload, label, as_json, db_path):
       xprof import trace.pt.trace.json.gz --workload cnn --label a100-nightly
       xprof import logs/ --json          # every trace under a TensorBoard log dir
     """
-    from analysis.taxonomy import classify_event
     from profiler.ingest import import_traces
 
     show = None
     if not as_json and sys.stderr.isatty():
         show = lambda path: click.echo(f"importing {path}", err=True)  # noqa: E731
-    # the store opens once the first file's reader has started, so both go on at once
-    runs = import_traces(lambda: _open_store(db_path), paths, workload, label, classify_event,
+    # the store opens, and the taxonomy loads, once the first file's reader has started,
+    # so that they go on at once
+    runs = import_traces(lambda: _open_store(db_path), paths, workload, label, _classify_event,
                          progress=show)
     if as_json:
         _emit_json({"runs": [r.as_json() for r in runs]})
@@ -588,6 +588,13 @@ def import_command(paths, workload, label, as_json, db_path):
             click.echo(f"{r.path}: run {r.id}, {r.events:,} events, {r.kernels:,} kernels "
                        f"({r.kernel_time_ms:.3f} ms), {r.memcpy} memcpy, {r.memset} memset, "
                        f"device {r.device}")
+
+
+def _classify_event(event) -> str:
+    """analysis.taxonomy.classify_event, loaded at its first call."""
+    from analysis.taxonomy import classify_event
+
+    return classify_event(event)
 
 
 @cli.command("export")

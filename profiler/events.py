@@ -14,7 +14,7 @@ from array import array
 from dataclasses import dataclass, field, fields
 from itertools import compress, count, islice, repeat
 from operator import attrgetter, eq, le, neg
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from .errors import UserError
 
@@ -255,15 +255,3 @@ def assign_steps(events: list[KernelEvent], steps: list[StepTiming]) -> None:
     if found is not None:
         for event, step in zip(events, found):
             event.step = step
-
-
-def categories(events: KernelColumns, classify: Callable[[KernelEvent], str]) -> Iterator[str]:
-    """classify(event) for each event, called for the first event of each distinct
-    (name, kind, op), which is all the taxonomy reads: a trace repeats a few hundred of
-    them many times."""
-    keys = zip(events.name, events.kind, events.op)
-    first: dict[tuple, int] = {}
-    for index, key in enumerate(keys):
-        first.setdefault(key, index)
-    category = {key: classify(events[index]) for key, index in first.items()}
-    return map(category.__getitem__, zip(events.name, events.kind, events.op))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import json
-import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,7 +108,7 @@ def import_traces(store: Store | Callable[[], Store], paths, workload=None, labe
     files = [f for p in paths for f in trace_files(Path(p))]
     if not files:
         return []
-    first = TraceReading(files[0], True, segment_events, classify)
+    first = TraceReading(files[0], True, segment_events)
     kept: list[Path] = []  # artifact directories this import made
     imported: list[ImportedRun] = []
     try:
@@ -123,6 +122,8 @@ def import_traces(store: Store | Callable[[], Store], paths, workload=None, labe
                     imported.append(_import_one(store, conn, path, workload, label, classify, kept,
                                                 segment_events, first if path is files[0] else None))
     except BaseException:
+        import shutil
+
         for directory in kept:
             shutil.rmtree(directory, ignore_errors=True)
         raise
@@ -217,12 +218,12 @@ def _import_one(store, conn, path: Path, workload, label, classify, kept,
         try:
             try:
                 run = _store_trace(store, conn, run_id, path, raw, workload, label, classify,
-                                   reading or TraceReading(path, True, segment_events, classify))
+                                   reading or TraceReading(path, True, segment_events))
             except NotInTimeOrder:  # a segment stored was not final after all: read it whole
                 conn.execute("ROLLBACK TO trace_file")
                 raw.settle()
                 run = _store_trace(store, conn, run_id, path, raw, workload, label, classify,
-                                   TraceReading(path, False, segment_events, classify))
+                                   TraceReading(path, False, segment_events))
         except _AlreadyImported:  # found by the hash during either reading
             conn.execute("ROLLBACK TO trace_file")
             raise
@@ -249,18 +250,18 @@ def _store_trace(store, conn, run_id: str, path: Path, raw: _RawCopy, workload, 
                      started_at=now, finished_at=now, repeats=1)
     stored = _Stored()
 
-    def store_segment(segment: TraceData, category) -> None:
-        stored.rows += store.add_kernels(conn, run_id, 0, segment.events, classify, category)
+    def store_segment(segment: TraceData) -> None:
+        stored.rows += store.add_kernels(conn, run_id, 0, segment.events, classify)
         stored.memory += store.add_memory(conn, run_id, 0, segment.memory)
         stored.count(segment)
 
     with reading:
         raw.start()
-        for kind, (trace, category) in reading:
+        for kind, trace in reading:
             raw.check()
             if kind == "rest":
-                _whole_trace_step(trace)  # categories go by name, kind and op alone
-            store_segment(trace, category)
+                _whole_trace_step(trace)
+            store_segment(trace)
     raw.check(wait=True)
     store.add_steps(conn, run_id, trace.steps)
     device = _device(trace)

@@ -1,17 +1,20 @@
 """Read a trace in a child process while this one stores what it sends.
 
-An import is two jobs of about equal size: reading the trace (decoding, columns, self
-time, categories) and inserting its rows. Both need the GIL, so threads cannot overlap
-them: a thread inserting rows takes the GIL back at every statement, and an insert that
-took 0.24 s alone took 2.2 s beside a busy thread. A forked child can. It reads the
-trace and sends each segment the reader gives (profiler/kineto.py) through a pipe,
-pickled (about 20 ms for 100k events), so the parent stores one while the child reads
-the next:
+An import is two jobs of about equal size: reading the trace (decoding, filling
+columns) and storing it (self time and steps, categories, inserting rows). Both need the
+GIL, so threads cannot overlap them: a thread inserting rows takes the GIL back at every
+statement, and an insert that took 0.24 s alone took 2.2 s beside a busy thread. A
+forked child can. It reads the trace and sends each segment the reader cuts
+(profiler/kineto.py), unfinished, through a pipe, pickled (about 20 ms for 100k
+events); this process finishes it (links, self time, steps: a fifth of the reading,
+moved here because the reading was the slower side) and stores it while the child reads
+the next. Iterating a TraceReading gives:
 
-- ("segment", (TraceData, categories)) for each segment;
-- ("rest", (TraceData, categories)): the rest of the trace, with every step;
-- ("error", exception) if the reading fails: the parent raises the child's own
-  exception, so a malformed trace fails with the reader's message, as in one process.
+- ("segment", TraceData) for each segment;
+- ("rest", TraceData): the rest of the trace, with every step;
+
+and raises the child's own exception if the reading fails, so a malformed trace fails
+with the reader's message, as in one process.
 
 The pipe holds one message at a time: a child that runs ahead waits, so memory stays
 bounded. Without fork() (Windows), the reading runs on a thread of this process, in
@@ -48,16 +51,15 @@ class _Stop(BaseException):
 
 class TraceReading:
     """A trace read on the side: `with TraceReading(path, ...) as reading:`, then iterate
-    for (kind, payload) messages (see the module docstring) up to the rest of the trace.
-    Segments come only if `segmented`, of about `segment_events` events. `classify(event)`
-    gives the category of each distinct (name, kind, op), as Store.add_kernels would.
-    Leaving the block early kills the reading. `in_child` False reads on a thread of
-    this process instead. No other thread may run when it is entered (it forks)."""
+    for (kind, TraceData) (see the module docstring) up to the rest of the trace.
+    Segments come only if `segmented`, of about `segment_events` events. Leaving the
+    block early kills the reading. `in_child` False reads on a thread of this process
+    instead. No other thread may run when it is entered (it forks)."""
 
     def __init__(self, path: Path, segmented: bool = True, segment_events: int | None = None,
-                 classify: Callable | None = None, in_child: bool | None = None):
+                 in_child: bool | None = None):
         self.path = Path(path)
-        self.segmented, self.segment_events, self.classify = segmented, segment_events, classify
+        self.segmented, self.segment_events = segmented, segment_events
         self.in_child = hasattr(os, "fork") if in_child is None else in_child
         self._child: int | None = None
         self._pipe: int | None = None
@@ -81,7 +83,7 @@ class TraceReading:
             kind, payload = self._next()
             if kind == "error":
                 raise payload
-            yield kind, payload
+            yield kind, payload.finish() if hasattr(payload, "finish") else payload
 
     def __exit__(self, *exc) -> None:
         self._closed = True
@@ -103,10 +105,9 @@ class TraceReading:
         """Read the trace, sending segments as the reader gives them, then the rest."""
         from .traces import read_trace
 
-        with_categories = lambda data: (data, _categories(data.events, self.classify))  # noqa: E731
-        on_segment = (lambda segment: send("segment", with_categories(segment))) if self.segmented else None
-        trace = read_trace(self.path, on_segment=on_segment, segment_events=self.segment_events)
-        send("rest", with_categories(trace))
+        on_segment = (lambda segment: send("segment", segment)) if self.segmented else None
+        send("rest", read_trace(self.path, on_segment=on_segment, segment_events=self.segment_events,
+                                unfinished=True))
 
     # -- in a child process ----------------------------------------------------------
 
@@ -176,12 +177,6 @@ class TraceReading:
         except BaseException as err:  # noqa: BLE001 - raised by the iterating thread
             if not self._closed:
                 self._queue.put(("error", err))
-
-
-def _categories(events, classify: Callable | None) -> list[str] | None:
-    from .events import categories
-
-    return list(categories(events, classify)) if classify else None
 
 
 def _send_error(send: Callable[[str, object], None], err: BaseException) -> None:

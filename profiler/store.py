@@ -20,10 +20,10 @@ from dataclasses import asdict, fields
 import itertools
 from itertools import chain, islice
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator
 
 from .errors import UserError
-from .events import KernelColumns, KernelEvent, MemoryColumns, MemoryEvent, StepTiming, categories
+from .events import KernelColumns, KernelEvent, MemoryColumns, MemoryEvent, StepTiming
 
 # How long a writer waits for another one before giving up; XPROF_BUSY_TIMEOUT_MS overrides.
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
@@ -342,16 +342,15 @@ class Store:
               s.reserved_bytes) for s in steps),
         )
 
-    def add_kernels(self, conn, run_id: str, repeat: int, events: KernelColumns | Iterable[KernelEvent],
-                    classify=None, category: Sequence[str] | None = None) -> int:
-        """Store events; `classify(event)`, when given, sets their category (see
-        `categories`), unless the `category` of each is given."""
+    def add_kernels(self, conn, run_id: str, repeat: int,
+                    events: KernelColumns | Iterable[KernelEvent], classify=None) -> int:
+        """Store events; `classify(event)`, when given, sets their category. It is
+        called once per distinct (name, kind, op), which is all the taxonomy reads."""
         if not isinstance(events, KernelColumns):
             events = KernelColumns.of(events)
-        if category is None:
-            category = categories(events, classify) if classify else itertools.repeat(None)
+        categories = _categories(events, classify) if classify else itertools.repeat(None)
         _insert_rows(conn, "kernels", ["run_id", "repeat", *_KERNEL_FIELDS, "category"],
-                     zip(itertools.repeat(run_id), itertools.repeat(repeat), *events.columns(), category),
+                     zip(itertools.repeat(run_id), itertools.repeat(repeat), *events.columns(), categories),
                      len(events))
         return len(events)
 
@@ -414,6 +413,17 @@ class Store:
         """Raw traces live beside the database, in `<db name>.artifacts/`."""
         assert self.path is not None
         return self.path.with_name(self.path.name + ".artifacts")
+
+
+def _categories(events: KernelColumns, classify: Callable[[KernelEvent], str]) -> Iterator[str]:
+    """classify(event) for each event, called for the first event of each distinct
+    (name, kind, op): a trace repeats a few hundred of them many times."""
+    keys = zip(events.name, events.kind, events.op)
+    first: dict[tuple, int] = {}
+    for index, key in enumerate(keys):
+        first.setdefault(key, index)
+    category = {key: classify(events[index]) for key, index in first.items()}
+    return map(category.__getitem__, zip(events.name, events.kind, events.op))
 
 
 def _insert_rows(conn, table: str, columns: list[str], rows: Iterator[tuple], count: int) -> None:
