@@ -48,15 +48,13 @@ class _Malformed(Exception):
 
 def read_kineto(path, chunk_bytes: int = CHUNK_BYTES, between_pieces: Callable[[], None] | None = None,
                 on_segment: Callable[[TraceData], None] | None = None,
-                segment_events: int | None = None, unfinished: bool = False) -> TraceData:
+                segment_events: int | None = None) -> TraceData:
     """Read one Kineto trace, `chunk_bytes` of it at a time, calling `between_pieces()`
     after each piece. With `on_segment`, events final before the trace ends are given to
     it in segments of about `segment_events` (default SEGMENT_EVENTS; see
     profiler/kineto_columns.py), and the TraceData returned holds the rest, with every
-    step; NotInTimeOrder then means the segments given are void. `unfinished` gives the
-    segments and the rest as TraceBuilders instead, whose `finish()` gives the TraceData
-    (links, self time, steps): see profiler/reader_process.py. Raises TraceFormatError,
-    naming the file, for anything that is not a well-formed Kineto trace."""
+    step; NotInTimeOrder then means the segments given are void. Raises
+    TraceFormatError, naming the file, for anything that is not a well-formed Kineto trace."""
     path = Path(path)
     builder = TraceBuilder((segment_events or SEGMENT_EVENTS) if on_segment else None)
     try:
@@ -68,11 +66,11 @@ def read_kineto(path, chunk_bytes: int = CHUNK_BYTES, between_pieces: Callable[[
                 _add(builder, events, first)
                 segment = on_segment and builder.cut()
                 if segment:
-                    on_segment(segment if unfinished else segment.finish())
+                    on_segment(segment)
                 if between_pieces:
                     between_pieces()
-            builder.devices = _devices(pieces.document.deviceProperties)
-        return builder if unfinished else builder.finish()
+            devices = _devices(pieces.document.deviceProperties)
+        return builder.finish(devices)
     except _Malformed as err:
         raise TraceFormatError(f"{path}: {err}") from None
     except Empty:

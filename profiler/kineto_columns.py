@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import bisect
 import re
-import sys
 from array import array
 from functools import partial
 from itertools import accumulate, compress, repeat
@@ -115,13 +114,6 @@ class TraceBuilder:
         self.cut_at = segment_events and max(1, segment_events // 4)
         self.final_until: int | None = None  # the events cut so far ended by then
         self.held_last = 0  # events held after the piece before
-        self.devices: dict[str, dict] = {}  # the trace's, set by the reader at the end
-
-    def __setstate__(self, state: dict) -> None:
-        """Unpickled (a segment from the reader's child process): kinds become the
-        very constants again, which `finish` compares by identity."""
-        self.__dict__.update(state)
-        self.events.kind = list(map(sys.intern, self.events.kind))
 
     def add(self, events: list) -> None:
         """Take the next piece of traceEvents (decoded structs with ph, cat, name, ts,
@@ -234,23 +226,22 @@ class TraceBuilder:
     def never_cut(self) -> None:
         self.cut_at = None
 
-    def cut(self) -> TraceBuilder | None:
-        """The events that nothing to come can change, with all memory events so far, in
-        a builder of their own whose `finish()` gives the TraceData to store now (its
-        steps are those so far); None when too few are held or the trace so far allows
-        no cut (see the module docstring). Memory events depend on nothing else: once a
-        quarter of `segment_events` are held they are given on their own even where
-        events cannot be (Kineto writes them all after the ops, and a GPU's trace is
-        never cut). A builder holds only columns and tracks: it pickles, so a reader in
-        another process can leave the finishing to the process that stores."""
+    def cut(self) -> TraceData | None:
+        """The events that nothing to come can change, with all memory events so far, as
+        a TraceData to store now (its steps are those so far); None when too few are
+        held or the trace so far allows no cut (see the module docstring). Memory
+        events depend on nothing else: once a quarter of `segment_events` are held they
+        are given on their own even where events cannot be (Kineto writes them all after
+        the ops, and a GPU's trace is never cut)."""
         head = self._cut_events()
         if head is None and self.segment_events and len(self.memory) >= max(1, self.segment_events // 4):
             head = TraceBuilder()
             head.names, head.steps = self.names, self.steps
             head.memory, self.memory = self.memory, MemoryColumns()
+            head = head.finish({})
         return head
 
-    def _cut_events(self) -> TraceBuilder | None:
+    def _cut_events(self) -> TraceData | None:
         events = self.events
         # a piece that brought no event (Kineto writes memory events after all the ops):
         # look for a cut now, so that the rest left for the end is small
@@ -277,12 +268,9 @@ class TraceBuilder:
             part = head.threads[key] = _Track(thread.device, thread.stream)
             part.events, part.scopes = thread.events[:held], thread.scopes
             thread.events = array("q", map(sub, thread.events[held:], repeat(count)))
-        return head
+        return head.finish({})
 
-    def finish(self, devices: dict[str, dict] | None = None) -> TraceData:
-        """The TraceData of the events held: kernels linked to ops, self time and steps
-        worked out. `devices` (by default those set on the builder) are the trace's."""
-        devices = self.devices if devices is None else devices
+    def finish(self, devices: dict[str, dict]) -> TraceData:
         events = self.events
         starts, durs = events.start_ns, events.dur_ns
         # self time counts per (device, stream): threads of two processes with one tid share it

@@ -12,7 +12,6 @@ import pytest
 from conftest import fixture_path, repeated_trace
 from profiler.events import TraceFormatError
 from profiler.kineto import read_kineto
-from profiler.kineto_columns import TraceBuilder
 from profiler.reader_process import ReaderDied, TraceReading
 
 
@@ -41,15 +40,6 @@ def test_segments_and_rest_join_to_what_the_reader_gives(long_cpu_trace, in_chil
     assert (events, memory) == (list(whole.events), list(whole.memory))  # self time and steps too
     rest = messages[-1][1]
     assert (rest.steps, rest.total_events) == (whole.steps, whole.total_events)
-
-
-def test_segments_travel_unfinished(long_cpu_trace):
-    """The child sends builders (columns and tracks), and the finishing (links, self
-    time, steps) is done by the process that stores."""
-    sent = []
-    read_kineto(long_cpu_trace, on_segment=sent.append, segment_events=64, unfinished=True)
-    assert sent and all(isinstance(s, TraceBuilder) for s in sent)
-    assert [e for s in sent for e in s.finish().events][:50] == list(read_kineto(long_cpu_trace).events)[:50]
 
 
 def test_unsegmented_reading_sends_the_whole_trace_at_once(long_cpu_trace):
@@ -86,8 +76,8 @@ def test_leaving_early_ends_the_child(long_cpu_trace):
 
 @pytest.mark.parametrize("name", ["a100_alexnet_train.json.gz", "mi250_minitoy_train.json.gz"])
 def test_a_gpu_trace_read_beside_links_as_in_one_process(name):
-    """Finishing happens after a pickle round trip: kernels still find the op that
-    launched them (the kinds compared by identity come back as the constants)."""
+    """Kernels find the op that launched them in the child, as in one process, and
+    come through the pickle whole."""
     path = fixture_path("kineto", name)
     [(kind, rest)] = [m for m in _read_all(path, in_child=True) if m[0] == "rest"]
     whole = read_kineto(path)
