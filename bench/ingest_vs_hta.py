@@ -9,15 +9,17 @@ Makes a real ~100k-event Kineto trace by profiling the small transformer on the 
 - `xprof import TRACE --db NEW.db`, the whole command, from start to committed rows;
 - HolisticTraceAnalysis parsing the same file into its `TraceAnalysis` (timed inside
   its process, after its imports, so its own start-up is not counted against it).
-Prints the best of --rounds for each, the ratio, events per second and peak RSS.
+Prints the best of --rounds for each, the ratio and events per second; then peak RSS,
+in one more round of each that samples the RSS of the process and its children (xprof's
+reading child runs beside it) every 2 ms.
 
-Then the streaming check: a --big-mib trace made by repeating that one's events (each
-copy shifted past the one before, steps renumbered), imported by the whole command,
-with its peak RSS beside the small trace's.
+Then the streaming checks: a --big-mib trace made by repeating that one's events (each
+copy shifted past the one before, steps renumbered, ids offset), and one made so from
+the A100 GPU fixture (../shared/fixtures/kineto/, where it is), each imported by the
+whole command, with its peak RSS.
 
-Peak RSS is the child's ru_maxrss, which counts the parent's pages until the child
-execs: so this process never holds a trace itself (it counts and repeats them in child
-processes), or its own 200 MB would be charged to the child.
+This process never holds a trace itself (it counts and repeats them in child processes):
+a child's RSS counts its parent's pages until it execs.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ print(json.dumps(time.perf_counter() - started))
 """
 
 STEP_PREFIX = "ProfilerStep#"
+# the A100 trace in the shared fixtures, repeated for the GPU streaming check
+GPU_FIXTURE = Path(__file__).resolve().parents[2] / "shared/fixtures/kineto/a100_alexnet_train.json.gz"
 
 
 def run(command: list[str]) -> tuple[float, float, str]:
@@ -72,6 +76,27 @@ def run(command: list[str]) -> tuple[float, float, str]:
         if os.waitstatus_to_exitcode(status) != 0:
             sys.exit(f"{' '.join(command[:3])} failed: {err.read().decode().strip().splitlines()[-1:]}")
         return wall, usage.ru_maxrss / 1024, out.read().decode()
+
+
+def tree_peak_rss(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of a command and its children together (xprof's
+    reading child runs beside it), sampled every 2 ms: a round of its own, not one of
+    the timed rounds."""
+    import psutil
+
+    started = time.perf_counter()
+    child = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    while child.poll() is None:
+        try:
+            processes = [child, *child.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in processes))
+        except psutil.Error:  # one ended while being read
+            pass
+        time.sleep(0.002)
+    if child.returncode != 0:
+        sys.exit(f"{' '.join(command[:3])} failed (exit {child.returncode})")
+    return time.perf_counter() - started, peak / 2**20
 
 
 def count_events(trace: Path) -> int:
@@ -91,11 +116,16 @@ def write_repeated(source: Path, target: Path, mib: int) -> int:
     before and its steps renumbered, up to about `mib` MiB. Returns the events written."""
     import msgspec
 
-    document = json.loads(source.read_bytes())
+    import gzip
+
+    document = json.loads(gzip.open(source).read() if source.suffix == ".gz" else source.read_bytes())
     events = document.pop("traceEvents")
     times = [e["ts"] for e in events if isinstance(e.get("ts"), (int, float))]
     span = max(times) - min(times) + 1000.0
     steps = sum(1 for e in events if str(e.get("name", "")).startswith(STEP_PREFIX))
+    ids = [v for e in events for k, v in (e.get("args") or {}).items()
+           if k in ("correlation", "External id") and isinstance(v, int)]
+    id_span = max(ids, default=0) + 1
 
     def copy_text(copy: int) -> bytes:
         shifted = []
@@ -103,6 +133,9 @@ def write_repeated(source: Path, target: Path, mib: int) -> int:
             event = dict(event)
             if isinstance(event.get("ts"), (int, float)):
                 event["ts"] = round(event["ts"] + copy * span, 3)
+            if event.get("args"):  # each copy's kernels link to its own calls
+                event["args"] = {k: v + copy * id_span if k in ("correlation", "External id")
+                                 and isinstance(v, int) else v for k, v in event["args"].items()}
             name = event.get("name")
             if isinstance(name, str) and name.startswith(STEP_PREFIX) and name[len(STEP_PREFIX):].isdigit():
                 event["name"] = f"{STEP_PREFIX}{int(name[len(STEP_PREFIX):]) + copy * steps}"
@@ -157,33 +190,33 @@ def main() -> None:
         print(f"trace: {events:,} events, {size_mib:.1f} MiB ({made})")
         xprof_runs, hta_runs = [], []
         for round_ in range(args.rounds):
-            db = Path(tmp) / f"round{round_}.db"
-            wall, rss, _ = run([xprof, "import", str(trace), "--db", str(db)])
-            xprof_runs.append((wall, rss))
-            _, rss, out = run([sys.executable, "-c", HTA_PARSE, str(trace_dir)])
-            hta_runs.append((json.loads(out.strip().splitlines()[-1]), rss))
-        big = None
+            xprof_runs.append(run([xprof, "import", str(trace), "--db", str(Path(tmp) / f"r{round_}.db")])[0])
+            hta_runs.append(json.loads(run([sys.executable, "-c", HTA_PARSE, str(trace_dir)])[2].split()[-1]))
+        _, xprof_rss = tree_peak_rss([xprof, "import", str(trace), "--db", str(Path(tmp) / "rss.db")])
+        _, hta_rss = tree_peak_rss([sys.executable, "-c", HTA_PARSE, str(trace_dir)])
+        best_xprof, best_hta = min(xprof_runs), min(hta_runs)
+        print(f"xprof import (whole command, to committed rows): best {best_xprof:.2f} s "
+              f"(median {statistics.median(xprof_runs):.2f}), "
+              f"{events / best_xprof:,.0f} events/s, peak RSS {xprof_rss:.0f} MiB")
+        print(f"HolisticTraceAnalysis TraceAnalysis parse:        best {best_hta:.2f} s "
+              f"(median {statistics.median(hta_runs):.2f}), "
+              f"{events / best_hta:,.0f} events/s, peak RSS {hta_rss:.0f} MiB")
+        print(f"ratio: xprof is {best_hta / best_xprof:.1f}x faster (goal: at least 8x; medians "
+              f"{statistics.median(hta_runs) / statistics.median(xprof_runs):.1f}x) "
+              f"with {hta_rss / xprof_rss:.1f}x less peak memory ({args.rounds} rounds each, "
+              "alternating; peak RSS of the process and its children, in a round of its own)")
         if args.big_mib:
-            big_trace = Path(tmp) / "big.pt.trace.json"
-            big_events = repeated_trace(trace, big_trace, args.big_mib)
-            wall, rss, _ = run([xprof, "import", str(big_trace), "--db", str(Path(tmp) / "big.db")])
-            big = (big_events, big_trace.stat().st_size / 2**20, wall, rss)
-    best_xprof, best_hta = min(w for w, _ in xprof_runs), min(w for w, _ in hta_runs)
-    xprof_rss, hta_rss = max(r for _, r in xprof_runs), max(r for _, r in hta_runs)
-    print(f"xprof import (whole command, to committed rows): best {best_xprof:.2f} s "
-          f"(median {statistics.median(w for w, _ in xprof_runs):.2f}), "
-          f"{events / best_xprof:,.0f} events/s, peak RSS {xprof_rss:.0f} MiB")
-    print(f"HolisticTraceAnalysis TraceAnalysis parse:        best {best_hta:.2f} s "
-          f"(median {statistics.median(w for w, _ in hta_runs):.2f}), "
-          f"{events / best_hta:,.0f} events/s, peak RSS {hta_rss:.0f} MiB")
-    print(f"ratio: xprof is {best_hta / best_xprof:.1f}x faster (goal: at least 8x; medians "
-          f"{statistics.median(w for w, _ in hta_runs) / statistics.median(w for w, _ in xprof_runs):.1f}x) "
-          f"with {hta_rss / xprof_rss:.1f}x less peak memory ({args.rounds} rounds each, alternating)")
-    if big:
-        big_events, big_mib, wall, rss = big
-        print(f"streaming: xprof import of a {big_mib:,.0f} MiB trace ({big_events:,} events, the "
-              f"above repeated): {wall:.1f} s, {big_events / wall:,.0f} events/s, peak RSS "
-              f"{rss:.0f} MiB against {xprof_rss:.0f} MiB for the {size_mib:.0f} MiB one")
+            sources = [("CPU", trace), ("GPU", GPU_FIXTURE)] if GPU_FIXTURE.exists() else [("CPU", trace)]
+            for kind, source in sources:
+                big_trace = Path(tmp) / f"big_{kind}.pt.trace.json"
+                big_events = repeated_trace(source, big_trace, args.big_mib)
+                wall, rss = tree_peak_rss([xprof, "import", str(big_trace), "--db", str(Path(tmp) / f"{kind}.db")])
+                print(f"streaming, {kind}: xprof import of a {big_trace.stat().st_size / 2**20:,.0f} MiB "
+                      f"trace ({big_events:,} events, {source.name} repeated): {wall:.1f} s, "
+                      f"{big_events / wall:,.0f} events/s, peak RSS {rss:.0f} MiB")
+                big_trace.unlink()
+            if not GPU_FIXTURE.exists():
+                print(f"(no GPU streaming check: {GPU_FIXTURE} is not there)")
 
 
 if __name__ == "__main__":

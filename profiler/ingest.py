@@ -219,11 +219,11 @@ def _import_one(store, conn, path: Path, workload, label, classify, kept,
             try:
                 run = _store_trace(store, conn, run_id, path, raw, workload, label, classify,
                                    reading or TraceReading(path, True, segment_events))
-            except NotInTimeOrder:  # a segment stored was not final after all: read it whole
-                conn.execute("ROLLBACK TO trace_file")
+            except NotInTimeOrder:  # a segment stored was not final after all: read it
+                conn.execute("ROLLBACK TO trace_file")  # again, with no cut by time
                 raw.settle()
                 run = _store_trace(store, conn, run_id, path, raw, workload, label, classify,
-                                   TraceReading(path, False, segment_events))
+                                   TraceReading(path, True, segment_events, time_cuts=False))
         except _AlreadyImported:  # found by the hash during either reading
             conn.execute("ROLLBACK TO trace_file")
             raise

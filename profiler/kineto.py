@@ -48,15 +48,24 @@ class _Malformed(Exception):
 
 def read_kineto(path, chunk_bytes: int = CHUNK_BYTES, between_pieces: Callable[[], None] | None = None,
                 on_segment: Callable[[TraceData], None] | None = None,
-                segment_events: int | None = None) -> TraceData:
+                segment_events: int | None = None, time_cuts: bool = True,
+                spill_events: int | None = None) -> TraceData:
     """Read one Kineto trace, `chunk_bytes` of it at a time, calling `between_pieces()`
     after each piece. With `on_segment`, events final before the trace ends are given to
     it in segments of about `segment_events` (default SEGMENT_EVENTS; see
     profiler/kineto_columns.py), and the TraceData returned holds the rest, with every
-    step; NotInTimeOrder then means the segments given are void. Raises
-    TraceFormatError, naming the file, for anything that is not a well-formed Kineto trace."""
+    step; NotInTimeOrder then means the segments given are void. `time_cuts` False
+    gives no segment before the end but memory events (a re-read after NotInTimeOrder).
+    A trace that cannot be cut as it is read (a GPU's) moves its events to disk past
+    `spill_events` held (default SPILL_EVENTS; see profiler/kineto_spill.py) and, with
+    `on_segment`, gives them in segments at the end. Raises TraceFormatError, naming
+    the file, for anything that is not a well-formed Kineto trace."""
     path = Path(path)
-    builder = TraceBuilder((segment_events or SEGMENT_EVENTS) if on_segment else None)
+    segment_events = (segment_events or SEGMENT_EVENTS) if on_segment else None
+    builder = TraceBuilder(segment_events)
+    if not time_cuts:
+        builder.never_cut()
+    spill = None
     try:
         with _opened(path) as read:
             pieces = ArrayPieces(read, "traceEvents", _decode_events, _DOCUMENT.decode, chunk_bytes)
@@ -67,9 +76,13 @@ def read_kineto(path, chunk_bytes: int = CHUNK_BYTES, between_pieces: Callable[[
                 segment = on_segment and builder.cut()
                 if segment:
                     on_segment(segment)
+                if on_segment and builder.cut_at is None:
+                    spill = _spilled(path, builder, spill, spill_events)
                 if between_pieces:
                     between_pieces()
             devices = _devices(pieces.document.deviceProperties)
+        if spill:
+            return spill.finish(builder, devices, on_segment, segment_events)
         return builder.finish(devices)
     except _Malformed as err:
         raise TraceFormatError(f"{path}: {err}") from None
@@ -85,6 +98,9 @@ def read_kineto(path, chunk_bytes: int = CHUNK_BYTES, between_pieces: Callable[[
         raise TraceFormatError(f"{path}: {err}") from None
     except (msgspec.DecodeError, RecursionError) as err:
         raise TraceFormatError(f"{path}: not JSON ({err})") from None
+    finally:
+        if spill:
+            spill.close()
 
 
 def _add(builder: TraceBuilder, events: list[_Event], first_index: int) -> None:
@@ -98,6 +114,16 @@ def _add(builder: TraceBuilder, events: list[_Event], first_index: int) -> None:
             if defect:
                 raise _Malformed(f"traceEvents[{first_index + offset}]: {defect}") from None
         raise
+
+
+def _spilled(path: Path, builder: TraceBuilder, spill, spill_events: int | None):
+    """The spill, made if need be, once the builder holds too many events (moved there)."""
+    from profiler import kineto_spill  # for GPU traces only
+
+    if len(builder.events) >= (spill_events or kineto_spill.SPILL_EVENTS):
+        spill = spill or kineto_spill.Spill(path)
+        spill.add(builder)
+    return spill
 
 
 @contextmanager

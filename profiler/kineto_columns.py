@@ -316,6 +316,8 @@ class TraceBuilder:
             if correlation in launcher_op:
                 events.op[index] = launcher_op[correlation]
                 continue
+            if events.op[index] is not None:  # found already (profiler/kineto_spill.py)
+                continue
             if op_by_external_id is None:  # the last resort, built when first needed
                 op_by_external_id = {
                     external_id: name for name, kind, external_id

@@ -55,14 +55,15 @@ class _Stop(BaseException):
 class TraceReading:
     """A trace read on the side: `with TraceReading(path, ...) as reading:`, then iterate
     for (kind, TraceData) (see the module docstring) up to the rest of the trace.
-    Segments come only if `segmented`, of about `segment_events` events. Leaving the
+    Segments come only if `segmented`, of about `segment_events` events; with
+    `time_cuts` False, only those that need no time order (see read_kineto). Leaving the
     block early kills the reading. `in_child` False reads on a thread of this process
     instead. No other thread may run when it is entered (it forks)."""
 
     def __init__(self, path: Path, segmented: bool = True, segment_events: int | None = None,
-                 in_child: bool | None = None):
+                 in_child: bool | None = None, time_cuts: bool = True):
         self.path = Path(path)
-        self.segmented, self.segment_events = segmented, segment_events
+        self.segmented, self.segment_events, self.time_cuts = segmented, segment_events, time_cuts
         self.in_child = hasattr(os, "fork") if in_child is None else in_child
         self._child: int | None = None
         self._pipe: int | None = None
@@ -109,7 +110,8 @@ class TraceReading:
         from .traces import read_trace
 
         on_segment = (lambda segment: send("segment", segment)) if self.segmented else None
-        send("rest", read_trace(self.path, on_segment=on_segment, segment_events=self.segment_events))
+        send("rest", read_trace(self.path, on_segment=on_segment, segment_events=self.segment_events,
+                                time_cuts=self.time_cuts))
 
     # -- in a child process ----------------------------------------------------------
 

@@ -22,17 +22,18 @@ def trace_format(path: Path) -> str | None:
 
 def read_trace(path, between_pieces: Callable[[], None] | None = None,
                on_segment: Callable[[TraceData], None] | None = None,
-               segment_events: int | None = None) -> TraceData:
+               segment_events: int | None = None, time_cuts: bool = True) -> TraceData:
     """The trace in `path`. A Kineto trace is read a piece at a time, calling
     `between_pieces()` after each (an exception it raises stops the reading), and with
-    `on_segment` may give events final early in segments (see read_kineto)."""
+    `on_segment` may give events final early in segments (see read_kineto; `time_cuts`
+    False: only those that need no time order)."""
     path = Path(path)
     kind = trace_format(path)
     if kind == "kineto":
         from .kineto import read_kineto
 
         return read_kineto(path, between_pieces=between_pieces, on_segment=on_segment,
-                           segment_events=segment_events)
+                           segment_events=segment_events, time_cuts=time_cuts)
     if kind == "xplane":
         from .xplane import read_xplane
 

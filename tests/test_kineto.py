@@ -495,3 +495,127 @@ def test_ops_then_memory_events_leave_little_for_the_end(tmp_path):
     assert any(not s.events and s.memory for s in segments)  # memory on its own
     whole = read_kineto(path)
     assert _joined(segments, rest) == (list(whole.events), list(whole.memory))
+
+
+# A GPU's trace cannot be cut as it is read: past a number of events held, they go to
+# disk (profiler/kineto_spill.py) and come back at the end in time-ordered segments.
+
+
+def _sorted_events(traces):
+    return sorted((e for t in traces for e in t.events), key=repr)
+
+
+def _read_spilled(path, segment_events, spill_events):
+    segments = []
+    rest = read_kineto(path, chunk_bytes=1024, on_segment=segments.append,
+                       segment_events=segment_events, spill_events=spill_events)
+    return segments, rest
+
+
+def _whole_with_its_step(path):
+    """The trace read whole, given a step spanning it if it has none, as import does."""
+    from profiler.ingest import _whole_trace_step
+
+    whole = read_kineto(path)
+    _whole_trace_step(whole)
+    return whole
+
+
+@pytest.mark.parametrize("name", ["a100_alexnet_train.json.gz", "a100_cupti_counters.json.gz",
+                                  "mi250_minitoy_train.json.gz"])
+@pytest.mark.parametrize("segment_events,spill_events", [(1, 1), (8, 4), (64, 500)])
+def test_a_gpu_trace_held_on_disk_gives_the_events_read_whole(name, segment_events, spill_events):
+    path = kineto_fixture(name)
+    whole = _whole_with_its_step(path)
+    segments, rest = _read_spilled(path, segment_events, spill_events)
+    assert len(segments) >= len(whole.events) // (segment_events + 200)  # cut all along
+    assert _sorted_events([*segments, rest]) == sorted(whole.events, key=repr)
+    assert [m for s in [*segments, rest] for m in s.memory] == list(whole.memory)
+    assert (rest.steps, rest.devices, rest.total_events) == (whole.steps, whole.devices, whole.total_events)
+
+
+def _gpu_shaped_trace(tmp_path, steps=6):
+    """Kineto's order for a GPU: two threads' ops (one inside an optimizer scope), then
+    runtime calls (some of no duration) with the kernels they launch, a kernel whose
+    call is not in the trace, kernels that run into the next step, memory events."""
+    ops, calls, device, annotations = [], [], [], []
+    for step in range(steps):
+        t0 = 1000.0 * step
+        annotations.append(dict(CPU_OP_EVENT, cat="user_annotation", name=f"ProfilerStep#{step}",
+                                ts=t0, dur=1000.0, args={}))
+        annotations.append(dict(CPU_OP_EVENT, cat="user_annotation", name="Optimizer.step#SGD.step",
+                                ts=t0 + 600, dur=300.0, args={}))
+        for i, (tid, name) in enumerate([(1, "aten::linear"), (2, "aten::relu"), (1, "aten::add_")]):
+            start = t0 + 100 + 250 * i
+            eid = 100 * step + i
+            ops.append(dict(CPU_OP_EVENT, name=name, tid=tid, ts=start, dur=200.0, args={"External id": eid}))
+            ops.append(dict(CPU_OP_EVENT, name="aten::empty", tid=tid, ts=start + 10, dur=5.0,
+                            args={"External id": eid + 50}))
+            correlation = 1000 * step + i
+            calls.append(dict(CPU_OP_EVENT, cat="cuda_runtime", name="cudaLaunchKernel", tid=tid,
+                              ts=start + 20, dur=0.0 if i == 1 else 3.0,
+                              args={"External id": eid, "correlation": correlation}))
+            device.append(dict(KERNEL_EVENT, name=f"k{i}", ts=start + 500, dur=400.0,
+                               args={"External id": eid, "correlation": correlation,
+                                     "device": 0, "stream": 7 + (i == 1)}))
+        device.append(dict(KERNEL_EVENT, name="orphan", cat="gpu_memcpy", ts=t0 + 900, dur=1.0,
+                           args={"External id": 100 * step, "correlation": -1 - step,
+                                 "device": 0, "stream": 9}))
+    memory = [dict(MEMORY_EVENT, ts=100.0 * i) for i in range(20)]
+    events = annotations + ops + [e for pair in zip(calls, device) for e in pair] + device[len(calls):] + memory
+    path = tmp_path / "gpu_shaped.json"  # deviceProperties first, as Kineto writes them
+    path.write_text(json.dumps({"deviceProperties": [{"id": 0, "name": "Fake GPU"}], "traceEvents": events}))
+    return path
+
+
+@pytest.mark.parametrize("segment_events", [1, 5, 1000])
+@pytest.mark.parametrize("properties_first", [True, False])
+def test_links_scopes_and_steps_survive_the_disk(tmp_path, segment_events, properties_first):
+    """Where deviceProperties come after the events, cuts by time start and meet the
+    runtime calls; the import then reads the trace again with no cut by time."""
+    path = _gpu_shaped_trace(tmp_path)
+    if not properties_first:
+        document = json.loads(path.read_text())
+        path.write_text(json.dumps({"traceEvents": document["traceEvents"],
+                                    "deviceProperties": document["deviceProperties"]}))
+        if segment_events < len(json.loads(path.read_text())["traceEvents"]):  # a cut came first
+            with pytest.raises(NotInTimeOrder):
+                _read_spilled(path, segment_events, spill_events=3)
+    whole = read_kineto(path)
+    segments = []
+    rest = read_kineto(path, chunk_bytes=1024, on_segment=segments.append, segment_events=segment_events,
+                       spill_events=3, time_cuts=properties_first)
+    assert _sorted_events([*segments, rest]) == sorted(whole.events, key=repr)
+    by_name = {}
+    for e in whole.events:
+        by_name.setdefault(e.name, set()).add((e.op, e.step))
+    assert by_name["k1"] == {("aten::relu", s) for s in range(6)}  # a call of no duration
+    assert by_name["orphan"] == {("aten::linear", s) for s in range(6)}  # by External id
+    assert ("Optimizer.step#SGD.step", 0) in by_name["aten::add_"]
+    assert by_name["k2"] == {("aten::add_", s + 1) for s in range(5)} | {("aten::add_", None)}
+
+
+def test_a_spilled_trace_without_steps_is_one_step(tmp_path):
+    events = [e for e in json.loads(_gpu_shaped_trace(tmp_path).read_text())["traceEvents"]
+              if not e["name"].startswith("ProfilerStep#")]
+    path = write_trace(tmp_path, "stepless_gpu.json", events, deviceProperties=[{"id": 0}])
+    whole = _whole_with_its_step(path)
+    segments, rest = _read_spilled(path, 4, 2)
+    assert len(rest.steps) == 1 and rest.steps == whole.steps
+    assert _sorted_events([*segments, rest]) == sorted(whole.events, key=repr)
+
+
+def test_a_full_temporary_directory_is_one_clear_line(tmp_path, monkeypatch):
+    import sqlite3
+
+    from profiler import kineto_spill
+    from profiler.errors import UserError
+
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    path = _gpu_shaped_trace(tmp_path)
+    monkeypatch.setattr(kineto_spill.sqlite3, "connect", full)
+    with pytest.raises(UserError, match=r"^\S+gpu_shaped.json: cannot hold its events in a temporary "
+                                        r"file \(database or disk is full\); set SQLITE_TMPDIR"):
+        _read_spilled(path, 4, 2)

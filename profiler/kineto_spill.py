@@ -1,0 +1,196 @@
+"""A GPU trace's events, held on disk until the trace has been read.
+
+Kineto writes a GPU trace's ops first and its runtime calls and device events after
+them, so no event of it is final before the end (profiler/kineto_columns.py): read
+whole, it holds columns of about 100 bytes an event (290 MB of RSS for a 300 MB trace).
+Past SPILL_EVENTS held, the reader moves them into a private SQLite database on disk
+instead (deleted when closed), and at the end reads them back in time order, each device
+event placed just after the runtime call that launched it, and cuts wherever no host
+event is open across the point: each part is then finished as a whole trace would be
+(links, self time, steps), knowing every step and optimizer scope of the trace. Memory
+holds one part, the steps, scopes and distinct names, and SQLite's cache and sorter.
+
+What a part cannot see is settled in SQL first: which runtime call (by correlation id)
+a device event belongs to, and for one whose call is not in the trace, the op with its
+"External id". Nesting on a device stream is taken within a part only (kernels on one
+stream run one after another).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from array import array
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from profiler.errors import UserError
+from profiler.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME, StepTiming, TraceData
+from profiler.kineto_columns import NO_ID, TraceBuilder, _Track
+
+# Held events that make the reader spill: 65,536 are about 7 MB of columns.
+SPILL_EVENTS = 1 << 16
+# Kinds by code in the spilled table; device kinds first, so `kind <= LAST_DEVICE_KIND`.
+_KIND_CODES = (KERNEL, MEMCPY, MEMSET, CPU_OP, RUNTIME)
+_CODE_OF_KIND = {kind: code for code, kind in enumerate(_KIND_CODES)}
+_LAST_DEVICE_KIND = _CODE_OF_KIND[MEMSET]
+
+_SCHEMA = """
+    CREATE TABLE ev (idx INTEGER PRIMARY KEY, name INTEGER NOT NULL, kind INTEGER NOT NULL,
+                     start INTEGER NOT NULL, dur INTEGER NOT NULL, track INTEGER NOT NULL,
+                     corr INTEGER, ext INTEGER);
+"""
+# The call each device event belongs to, and the op an unlaunched one takes by External
+# id: the later of two with one id wins, as in TraceBuilder.finish.
+_LINKS = f"""
+    CREATE TABLE calls (corr INTEGER PRIMARY KEY, idx INTEGER NOT NULL, start INTEGER NOT NULL);
+    INSERT OR REPLACE INTO calls SELECT corr, idx, start FROM ev
+        WHERE kind = {_CODE_OF_KIND[RUNTIME]} AND corr IS NOT NULL ORDER BY idx;
+    CREATE TABLE ext_ops (ext INTEGER PRIMARY KEY, name INTEGER NOT NULL);
+    INSERT OR REPLACE INTO ext_ops SELECT ext, name FROM ev
+        WHERE kind = {_CODE_OF_KIND[CPU_OP]} AND ext IS NOT NULL ORDER BY idx;
+"""
+_IN_TIME_ORDER = f"""
+    SELECT e.name, e.kind, e.start, e.dur, e.track, e.corr, e.ext, c.start, x.name
+    FROM ev e
+    LEFT JOIN calls c ON e.kind <= {_LAST_DEVICE_KIND} AND c.corr = e.corr
+    LEFT JOIN ext_ops x ON e.kind <= {_LAST_DEVICE_KIND} AND c.corr IS NULL AND x.ext = e.ext
+    ORDER BY COALESCE(c.start, e.start), COALESCE(c.idx, e.idx), e.idx
+"""
+
+
+class Spill:
+    """Events of the trace in `path` moved out of a TraceBuilder (`add`), given back in
+    parts (`finish`). `close` deletes them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with self._disk():
+            # "": a temporary file, deleted when the connection closes (or the process dies)
+            self.db = sqlite3.connect("", isolation_level=None)
+            self.db.execute("PRAGMA journal_mode = OFF")
+            self.db.execute("PRAGMA synchronous = OFF")
+            self.db.executescript(_SCHEMA)
+            self.db.execute("BEGIN")
+        self.names: list[str] = []
+        self.name_ids: dict[str, int] = {}
+        self.tracks: list[tuple] = []  # by id: ("thread", pid, tid) or ("stream", device, stream)
+        self.track_ids: dict[tuple, int] = {}
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def _disk(self) -> Iterator[None]:
+        """A full temporary directory is the user's to fix: one line. (SQLite writes in
+        $SQLITE_TMPDIR, else $TMPDIR, else /var/tmp, else /tmp: the first it can.)"""
+        try:
+            yield
+        except sqlite3.Error as err:
+            raise UserError(f"{self.path}: cannot hold its events in a temporary file ({err}); "
+                            "set SQLITE_TMPDIR to a directory with room") from None
+
+    def add(self, builder: TraceBuilder) -> None:
+        """Move the events the builder holds into the database; its steps, scopes,
+        memory events and tracks stay (the tracks empty)."""
+        events = builder.events
+        if not len(events):
+            return
+        track_of = array("q", bytes(8 * len(events)))
+        for kind, tracks in (("thread", builder.threads), ("stream", builder.streams)):
+            for key, track in tracks.items():
+                track_id = self._track_id((kind, *key))
+                for index in track.events:
+                    track_of[index] = track_id
+                track.events = array("q")
+        name_ids = [self._name_id(name) for name in events.name]
+        with self._disk():
+            self.db.executemany(
+                "INSERT INTO ev (name, kind, start, dur, track, corr, ext) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                zip(name_ids, map(_CODE_OF_KIND.__getitem__, events.kind), events.start_ns,
+                    events.dur_ns, track_of, events.correlation,
+                    [None if i == NO_ID else i for i in builder.external_ids]))
+        builder.events = type(events)()
+        builder.external_ids = array("q")
+
+    def _name_id(self, name: str) -> int:
+        found = self.name_ids.get(name)
+        if found is None:
+            found = self.name_ids[name] = len(self.names)
+            self.names.append(name)
+        return found
+
+    def _track_id(self, key: tuple) -> int:
+        found = self.track_ids.get(key)
+        if found is None:
+            found = self.track_ids[key] = len(self.tracks)
+            self.tracks.append(key)
+        return found
+
+    def finish(self, builder: TraceBuilder, devices: dict[str, dict],
+               on_segment: Callable[[TraceData], None], segment_events: int) -> TraceData:
+        """Give every event back in parts of about `segment_events`, finished, through
+        `on_segment`; return the last part with the memory events left, the devices and
+        every step (a trace without steps is given one, its whole span, as
+        profiler/ingest.py would)."""
+        self.add(builder)
+        with self._disk():
+            if not builder.steps:
+                start, end = self.db.execute("SELECT MIN(start), MAX(start + dur) FROM ev").fetchone()
+                if start is not None:
+                    builder.steps.append(StepTiming(0, end - start, True, start))
+            self.db.executescript(_LINKS)
+            return self._parts(builder, devices, on_segment, segment_events)
+
+    def _parts(self, builder: TraceBuilder, devices: dict[str, dict],
+               on_segment: Callable[[TraceData], None], segment_events: int) -> TraceData:
+        part = self._part(builder)
+        latest_end = None  # of the host events in the part
+        names, tracks, kinds = self.names, self.tracks, _KIND_CODES
+        for name, kind, start, dur, track, corr, ext, call_start, ext_op in self.db.execute(_IN_TIME_ORDER):
+            if kind > _LAST_DEVICE_KIND:
+                # a cut only before a host event: a device event stays with its call
+                if len(part.events) >= segment_events and start >= latest_end:
+                    on_segment(part.finish({}))
+                    part = self._part(builder)
+                    latest_end = None
+                end = start + dur
+                if latest_end is None or end > latest_end:
+                    latest_end = end
+            kind = kinds[kind]
+            name = names[name]
+            key = tracks[track]
+            holder = part.threads if key[0] == "thread" else part.streams
+            part_track = holder.get(key[1:]) or self._part_track(builder, part, key)
+            columns = part.events
+            part_track.events.append(len(columns.name))
+            columns.name.append(name)
+            columns.kind.append(kind)
+            columns.start_ns.append(start)
+            columns.dur_ns.append(dur)
+            columns.device.append(part_track.device)
+            columns.stream.append(part_track.stream)
+            # a device event whose call is not in the trace takes its op here
+            columns.op.append(name if kind is CPU_OP else (names[ext_op] if ext_op is not None else None))
+            columns.correlation.append(corr)
+            part.external_ids.append(NO_ID if ext is None else ext)
+        part.memory = builder.memory
+        rest = part.finish(devices)
+        rest.total_events = builder.total_events
+        return rest
+
+    @staticmethod
+    def _part(builder: TraceBuilder) -> TraceBuilder:
+        part = TraceBuilder()
+        part.names, part.steps = builder.names, builder.steps
+        return part
+
+    @staticmethod
+    def _part_track(builder: TraceBuilder, part: TraceBuilder, key: tuple) -> _Track:
+        kind, *where = key
+        where = tuple(where)
+        source = (builder.threads if kind == "thread" else builder.streams)[where]
+        track = _Track(source.device, source.stream)
+        track.scopes = source.scopes
+        (part.threads if kind == "thread" else part.streams)[where] = track
+        return track
