@@ -286,11 +286,13 @@ def _print_runs(rows, title) -> None:
 
 @cli.command("diff")
 @click.argument("run_ids", nargs=-1)
-@click.option("--workload", "-w", type=click.Choice(list(WORKLOADS)), default=None,
-              help="Compare the latest ok runs of two frameworks on this workload.")
+@click.option("--workload", "-w", default=None,
+              help="Compare the latest ok runs of two frameworks on this workload (a catalog "
+                   "name, or one given to `xprof import`).")
 @click.option("--a", "framework_a", type=click.Choice(FRAMEWORKS), default="torch", show_default=True)
 @click.option("--b", "framework_b", type=click.Choice(FRAMEWORKS), default="tensorflow", show_default=True)
-@click.option("--mode", type=click.Choice(MODES), default="train", show_default=True)
+@click.option("--mode", type=click.Choice(MODES), default=None,
+              help="With --workload: runs of this mode (default: train, else any).")
 @click.option("--size", type=click.Choice(SIZES), default=None,
               help="With --workload: runs of this size (default: the size of A's latest run).")
 @click.option("--a-exec", type=click.Choice(EXECUTIONS), default=None,
@@ -324,6 +326,9 @@ def diff_command(run_ids, workload, framework_a, framework_b, mode, size, a_exec
             raise click.UsageError("give two run ids, or --workload (not both)")
         run_a, run_b = (resolve_run(conn, ref) for ref in run_ids)
     elif workload:
+        if mode is None:  # train for the catalog's workloads, and where runs are of train
+            mode = "train" if workload in WORKLOADS or conn.execute(
+                "SELECT 1 FROM runs WHERE workload = ? AND mode = 'train' LIMIT 1", (workload,)).fetchone() else None
         run_a = latest_run(conn, workload, framework_a, mode, a_exec, size)
         run_b = latest_run(conn, workload, framework_b, mode, b_exec, size or run_a["size"])
     else:
@@ -362,7 +367,8 @@ def _ratio_cell(row) -> str:
 
 
 def _side_label(side) -> str:
-    return f"{side['framework']} {side['execution']} ({side['id'][:8]}, {side['repeats']} repeats)"
+    execution = f" {side['execution']}" if side["execution"] else ""
+    return f"{side['framework']}{execution} ({side['id'][:8]}, {side['repeats']} repeats)"
 
 
 def _print_diff(result, top) -> None:
@@ -373,9 +379,12 @@ def _print_diff(result, top) -> None:
 
     console = Console(highlight=False)
     a, b, step = result["a"], result["b"], result["step"]
-    console.print(f"[bold]{a['workload']}[/] {a['mode']} {a['size']}: "
+    from analysis.samples import workload_label
+
+    console.print(f"[bold]{escape(workload_label(a['workload'], a['mode'], a['size']))}[/]: "
                   f"A = {_side_label(a)}, B = {_side_label(b)}")
-    console.print(f"step time (unprofiled): A {_ms(step['a_ms'])} ms, B {_ms(step['b_ms'])} ms, "
+    console.print(f"step time (unprofiled steps; an import's profiled ones): A {_ms(step['a_ms'])} ms, "
+                  f"B {_ms(step['b_ms'])} ms, "
                   f"B/A {_ratio_cell(step)}")
     table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold underline",
                   title=f"per step, by {result['by']} ({a['basis']} time), |delta| first")
@@ -455,6 +464,8 @@ def _print_report(report) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from analysis.samples import workload_label
+
     console = Console(highlight=False)
     table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold underline",
                   title="verdict per workload (TF/torch: TensorFlow / torch step time)")
@@ -471,7 +482,7 @@ def _print_report(report) -> None:
         else:
             colour = {"torch": "cyan", "tensorflow": "magenta"}.get(entry.get("faster"), "dim")
             cell = f"[{colour}]{ratio:.2f}x{_interval(entry)}[/]"
-        table.add_row(entry["workload"], entry["mode"], entry["size"],
+        table.add_row(entry["workload"], entry["mode"] or "-", entry["size"] or "-",
                       _ms(torch_side.get("step_ms")), _ms(tf_side.get("step_ms")), cell,
                       f"{_bytes(torch_side.get('peak_bytes'))}/{_bytes(tf_side.get('peak_bytes'))}")
         categories = entry.get("top_categories", [])
@@ -482,7 +493,7 @@ def _print_report(report) -> None:
             for execution, effect in side["execution_effects"].items():
                 if effect["ratio"] is not None:
                     effects.append(f"{framework} {execution} {effect['ratio']:.2f}x{_interval(effect)}")
-        line = f"[bold]{entry['workload']}[/] {entry['mode']} {entry['size']}: {entry['verdict']}"
+        line = f"[bold]{escape(workload_label(entry['workload'], entry['mode'], entry['size']))}[/]: {entry['verdict']}"
         if why:
             line += f"; gap (tf - torch) from {why}"
         if effects:
@@ -498,7 +509,8 @@ def _print_report(report) -> None:
 
 
 @cli.command("regressions")
-@click.option("--workload", "-w", type=click.Choice(list(WORKLOADS)), default=None)
+@click.option("--workload", "-w", default=None,
+              help="Only this workload (a catalog name, or one given to `xprof import`).")
 @click.option("--baseline", type=click.IntRange(1, 1000), default=5, show_default=True,
               help="Ok runs before the latest that form its baseline.")
 @click.option("--min-effect", type=click.FloatRange(0, 10), default=0.05, show_default=True)
@@ -556,17 +568,21 @@ def _print_regressions(result) -> None:
 @cli.command("import")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--workload", "-w", default=None,
-              help="Workload the traces are of, so diff and regressions place them.")
+              help="Workload the traces are of (any name), so diff and regressions place them.")
+@click.option("--mode", type=click.Choice(MODES), default=None,
+              help="train or infer, to sit beside profiled runs of that mode.")
+@click.option("--size", type=click.Choice(SIZES), default=None,
+              help="The size, to sit beside profiled runs of that size.")
 @click.option("--label", default=None, help="A free-form label stored with the runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @db_option
-def import_command(paths, workload, label, as_json, db_path):
+def import_command(paths, workload, mode, size, label, as_json, db_path):
     """Ingest traces made elsewhere: Kineto JSON (.json, .json.gz), .xplane.pb, or
     TensorBoard log directories. One run per trace file; all or nothing.
 
     \b
     Examples:
-      xprof import trace.pt.trace.json.gz --workload cnn --label a100-nightly
+      xprof import trace.pt.trace.json.gz --workload cnn --mode train --label a100-nightly
       xprof import logs/ --json          # every trace under a TensorBoard log dir
     """
     from profiler.ingest import import_traces
@@ -577,7 +593,7 @@ def import_command(paths, workload, label, as_json, db_path):
     # the store opens, and the taxonomy loads, once the first file's reader has started,
     # so that they go on at once
     runs = import_traces(lambda: _open_store(db_path), paths, workload, label, _classify_event,
-                         progress=show)
+                         progress=show, mode=mode, size=size)
     if as_json:
         _emit_json({"runs": [r.as_json() for r in runs]})
         return
@@ -586,7 +602,7 @@ def import_command(paths, workload, label, as_json, db_path):
             click.echo(f"{r.path}: already imported as run {r.id}")
         else:
             click.echo(f"{r.path}: run {r.id}, {r.events:,} events, {r.kernels:,} kernels "
-                       f"({r.kernel_time_ms:.3f} ms), {r.memcpy} memcpy, {r.memset} memset, "
+                       f"({r.kernel_time_ms:.3f} ms), {r.memcpy:,} memcpy, {r.memset:,} memset, "
                        f"device {r.device}")
 
 
@@ -604,7 +620,8 @@ def _classify_event(event) -> str:
 @click.option("-o", "--output", type=click.Path(path_type=str), required=True,
               help="File (perfetto, html, md) or directory (tensorboard, csv) to write.")
 @click.option("--steps", "step_range", default=None,
-              help="Only profiled steps N or FIRST:LAST (perfetto, csv), so viewers stay light.")
+              help="Only profiled steps N, FIRST:LAST, FIRST: or :LAST (perfetto, csv), "
+                   "so viewers stay light.")
 @click.option("--repeat", type=click.IntRange(0), default=0, show_default=True,
               help="Which repeat's trace to export (perfetto, tensorboard).")
 @db_option
@@ -629,6 +646,8 @@ def export_command(run_ids, fmt, output, step_range, repeat, db_path):
     runs = [resolve_run(conn, ref) for ref in dict.fromkeys(run_ids)]
     out = Path(output)
     steps = export.parse_step_range(step_range)
+    if steps and fmt not in ("perfetto", "csv"):
+        raise export.ExportError(f"--steps slices perfetto and csv exports; {fmt} takes whole runs")
     if fmt == "perfetto":
         count = export.write_perfetto(conn, runs, out, repeat, steps)
         click.echo(f"wrote {out}: {count:,} events from {len(runs)} runs (open in ui.perfetto.dev)")

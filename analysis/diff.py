@@ -113,7 +113,8 @@ def compare(conn: sqlite3.Connection, run_a: dict, run_b: dict, by: str = "categ
     notes = stability_notes("A", a) + stability_notes("B", b)
     if len(a.repeats) < 2 or len(b.repeats) < 2:
         notes.append("fewer than 2 repeats on a side: no interval, nothing can be significant "
-                     "(run with --repeats 3 or more)")
+                     "(profile with --repeats 3 or more; an imported trace is one repeat, so "
+                     "compare imports by their ratios only)")
     if a.basis != b.basis:
         notes.append(f"A is timed on {a.basis} time, B on {b.basis} time")
     if run_a["size"] != run_b["size"]:

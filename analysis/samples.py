@@ -20,6 +20,12 @@ from profiler.errors import UserError
 
 from .stats import summarize
 
+
+def workload_label(workload, mode=None, size=None) -> str:
+    """'cnn train small'; an imported run may lack any of them: those are left out, and a
+    run with none is an 'imported trace'."""
+    return " ".join(str(part) for part in (workload, mode, size) if part) or "imported trace"
+
 DEVICE_KINDS = ("kernel", "memcpy", "memset")
 # On the CPU, the part of a profiled step that no op accounts for: the framework's
 # dispatch and runtime, Python, the profiler's own cost. Dominant for small models.
@@ -179,11 +185,15 @@ def latest_run(conn: sqlite3.Connection, workload: str, framework: str, mode: st
             params.append(value)
     rows = query_rows(conn, sql + " ORDER BY started_at DESC LIMIT 1", params)
     if not rows:
+        from workloads.catalog import WORKLOADS
+
         what = " ".join(v for v in (size, mode, execution) if v)
         hint = f"xprof run -w {workload} -f {framework}"
         for flag, value in (("--suite", size), ("--mode", mode), ("--exec", execution)):
             if value:
                 hint += f" {flag} {value}"
+        if workload not in WORKLOADS:  # not one xprof profiles: only imports can be of it
+            hint = f"xprof import TRACE --workload {workload}" + (f" --mode {mode}" if mode else "")
         raise AnalysisError(
             f"no ok {what + ' ' if what else ''}run of {workload!r} in {framework} (run `{hint}`)"
         )

@@ -21,17 +21,25 @@ class ExportError(UserError):
 
 
 def parse_step_range(text: str | None) -> tuple[int, int] | None:
-    """'3' -> (3, 3); '2:5' -> (2, 5), inclusive; None -> every step."""
+    """'3' -> (3, 3); '2:5' -> (2, 5), inclusive; '2:' from 2 on, ':5' up to 5; None ->
+    every step."""
     if not text:
         return None
-    first, _, last = text.partition(":")
+    first, colon, last = text.partition(":")
     try:
-        low, high = int(first), int(last or first)
+        low = int(first) if first or not colon else -(1 << 63)
+        high = int(last) if last else ((1 << 63) - 1 if colon else low)
     except ValueError:
-        raise ExportError(f"--steps {text!r}: expected N or FIRST:LAST, e.g. 2:5") from None
+        raise ExportError(f"--steps {text!r}: expected N, FIRST:LAST, FIRST: or :LAST, e.g. 2:5") from None
     if low > high:
         raise ExportError(f"--steps {text!r}: FIRST is after LAST")
     return low, high
+
+
+def describe_steps(steps: tuple[int, int]) -> str:
+    """The range as the user wrote it: '2:5', '2:' or ':5'."""
+    low, high = steps
+    return f"{'' if low == -(1 << 63) else low}:{'' if high == (1 << 63) - 1 else high}"
 
 
 def _step_clause(steps):
@@ -87,7 +95,7 @@ def _perfetto_run(conn, run, pid, repeat, steps, emit) -> None:
         f" AND start_ns IS NOT NULL{clause} ORDER BY start_ns", (run["id"], repeat, *params)).fetchall()
     if not step_rows:
         raise ExportError(f"run {run['id']} has no profiled steps in repeat {repeat}"
-                          + (f" within steps {steps[0]}:{steps[1]}" if steps else ""))
+                          + (f" within steps {describe_steps(steps)}" if steps else ""))
     origin = step_rows[0][1]
     emit({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": _run_label(run)}})
     emit({"ph": "M", "name": "process_sort_index", "pid": pid, "args": {"sort_index": pid}})
@@ -159,7 +167,8 @@ def write_csv(conn: sqlite3.Connection, runs: list[dict], directory: Path, steps
                      f" size, device, host, step_ms_median, kernel_count, memory_event_count,"
                      f" started_at, source, label FROM runs WHERE id IN ({marks})", ids),
         "steps.csv": (f"SELECT run_id, repeat, step, profiled, wall_ns, start_ns, peak_bytes"
-                      f" FROM steps WHERE run_id IN ({marks}){clause} ORDER BY run_id, repeat,"
+                      f" FROM steps WHERE run_id IN ({marks}){clause and ' AND profiled' + clause}"
+                      " ORDER BY run_id, repeat,"
                       " profiled, step", (*ids, *params)),
         "kernels.csv": (f"SELECT run_id, repeat, step, kind, category, op, name, device, stream,"
                         f" start_ns, dur_ns, self_ns FROM kernels WHERE run_id IN ({marks}){clause}"

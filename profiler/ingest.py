@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from itertools import compress
 from operator import add
 from pathlib import Path
+from statistics import median
 
 from typing import TYPE_CHECKING, Callable
 
@@ -99,13 +100,15 @@ def _whole_trace_step(trace: TraceData) -> None:
 
 
 def import_traces(store: Store | Callable[[], Store], paths, workload=None, label=None, classify=None,
-                  progress=None, segment_events: int | None = None) -> list[ImportedRun]:
+                  progress=None, segment_events: int | None = None, mode=None,
+                  size=None) -> list[ImportedRun]:
     """Import trace files and log dirs in one transaction. A Kineto trace of host ops is
     stored in segments of about `segment_events` events as it is read (the reader's
     default when None), so memory stays bounded however long it is. `store` may be a
     function that opens it: the first file's reader then starts before the store opens
     (and before this process loads what storing needs), so that both go on at once."""
     files = [f for p in paths for f in trace_files(Path(p))]
+    place = {"workload": workload, "label": label, "mode": mode, "size": size}  # on every run
     if not files:
         return []
     first = TraceReading(files[0], True, segment_events)
@@ -119,7 +122,7 @@ def import_traces(store: Store | Callable[[], Store], paths, workload=None, labe
                 for path in files:
                     if progress:
                         progress(path)
-                    imported.append(_import_one(store, conn, path, workload, label, classify, kept,
+                    imported.append(_import_one(store, conn, path, place, classify, kept,
                                                 segment_events, first if path is files[0] else None))
     except BaseException:
         import shutil
@@ -206,7 +209,7 @@ def _keep_copy(path: Path, copy: Path) -> tuple[str, int]:
     return sha256_of(copy), copy.stat().st_size
 
 
-def _import_one(store, conn, path: Path, workload, label, classify, kept,
+def _import_one(store, conn, path: Path, place: dict, classify, kept,
                 segment_events: int | None, reading: TraceReading | None) -> ImportedRun:
     from .artifacts import trace_suffix
     from .store import new_run_id
@@ -217,12 +220,12 @@ def _import_one(store, conn, path: Path, workload, label, classify, kept,
         conn.execute("SAVEPOINT trace_file")
         try:
             try:
-                run = _store_trace(store, conn, run_id, path, raw, workload, label, classify,
+                run = _store_trace(store, conn, run_id, path, raw, place, classify,
                                    reading or TraceReading(path, True, segment_events))
             except NotInTimeOrder:  # a segment stored was not final after all: read it
                 conn.execute("ROLLBACK TO trace_file")  # again, with no cut by time
                 raw.settle()
-                run = _store_trace(store, conn, run_id, path, raw, workload, label, classify,
+                run = _store_trace(store, conn, run_id, path, raw, place, classify,
                                    TraceReading(path, True, segment_events, time_cuts=False))
         except _AlreadyImported:  # found by the hash during either reading
             conn.execute("ROLLBACK TO trace_file")
@@ -239,14 +242,14 @@ def _import_one(store, conn, path: Path, workload, label, classify, kept,
     return run
 
 
-def _store_trace(store, conn, run_id: str, path: Path, raw: _RawCopy, workload, label, classify,
+def _store_trace(store, conn, run_id: str, path: Path, raw: _RawCopy, place: dict, classify,
                  reading: TraceReading) -> ImportedRun:
     """Read one trace into a new run: a child process reads it (profiler/reader_process.py)
     while this one stores the segments it sends."""
     import hashlib
     now = time.time()
     store.insert_run(conn, id=run_id, status="ok", framework=FRAMEWORK_OF_FORMAT[trace_format(path)],
-                     workload=workload, label=label, source="import", source_path=str(path.resolve()),
+                     **place, source="import", source_path=str(path.resolve()),
                      started_at=now, finished_at=now, repeats=1)
     stored = _Stored()
 
@@ -265,14 +268,15 @@ def _store_trace(store, conn, run_id: str, path: Path, raw: _RawCopy, workload, 
     raw.check(wait=True)
     store.add_steps(conn, run_id, trace.steps)
     device = _device(trace)
-    walls = sorted(s.wall_ns for s in trace.steps)
-    env = {"imported_from": str(path.resolve()), "devices": trace.devices, "device_name": device}
+    walls = [s.wall_ns for s in trace.steps]
+    env = {"imported_from": str(path.resolve()), "devices": trace.devices, "device_name": device,
+           "trace_events": trace.total_events}
     conn.execute(
         "UPDATE runs SET device = ?, env = ?, fingerprint = ?, content_sha256 = ?, kernel_count = ?,"
         " memory_event_count = ?, step_ms_median = ? WHERE id = ?",
         (device, json.dumps(env, sort_keys=True), hashlib.sha256(device.encode()).hexdigest()[:16],
          raw.digest.result(), stored.rows, stored.memory,
-         walls[len(walls) // 2] / 1e6 if walls else None, run_id))
+         median(walls) / 1e6 if walls else None, run_id))
     return ImportedRun(run_id, str(path), trace.total_events, stored.kernels, stored.kernel_ns / 1e6,
                        device, stored.memcpy, stored.memset)
 
@@ -291,7 +295,13 @@ class _Stored:
 
 
 def _earlier_import(conn, path: Path, run_id: str) -> ImportedRun:
-    kernels, kernel_ns, device = conn.execute(
-        "SELECT count(*), COALESCE(SUM(k.dur_ns), 0), r.device FROM runs r LEFT JOIN kernels k"
-        " ON k.run_id = r.id AND k.kind = 'kernel' WHERE r.id = ?", (run_id,)).fetchone()
-    return ImportedRun(run_id, str(path), 0, kernels, kernel_ns / 1e6, device, duplicate_of=run_id)
+    """The run a file was imported as before, with what that import counted."""
+    (env,) = conn.execute("SELECT env FROM runs WHERE id = ?", (run_id,)).fetchone()
+    counts = dict.fromkeys((KERNEL, MEMCPY, MEMSET), (0, 0))
+    counts.update((kind, (n, ns)) for kind, n, ns in conn.execute(
+        "SELECT kind, count(*), SUM(dur_ns) FROM kernels WHERE run_id = ? AND kind IN (?, ?, ?)"
+        " GROUP BY kind", (run_id, KERNEL, MEMCPY, MEMSET)))
+    env = json.loads(env or "{}")
+    return ImportedRun(run_id, str(path), env.get("trace_events"), counts[KERNEL][0],
+                       counts[KERNEL][1] / 1e6, env.get("device_name"), counts[MEMCPY][0],
+                       counts[MEMSET][0], duplicate_of=run_id)

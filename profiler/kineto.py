@@ -81,6 +81,8 @@ def read_kineto(path, chunk_bytes: int = CHUNK_BYTES, between_pieces: Callable[[
                 if between_pieces:
                     between_pieces()
             devices = _devices(pieces.document.deviceProperties)
+        if not builder.total_events:
+            raise TraceFormatError(f"{path}: traceEvents is empty, nothing to import")
         if spill:
             return spill.finish(builder, devices, on_segment, segment_events)
         return builder.finish(devices)
@@ -93,7 +95,8 @@ def read_kineto(path, chunk_bytes: int = CHUNK_BYTES, between_pieces: Callable[[
     except msgspec.ValidationError as err:
         message = str(err)
         if message.startswith("Object missing required field `traceEvents`") or (
-                message.startswith("Expected `object`, got") and " - at " not in message):
+                message.startswith("Expected `object`, got") and " - at " not in message
+                and " in the args at " not in message):
             raise TraceFormatError(f"{path}: no traceEvents list, not a Kineto trace ({err})") from None
         raise TraceFormatError(f"{path}: {err}") from None
     except (msgspec.DecodeError, RecursionError) as err:
@@ -270,6 +273,8 @@ def _time_defect(value: int | float | None, key: str) -> str | None:
     value_ns = value * 1000
     if not math.isfinite(value_ns) or round(value_ns) not in INT64:
         return f"'{key}' is {value}, not a time in microseconds"
+    if key == "dur" and value < 0:
+        return f"'dur' is {value}, a negative duration"
     return None
 
 

@@ -158,14 +158,18 @@ class TraceBuilder:
         if step and event.cat != "gpu_user_annotation":
             step = StepTiming(step=int(step[1]), wall_ns=round(event.dur * 1000), profiled=True,
                               start_ns=round(event.ts * 1000))
+            if step.wall_ns < 0:
+                raise ValueError("a negative duration")
             self._check_after_cut(step.start_ns)
             self.steps.append(step)
             return False
         if event.cat == "user_annotation" and name.startswith(OPTIMIZER_SCOPE):
             thread = self.threads.get((event.pid, event.tid)) or self._thread(event)
-            start_ns = round(event.ts * 1000)
+            start_ns, dur_ns = round(event.ts * 1000), round(event.dur * 1000)
+            if dur_ns < 0:
+                raise ValueError("a negative duration")
             self._check_after_cut(start_ns)
-            thread.scopes.append((name, start_ns, start_ns + round(event.dur * 1000)))
+            thread.scopes.append((name, start_ns, start_ns + dur_ns))
             return False
         return kind is not None
 
@@ -195,6 +199,8 @@ class TraceBuilder:
         first = len(columns.name)
         columns.start_ns.extend(_ns_all(kept, _TS))
         columns.dur_ns.extend(_ns_all(kept, _DUR))
+        if kept and min(columns.dur_ns[first:]) < 0:
+            raise ValueError("a negative duration")
         intern = self.names.setdefault
         names = [intern(name, name) if name else "" for name in map(_NAME, kept)]
         kinds = list(map(KIND_OF_CATEGORY.__getitem__, map(_CAT, kept)))

@@ -45,6 +45,8 @@ def test_importing_twice_does_not_duplicate(tmp_path):
     first = _import(db, path)[0]
     again = _import(db, path, path)
     assert [r["id"] for r in again] == [first["id"]] * 2 and all(r["already_imported"] for r in again)
+    figures = ("events", "kernels", "kernel_time_ms", "memcpy", "memset", "device")
+    assert [{k: r[k] for k in figures} for r in again] == [{k: first[k] for k in figures}] * 2
     assert sqlite3.connect(db).execute("SELECT count(*) FROM runs").fetchone()[0] == 1
     assert [p.name for p in (tmp_path / "x.db.artifacts").iterdir()] == [first["id"]]
 
@@ -212,7 +214,7 @@ def test_paths_with_nothing_to_import(tmp_path):
 
 def test_export_errors(profiled, tmp_path):
     db, ids = profiled
-    assert "--steps 'x': expected N or FIRST:LAST" in one_line_error(
+    assert "--steps 'x': expected N, FIRST:LAST" in one_line_error(
         run_xprof("export", ids["torch"], "--format", "perfetto", "-o", tmp_path / "t.json", "--steps", "x", "--db", db))
     assert "no profiled steps in repeat 0 within steps 50:60" in one_line_error(
         run_xprof("export", ids["torch"], "--format", "perfetto", "-o", tmp_path / "t.json", "--steps", "50:60", "--db", db))
@@ -321,3 +323,44 @@ def test_a_gpu_trace_held_on_disk_is_stored_as_read_whole(name, tmp_path, monkey
     assert spilled.as_json() | {"id": None} == whole.as_json() | {"id": None}
     assert [sorted(rows, key=repr) for rows in _stored(tmp_path / "spilled.db")] == [
         sorted(rows, key=repr) for rows in _stored(tmp_path / "whole.db")]
+
+
+def test_step_ranges():
+    from profiler.export import describe_steps, parse_step_range
+
+    assert parse_step_range("3") == (3, 3) and parse_step_range("2:5") == (2, 5)
+    assert parse_step_range("2:")[0] == 2 and parse_step_range("2:")[1] > 10**18
+    assert parse_step_range(":5")[1] == 5 and parse_step_range(":5")[0] < -10**18
+    assert [describe_steps(parse_step_range(t)) for t in ("2:", ":5", "2:5")] == ["2:", ":5", "2:5"]
+
+
+def test_steps_are_refused_where_they_cannot_slice(profiled, tmp_path):
+    db, ids = profiled
+    assert "--steps slices perfetto and csv exports; html takes whole runs" in one_line_error(
+        run_xprof("export", ids["torch"], "--format", "html", "-o", tmp_path / "r.html", "--steps", "2", "--db", db))
+    run_xprof("export", ids["torch"], "--format", "csv", "-o", tmp_path / "csv", "--steps", "2:", "--db", db)
+    rows = (tmp_path / "csv" / "steps.csv").read_text().splitlines()[1:]
+    assert rows and all(row.split(",")[3] == "1" and int(row.split(",")[2]) >= 2 for row in rows)  # profiled
+
+
+def test_imports_of_one_workload_meet_in_diff(tmp_path):
+    """Any workload name given to import is one diff --workload takes, and the lines
+    name what an import lacks by leaving it out, never as 'None'."""
+    db = tmp_path / "x.db"
+    run_xprof("import", fixture_path("kineto", "mi250_minitoy_train.json.gz"), "--workload", "minitoy",
+              "--mode", "train", "--db", db, check=0)
+    run_xprof("import", fixture_path("xplane", "mi300x_jax_conv.xplane.pb"), "--workload", "minitoy",
+              "--mode", "train", "--db", db, check=0)
+    runs = {r["framework"]: r for r in json.loads(run_xprof("runs", "--json", "--db", db, check=0).stdout)["runs"]}
+    assert {(r["workload"], r["mode"], r["size"]) for r in runs.values()} == {("minitoy", "train", None)}
+    out = " ".join(run_xprof("diff", "--workload", "minitoy", "--db", db, check=0).stdout.split())
+    assert out.startswith(f"minitoy train: A = torch ({runs['torch']['id'][:8]}, 1 repeats), "
+                          f"B = tensorflow ({runs['tensorflow']['id'][:8]}, 1 repeats)")
+    assert "None" not in out
+    review = tmp_path / "r.html"
+    run_xprof("export", runs["torch"]["id"], runs["tensorflow"]["id"], "--format", "html", "-o", review,
+              "--db", db, check=0)
+    assert "<title>xprof review: minitoy train</title>" in review.read_text()
+    assert "None" not in review.read_text() and "nan" not in review.read_text()
+    assert "no ok run of 'other' in torch (run `xprof import TRACE --workload other`)" in one_line_error(
+        run_xprof("diff", "--workload", "other", "--db", db))

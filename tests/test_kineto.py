@@ -265,6 +265,10 @@ def _events(*events, **top):
         pytest.param(_events(dict(MEMORY_EVENT, args={"Bytes": "512", "Device Type": 0})), id="bytes-string"),
         pytest.param(_events(deviceProperties={"id": 0}), id="deviceProperties-not-list"),
         pytest.param(_events(deviceProperties=[{"name": "A100"}]), id="device-without-id"),
+        pytest.param(_events(dict(KERNEL_EVENT, dur=-5)), id="negative-dur"),
+        pytest.param(_events(dict(CPU_OP_EVENT, cat="user_annotation", name="ProfilerStep#1", dur=-5)),
+                     id="negative-step"),
+        pytest.param(_events(), id="no-events"),
     ],
 )
 def test_bad_input_raises_trace_format_error_naming_the_file(tmp_path, make):
@@ -273,6 +277,16 @@ def test_bad_input_raises_trace_format_error_naming_the_file(tmp_path, make):
     with pytest.raises(TraceFormatError, match="bad_trace.pt.trace.json") as raised:
         read_kineto(tmp_path / name)
     assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("event,message", [
+    (dict(KERNEL_EVENT, dur=-5), "traceEvents[0]: 'dur' is -5, a negative duration"),
+    (dict(KERNEL_EVENT, args="device 0"), "Expected `object`, got `str` in the args at `$.traceEvents[0]`"),
+])
+def test_bad_event_messages(tmp_path, event, message):
+    with pytest.raises(TraceFormatError) as raised:
+        read_kineto(write_trace(tmp_path, "t.json", [event]))
+    assert str(raised.value) == f"{tmp_path / 't.json'}: {message}"
 
 
 JSON_VALUES = st.recursive(

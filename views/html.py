@@ -5,6 +5,8 @@ from __future__ import annotations
 from html import escape
 from statistics import median
 
+from analysis.samples import workload_label
+
 from .numbers import interval_text
 
 COLOURS = {"matmul": "#4e79a7", "convolution": "#f28e2b", "elementwise": "#e15759",
@@ -26,7 +28,8 @@ svg text { font: 11px system-ui, sans-serif; fill: #333; }
 
 
 def _label(run) -> str:
-    return f"{run['framework']} {run['execution'] or ''} ({run['id'][:8]})"
+    execution = f" {run['execution']}" if run["execution"] else ""
+    return f"{run['framework']}{execution} ({run['id'][:8]})"
 
 
 def _stacked_bars(runs) -> str:
@@ -55,14 +58,15 @@ def _stacked_bars(runs) -> str:
 def _step_distributions(runs) -> str:
     values = [v for r in runs for v in r["step_ms"]]
     if not values:
-        return "<p>No unprofiled steps (an imported trace).</p>"
+        return "<p>No steps recorded.</p>"
     low, high = min(values), max(values)
     span = (high - low) or 1.0
     width, row, left = 640, 34, 190
     parts = [f'<svg width="{width}" height="{row * len(runs) + 40}" role="img">']
     for i, run in enumerate(runs):
         y = 10 + i * row
-        parts.append(f'<text x="0" y="{y + 15}">{escape(_label(run))}</text>')
+        profiled = " (profiled)" if run.get("steps_profiled") else ""  # an imported trace's
+        parts.append(f'<text x="0" y="{y + 15}">{escape(_label(run))}{profiled}</text>')
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]
         for v in run["step_ms"]:
             x = left + (width - left - 20) * (v - low) / span
@@ -132,7 +136,7 @@ def _verdict(summary) -> str:
 
 def render_html(summary: dict) -> str:
     runs = summary["runs"]
-    workload = ", ".join(sorted({f"{r['workload']} {r['mode']} {r['size']}" for r in runs}))
+    workload = ", ".join(sorted({workload_label(r["workload"], r["mode"], r["size"]) for r in runs}))
     table = "".join(
         f"<tr><td><code>{r['id']}</code></td><td>{escape(_label(r))}</td><td>{escape(str(r['device']))}</td>"
         f"<td class=num>{median(r['step_ms']) if r['step_ms'] else float('nan'):.3f}</td>"
@@ -144,7 +148,7 @@ def render_html(summary: dict) -> str:
         "<table><tr><th>run</th><th>framework</th><th>device</th><th>median step ms</th>"
         f"<th>repeats</th></tr>{table}</table>",
         "<h2>Where a step's time goes (ms per step, by category)</h2>", _stacked_bars(runs),
-        "<h2>Step time distribution (unprofiled steps; bar = median)</h2>", _step_distributions(runs),
+        "<h2>Step time distribution (unprofiled steps, where a run has them; bar = median)</h2>", _step_distributions(runs),
         "<h2>Memory allocated over time (first repeat)</h2>", _memory_plot(runs),
     ]
     if diff:
