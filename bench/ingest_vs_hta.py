@@ -1,7 +1,7 @@
 """Ingest speed and memory against HolisticTraceAnalysis, side by side in one run.
 
     .venv/bin/pip install -e '.[bench]'       # HolisticTraceAnalysis, for the comparison
-    .venv/bin/python bench/ingest_vs_hta.py [--steps 125] [--rounds 5] [--big-mib 400]
+    .venv/bin/python bench/ingest_vs_hta.py [--steps 125] [--rounds 7] [--big-mib 400]
     .venv/bin/python bench/ingest_vs_hta.py --trace my.pt.trace.json     # your own trace
 
 Makes a real ~100k-event Kineto trace by profiling the small transformer on the CPU for
@@ -157,7 +157,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=125)
     parser.add_argument("--trace", type=Path, help="a Kineto .json trace to use instead of making one")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--big-mib", type=int, default=400,
                         help="size of the repeated trace for the streaming check (0: skip it)")
     parser.add_argument("--count-events", type=Path, help=argparse.SUPPRESS)

@@ -2,7 +2,9 @@
 
 import gzip
 import json
+import shutil
 import sqlite3
+import subprocess
 
 import pytest
 
@@ -173,6 +175,25 @@ def test_html_md_and_csv_exports(profiled, tmp_path):
     kernels = (csvdir / "kernels.csv").read_text().splitlines()
     assert kernels[0].startswith("run_id,repeat,step,kind,category")
     assert len(kernels) > 1 and all(line.split(",")[2] == "1" for line in kernels[1:])
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="needs Debian's chromium package (apt-get install chromium)")
+def test_html_renders_offline_in_headless_chromium(profiled, tmp_path):
+    """The page as a browser builds it, with the network off: three drawings and the
+    ranked table; and a screenshot of it, which is not blank."""
+    db, ids = profiled
+    html = tmp_path / "review.html"
+    run_xprof("export", ids["torch"], ids["tensorflow"], "--format", "html", "-o", html, "--db", db, check=0)
+    chromium = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--proxy-server=127.0.0.1:9",
+                f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*chromium, "--dump-dom", html.as_uri()], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert dom.count("<svg") == 3 and "Ranked differences" in dom and "convolution" in dom
+    shot = tmp_path / "shot.png"
+    subprocess.run([*chromium, f"--screenshot={shot}", "--window-size=1280,1600", html.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
 
 BAD_TRACES = {
