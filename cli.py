@@ -266,7 +266,7 @@ def _print_runs(rows, title) -> None:
          _ms(row["step_ms_median"]), f"{row['kernels']:,}", f"{row['memory_events']:,}")
         for row in rows
     ]
-    numeric = ("step ms", "kernels", "mem ev")
+    numeric = ("step ms", "events", "mem ev")  # events: ops, runtime calls and device events stored
     for i, column in enumerate(("id", "status", "workload", "mode", "size", "fw", "exec") + numeric):
         if column in numeric:
             # numbers are never cut short: the text columns give way first
