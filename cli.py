@@ -14,7 +14,7 @@ import time
 import click
 
 from profiler.errors import UserError
-from views.numbers import interval_text
+from views.numbers import interval_text, ms_text, ratio_text, ratio_word
 from workloads import EXECUTIONS, FRAMEWORKS, MODES, SIZES, WORKLOADS, WorkloadError, get_workload
 
 
@@ -341,25 +341,12 @@ def diff_command(run_ids, workload, framework_a, framework_b, mode, size, a_exec
 
 
 def _ms(value) -> str:
-    """Milliseconds, always: 3 decimals, 4 below 0.01 ms, none from 100 ms."""
-    if value is None:
-        return "-"
-    if value == 0:
-        return "0"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.3f}" if abs(value) >= 0.01 else f"{value:.4f}"
+    return ms_text(value)
 
 
 def _ratio_cell(row) -> str:
     ratio, low, high = row["ratio"], row["ci_low"], row["ci_high"]
-    if ratio is None:
-        text = "only in B"
-    elif ratio == 0:
-        text = "only in A"
-    else:
-        text = f"{ratio:.2f}x"
-    text += interval_text(low, high)
+    text = ratio_word(ratio) + interval_text(low, high)
     if row["significant"]:
         colour = "red" if row["delta_ms"] > 0 else "green"
         return f"[{colour}]{text}[/]"
@@ -383,7 +370,9 @@ def _print_diff(result, top) -> None:
 
     console.print(f"[bold]{escape(workload_label(a['workload'], a['mode'], a['size']))}[/]: "
                   f"A = {_side_label(a)}, B = {_side_label(b)}")
-    console.print(f"step time (unprofiled steps; an import's profiled ones): A {_ms(step['a_ms'])} ms, "
+    steps = ("profiled steps: an imported run has no others" if step.get("steps") == "profiled"
+             else "unprofiled steps")
+    console.print(f"step time ({steps}): A {_ms(step['a_ms'])} ms, "
                   f"B {_ms(step['b_ms'])} ms, "
                   f"B/A {_ratio_cell(step)}")
     table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold underline",
@@ -481,7 +470,7 @@ def _print_report(report) -> None:
             cell = "[dim]-[/]"
         else:
             colour = {"torch": "cyan", "tensorflow": "magenta"}.get(entry.get("faster"), "dim")
-            cell = f"[{colour}]{ratio:.2f}x{_interval(entry)}[/]"
+            cell = f"[{colour}]{ratio_text(ratio)}x{_interval(entry)}[/]"
         table.add_row(entry["workload"], entry["mode"] or "-", entry["size"] or "-",
                       _ms(torch_side.get("step_ms")), _ms(tf_side.get("step_ms")), cell,
                       f"{_bytes(torch_side.get('peak_bytes'))}/{_bytes(tf_side.get('peak_bytes'))}")
@@ -492,7 +481,7 @@ def _print_report(report) -> None:
         for framework, side in fws.items():
             for execution, effect in side["execution_effects"].items():
                 if effect["ratio"] is not None:
-                    effects.append(f"{framework} {execution} {effect['ratio']:.2f}x{_interval(effect)}")
+                    effects.append(f"{framework} {execution} {ratio_text(effect['ratio'])}x{_interval(effect)}")
         line = f"[bold]{escape(workload_label(entry['workload'], entry['mode'], entry['size']))}[/]: {entry['verdict']}"
         if why:
             line += f"; gap (tf - torch) from {why}"
@@ -555,7 +544,7 @@ def _print_regressions(result) -> None:
     for column in ("workload", "framework", "key", "baseline ms", "latest ms", "ratio \\[interval]"):
         table.add_column(column, no_wrap=True, justify="right" if "ms" in column else "left")
     for r in found:
-        ratio = "new" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+        ratio = "new" if r["ratio"] is None else f"{ratio_text(r['ratio'])}x"
         table.add_row(r["workload"], f"{r['framework']} {r['execution']}", escape(r["key"]),
                       _ms(r["baseline_ms"]), _ms(r["latest_ms"]), f"[red]{ratio}{_interval(r)}[/]")
     console.print(table)
@@ -650,7 +639,8 @@ def export_command(run_ids, fmt, output, step_range, repeat, db_path):
         raise export.ExportError(f"--steps slices perfetto and csv exports; {fmt} takes whole runs")
     if fmt == "perfetto":
         count = export.write_perfetto(conn, runs, out, repeat, steps)
-        click.echo(f"wrote {out}: {count:,} events from {len(runs)} runs (open in ui.perfetto.dev)")
+        click.echo(f"wrote {out}: {count:,} events from {len(runs)} run{'s' * (len(runs) != 1)} "
+                   "(open in ui.perfetto.dev)")
     elif fmt == "tensorboard":
         for path in export.write_tensorboard(conn, runs, out, repeat):
             click.echo(f"wrote {path}")

@@ -55,9 +55,12 @@ def rank_differences(a: RunFigures, b: RunFigures, min_effect=DEFAULT_MIN_EFFECT
 
 def step_time_difference(a: RunFigures, b: RunFigures, min_effect=DEFAULT_MIN_EFFECT,
                          confidence=DEFAULT_CONFIDENCE) -> DiffRow:
-    """Unprofiled step time, B against A (per-repeat medians)."""
-    interval = welch_log_ratio(a.step_ms, b.step_ms, confidence)
-    a_ms, b_ms = summarize_pair(a.step_ms, b.step_ms)
+    """Unprofiled step time, B against A (per-repeat medians); profiled step time on
+    both sides where one has no other (an imported trace), so like meets like."""
+    a_steps, b_steps = ((a.profiled_step_ms, b.profiled_step_ms)
+                        if a.steps_profiled or b.steps_profiled else (a.step_ms, b.step_ms))
+    interval = welch_log_ratio(a_steps, b_steps, confidence)
+    a_ms, b_ms = summarize_pair(a_steps, b_steps)
     return DiffRow("step", a_ms, b_ms, b_ms - a_ms, interval.estimate, interval.low,
                    interval.high, is_significant(interval, b_ms - a_ms, min_effect))
 
@@ -67,7 +70,10 @@ def environment_differences(run_a: dict, run_b: dict) -> list[str]:
     env_a = json.loads(run_a.get("env") or "{}")
     env_b = json.loads(run_b.get("env") or "{}")
     keys = HOST_KEYS + (FRAMEWORK_KEYS if run_a["framework"] == run_b["framework"] else ())
-    return [f"{k}: {env_a.get(k)!r} vs {env_b.get(k)!r}" for k in keys if env_a.get(k) != env_b.get(k)]
+    # a fact one side never recorded (an imported trace's host) is not a difference; one
+    # recorded as null (no CUDA) is
+    return [f"{k}: {env_a[k]!r} vs {env_b[k]!r}" for k in keys
+            if k in env_a and k in env_b and env_a[k] != env_b[k]]
 
 
 def side(run: dict, figures: RunFigures) -> dict:
@@ -123,7 +129,8 @@ def compare(conn: sqlite3.Connection, run_a: dict, run_b: dict, by: str = "categ
         "a": side(run_a, a),
         "b": side(run_b, b),
         "by": by,
-        "step": _json_row(step_time_difference(a, b, min_effect, confidence)),
+        "step": _json_row(step_time_difference(a, b, min_effect, confidence))
+        | {"steps": "profiled" if a.steps_profiled or b.steps_profiled else "unprofiled"},
         "rows": [_json_row(r) for r in rank_differences(a, b, min_effect, confidence)],
         "min_effect": min_effect,
         "confidence": confidence,

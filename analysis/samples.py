@@ -64,6 +64,7 @@ class RunFigures:
     per_repeat: dict[str, list[float]] = field(default_factory=dict)
     step_ms: list[float] = field(default_factory=list)  # median unprofiled step per repeat
     profiled_step_ms: list[float] = field(default_factory=list)
+    steps_profiled: bool = False  # no unprofiled steps (an import): step_ms are profiled ones
     peak_bytes: int | None = None
     allocations_per_step: float | None = None
 
@@ -116,6 +117,7 @@ def run_figures(conn: sqlite3.Connection, run: dict, by: str = "category") -> Ru
     figures = RunFigures(run, basis, repeats, excluded=excluded)
     figures.step_ms = [median(timing[r]) for r in sorted(timing) if timing[r] and r not in excluded]
     figures.profiled_step_ms = [median(profiled_walls[r]) for r in repeats]
+    figures.steps_profiled = timing is profiled_walls
     if len(figures.step_ms) >= 2:
         figures.spread = max(figures.step_ms) / min(figures.step_ms)
 

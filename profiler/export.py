@@ -94,8 +94,11 @@ def _perfetto_run(conn, run, pid, repeat, steps, emit) -> None:
         "SELECT step, start_ns, wall_ns FROM steps WHERE run_id = ? AND repeat = ? AND profiled"
         f" AND start_ns IS NOT NULL{clause} ORDER BY start_ns", (run["id"], repeat, *params)).fetchall()
     if not step_rows:
+        first, last = conn.execute("SELECT MIN(step), MAX(step) FROM steps WHERE run_id = ? AND repeat = ?"
+                                   " AND profiled", (run["id"], repeat)).fetchone()
         raise ExportError(f"run {run['id']} has no profiled steps in repeat {repeat}"
-                          + (f" within steps {describe_steps(steps)}" if steps else ""))
+                          + (f" within steps {describe_steps(steps)}" if steps else "")
+                          + (f" (its profiled steps are {first}:{last})" if first is not None else ""))
     origin = step_rows[0][1]
     emit({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": _run_label(run)}})
     emit({"ph": "M", "name": "process_sort_index", "pid": pid, "args": {"sort_index": pid}})

@@ -22,7 +22,8 @@ from statistics import median
 from typing import TYPE_CHECKING, Callable
 
 from .errors import UserError
-from .events import KERNEL, MEMCPY, MEMSET, NotInTimeOrder, StepTiming, TraceData, steps_at
+from .events import (KERNEL, MEMCPY, MEMSET, NotInTimeOrder, StepTiming, TraceData,
+                     TraceFormatError, steps_at)
 from .reader_process import TraceReading
 from .traces import trace_format
 
@@ -249,7 +250,7 @@ def _store_trace(store, conn, run_id: str, path: Path, raw: _RawCopy, place: dic
     import hashlib
     now = time.time()
     store.insert_run(conn, id=run_id, status="ok", framework=FRAMEWORK_OF_FORMAT[trace_format(path)],
-                     **place, source="import", source_path=str(path.resolve()),
+                     **place, host=None, source="import", source_path=str(path.resolve()),
                      started_at=now, finished_at=now, repeats=1)
     stored = _Stored()
 
@@ -266,6 +267,9 @@ def _store_trace(store, conn, run_id: str, path: Path, raw: _RawCopy, place: dic
                 _whole_trace_step(trace)
             store_segment(trace)
     raw.check(wait=True)
+    if not (stored.rows or stored.memory or trace.steps):  # metadata, flows, counters only
+        raise TraceFormatError(f"{path}: holds no ops, kernels, steps or memory events: "
+                               "nothing to import")
     store.add_steps(conn, run_id, trace.steps)
     device = _device(trace)
     walls = [s.wall_ns for s in trace.steps]

@@ -114,18 +114,10 @@ class Spill:
         builder.external_ids = array("q")
 
     def _name_id(self, name: str) -> int:
-        found = self.name_ids.get(name)
-        if found is None:
-            found = self.name_ids[name] = len(self.names)
-            self.names.append(name)
-        return found
+        return _number(name, self.names, self.name_ids)
 
     def _track_id(self, key: tuple) -> int:
-        found = self.track_ids.get(key)
-        if found is None:
-            found = self.track_ids[key] = len(self.tracks)
-            self.tracks.append(key)
-        return found
+        return _number(key, self.tracks, self.track_ids)
 
     def finish(self, builder: TraceBuilder, devices: dict[str, dict],
                on_segment: Callable[[TraceData], None], segment_events: int) -> TraceData:
@@ -194,3 +186,12 @@ class Spill:
         track.scopes = source.scopes
         (part.threads if kind == "thread" else part.streams)[where] = track
         return track
+
+
+def _number(value, values: list, numbers: dict) -> int:
+    """The index of `value` in `values`, appended if new (`numbers` is the reverse map)."""
+    number = numbers.get(value)
+    if number is None:
+        number = numbers[value] = len(values)
+        values.append(value)
+    return number

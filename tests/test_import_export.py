@@ -226,6 +226,11 @@ def test_bad_input_leaves_the_store_as_it_was(tmp_path, name):
 
 def test_paths_with_nothing_to_import(tmp_path):
     db = tmp_path / "x.db"
+    metadata = tmp_path / "metadata_only.json"
+    metadata.write_text(json.dumps({"traceEvents": [{"ph": "M", "name": "process_name", "pid": 1,
+                                                     "args": {"name": "x"}}]}))
+    assert "metadata_only.json: holds no ops, kernels, steps or memory events" in one_line_error(
+        run_xprof("import", metadata, "--db", db))
     assert "no such file or directory" in one_line_error(run_xprof("import", tmp_path / "missing.json", "--db", db))
     (tmp_path / "empty_dir").mkdir()
     assert "a directory with no traces" in one_line_error(run_xprof("import", tmp_path / "empty_dir", "--db", db))
@@ -374,6 +379,7 @@ def test_imports_of_one_workload_meet_in_diff(tmp_path):
               "--mode", "train", "--db", db, check=0)
     runs = {r["framework"]: r for r in json.loads(run_xprof("runs", "--json", "--db", db, check=0).stdout)["runs"]}
     assert {(r["workload"], r["mode"], r["size"]) for r in runs.values()} == {("minitoy", "train", None)}
+    assert sqlite3.connect(db).execute("SELECT DISTINCT host FROM runs").fetchall() == [(None,)]
     out = " ".join(run_xprof("diff", "--workload", "minitoy", "--db", db, check=0).stdout.split())
     assert out.startswith(f"minitoy train: A = torch ({runs['torch']['id'][:8]}, 1 repeats), "
                           f"B = tensorflow ({runs['tensorflow']['id'][:8]}, 1 repeats)")

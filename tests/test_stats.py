@@ -109,3 +109,30 @@ def test_a_row_shows_figures_whose_ratio_is_its_estimate():
     a, b = [0.3, 0.4, 0.5], [0.02, 0.021, 0.019]
     a_ms, b_ms = summarize_pair(a, b)
     assert welch_log_ratio(a, b, 0.95).estimate == pytest.approx(b_ms / a_ms)
+
+
+def test_figures_print_the_same_everywhere():
+    from views.numbers import ms_text, ratio_text, ratio_word
+
+    assert [ms_text(v) for v in (None, 0, 0.0041, 0.412, 43424.325, -0.152)] == [
+        "-", "0", "0.0041", "0.412", "43,424", "-0.152"]
+    assert [ratio_word(v) for v in (None, 0, 0.0023, 1.234, 5000)] == [
+        "only in B", "only in A", "0.0023x", "1.23x", ">1000x"]
+    assert ratio_text(0.004) != "0.00"  # a small ratio is not shown as none
+
+
+def test_an_imported_side_is_timed_on_profiled_steps_on_both_sides():
+    from analysis.diff import environment_differences, step_time_difference
+    from analysis.samples import RunFigures
+
+    profiled = RunFigures({"id": "a"}, "cpu", [0, 1, 2], step_ms=[0.33, 0.33, 0.33],
+                          profiled_step_ms=[0.40, 0.41, 0.40])
+    imported = RunFigures({"id": "b"}, "cpu", [0], step_ms=[0.41], profiled_step_ms=[0.41],
+                          steps_profiled=True)
+    row = step_time_difference(profiled, imported)
+    assert row.a_ms == pytest.approx(0.4033, abs=1e-3) and row.ratio == pytest.approx(1.016, abs=1e-2)
+    env_run = {"framework": "torch", "env": '{"hostname": "vm", "cuda": null, "device_name": "cpu"}'}
+    env_import = {"framework": "torch", "env": '{"device_name": "A100"}'}
+    env_cuda = {"framework": "torch", "env": '{"hostname": "vm", "cuda": "12.1", "device_name": "cpu"}'}
+    assert environment_differences(env_run, env_import) == ["device_name: 'cpu' vs 'A100'"]
+    assert environment_differences(env_run, env_cuda) == ["cuda: None vs '12.1'"]  # null is a fact

@@ -7,7 +7,7 @@ from statistics import median
 
 from analysis.samples import workload_label
 
-from .numbers import interval_text
+from .numbers import interval_text, ms_text, ratio_text, ratio_word
 
 COLOURS = {"matmul": "#4e79a7", "convolution": "#f28e2b", "elementwise": "#e15759",
            "reduction": "#76b7b2", "normalization": "#59a14f", "softmax/loss": "#edc948",
@@ -46,9 +46,9 @@ def _stacked_bars(runs) -> str:
             w = (width - left - 70) * ms / total_max
             parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="24" '
                          f'fill="{COLOURS.get(category, "#888")}"><title>{escape(category)}: '
-                         f'{ms:.3f} ms</title></rect>')
+                         f'{ms_text(ms)} ms</title></rect>')
             x += w
-        parts.append(f'<text x="{x + 5:.1f}" y="{y + 17}">{sum(run["categories"].values()):.3f} ms</text>')
+        parts.append(f'<text x="{x + 5:.1f}" y="{y + 17}">{ms_text(sum(run["categories"].values()))} ms</text>')
     parts.append("</svg>")
     legend = "".join(f'<span><i class="swatch" style="background:{COLOURS.get(c, "#888")}"></i>'
                      f"{escape(c)}</span>" for c in categories)
@@ -75,10 +75,10 @@ def _step_distributions(runs) -> str:
             m = median(run["step_ms"])
             x = left + (width - left - 20) * (m - low) / span
             parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + 22}" stroke="#000" '
-                         f'stroke-width="2"><title>median {m:.3f} ms</title></line>')
+                         f'stroke-width="2"><title>median {ms_text(m)} ms</title></line>')
     axis_y = 10 + len(runs) * row + 12
-    parts.append(f'<text x="{left}" y="{axis_y}">{low:.3f} ms</text>'
-                 f'<text x="{width - 80}" y="{axis_y}">{high:.3f} ms</text></svg>')
+    parts.append(f'<text x="{left}" y="{axis_y}">{ms_text(low)} ms</text>'
+                 f'<text x="{width - 80}" y="{axis_y}">{ms_text(high)} ms</text></svg>')
     return "".join(parts)
 
 
@@ -106,11 +106,11 @@ def _memory_plot(runs) -> str:
 def _diff_table(diff) -> str:
     rows = []
     for row in diff["rows"]:
-        ratio = "only in B" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+        ratio = ratio_word(row["ratio"])
         ratio += interval_text(row["ci_low"], row["ci_high"])
         css = ("sig-slower" if row["delta_ms"] > 0 else "sig-faster") if row["significant"] else ""
-        rows.append(f"<tr><td>{escape(row['key'])}</td><td class=num>{row['a_ms']:.3f}</td>"
-                    f"<td class=num>{row['b_ms']:.3f}</td><td class=num>{row['delta_ms']:+.3f}</td>"
+        rows.append(f"<tr><td>{escape(row['key'])}</td><td class=num>{ms_text(row['a_ms'])}</td>"
+                    f"<td class=num>{ms_text(row['b_ms'])}</td><td class=num>{'+' if row['delta_ms'] > 0 else ''}{ms_text(row['delta_ms'])}</td>"
                     f'<td class="{css}">{ratio}</td></tr>')
     return ("<table><tr><th>category</th><th>A ms</th><th>B ms</th><th>delta ms</th>"
             "<th>B/A [interval]</th></tr>" + "".join(rows) + "</table>")
@@ -128,7 +128,7 @@ def _verdict(summary) -> str:
         interval = f" (interval{interval_text(step['ci_low'], step['ci_high'], ' to ')})"
     if not step["significant"]:
         return (f"No significant difference in step time between {escape(_label(a))} and "
-                f"{escape(_label(b))}: B/A {step['ratio']:.2f}x{interval}.")
+                f"{escape(_label(b))}: B/A {ratio_text(step['ratio'])}x{interval}.")
     faster, slower, factor = (a, b, step["ratio"]) if step["ratio"] > 1 else (b, a, 1 / step["ratio"])
     return (f"<b>{escape(_label(faster))}</b> is {factor:.2f}x faster per step than "
             f"{escape(_label(slower))}{interval}.")
@@ -139,7 +139,7 @@ def render_html(summary: dict) -> str:
     workload = ", ".join(sorted({workload_label(r["workload"], r["mode"], r["size"]) for r in runs}))
     table = "".join(
         f"<tr><td><code>{r['id']}</code></td><td>{escape(_label(r))}</td><td>{escape(str(r['device']))}</td>"
-        f"<td class=num>{median(r['step_ms']) if r['step_ms'] else float('nan'):.3f}</td>"
+        f"<td class=num>{ms_text(median(r['step_ms']) if r['step_ms'] else None)}</td>"
         f"<td class=num>{r['repeats']}</td></tr>" for r in runs)
     diff = summary.get("diff")
     sections = [

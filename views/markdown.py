@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from statistics import median
 
-from .numbers import interval_text
+from .numbers import interval_text, ms_text, ratio_text, ratio_word
 
 
 def _ms(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    return ms_text(value)
 
 
 def _interval(row) -> str:
@@ -27,16 +27,16 @@ def render_markdown(summary: dict) -> str:
     diff = summary.get("diff")
     if diff:
         step = diff["step"]
-        ratio = "-" if step["ratio"] is None else f"{step['ratio']:.2f}x"
+        ratio = "-" if step["ratio"] is None else f"{ratio_text(step['ratio'])}x"
         lines += ["", f"**B/A step time: {ratio}{_interval(step)}**"
                   f" ({'significant' if step['significant'] else 'not significant'};"
                   f" A = `{diff['a']['id']}`, B = `{diff['b']['id']}`)", "",
                   "| category | A ms | B ms | delta ms | B/A [interval] | significant |",
                   "|---|---:|---:|---:|---|:---:|"]
         for row in diff["rows"][:10]:
-            ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+            ratio = ratio_word(row["ratio"])
             lines.append(f"| {row['key']} | {_ms(row['a_ms'])} | {_ms(row['b_ms'])} | "
-                         f"{row['delta_ms']:+.3f} | {ratio}{_interval(row)} | "
+                         f"{'+' if row['delta_ms'] > 0 else ''}{_ms(row['delta_ms'])} | {ratio}{_interval(row)} | "
                          f"{'yes' if row['significant'] else ''} |")
         for note in diff["notes"] + [f"environment differs: {d}" for d in diff["environment_differences"]]:
             lines.append(f"\n> {note}")
@@ -63,7 +63,7 @@ def render_cycle_summary(cycle: dict, runs: list[dict], regressions: dict) -> st
         lines += ["", "| workload | framework | what | baseline ms | latest ms | ratio [interval] | run |",
                   "|---|---|---|---:|---:|---|---|"]
         for r in found:
-            ratio = "new" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+            ratio = "new" if r["ratio"] is None else f"{ratio_text(r['ratio'])}x"
             lines.append(f"| {r['workload']} | {r['framework']} {r['execution']} | {r['key']} | "
                          f"{_ms(r['baseline_ms'])} | {_ms(r['latest_ms'])} | {ratio}{_interval(r)} | "
                          f"`{r['latest_run']}` |")

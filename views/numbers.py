@@ -10,7 +10,30 @@ RATIO_CEILING = 1000.0
 def ratio_text(value: float | None) -> str:
     if value is None or value != value or value >= RATIO_CEILING:
         return f">{RATIO_CEILING:.0f}" if value is not None and value >= RATIO_CEILING else "inf"
+    if 0 < value < 0.01:  # two significant digits, never a 0.00 that is not zero
+        return f"{value:.2g}"
     return f"{value:.2f}"
+
+
+def ratio_word(value: float | None) -> str:
+    """A row's B/A: 'only in B' (None), 'only in A' (0), else '1.25x'."""
+    if value is None:
+        return "only in B"
+    if value == 0:
+        return "only in A"
+    return f"{ratio_text(value)}x"
+
+
+def ms_text(value: float | None) -> str:
+    """Milliseconds, always: 3 decimals, 4 below 0.01 ms, none from 100 ms (with
+    thousands separators); '-' for none."""
+    if value is None or value != value:
+        return "-"
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3f}" if abs(value) >= 0.01 else f"{value:.4f}"
 
 
 def interval_text(low: float | None, high: float | None, sep: str = ", ") -> str:

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from .numbers import interval_text
+from .numbers import interval_text, ms_text, ratio_text, ratio_word
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -62,7 +62,7 @@ def _differences_table(snapshot, rows: int) -> Table:
     cells = []
     for d in snapshot["differences"][:rows]:
         step = d["step"]
-        ratio = "-" if step["ratio"] is None else f"{step['ratio']:.2f}x"
+        ratio = "-" if step["ratio"] is None else f"{ratio_text(step['ratio'])}x"
         style = ("red" if (step["ratio"] or 0) > 1 else "green") if step["significant"] else "dim"
         gaps = ", ".join(f"{escape(r['key'])} {r['delta_ms']:+.3f}" for r in d["rows"])
         cells.append((f"{d['workload']} {d['size']}",
@@ -88,7 +88,7 @@ def _recent_table(snapshot, rows: int) -> Table:
         table.add_row(r["id"][:8], f"[{colours.get(r['status'], 'white')}]{r['status']}[/]",
                       f"{r['workload'] or '-'} {r['mode'] or ''}",
                       f"{r['framework']} {r['execution'] or ''}",
-                      "-" if median is None else f"{median:.3f}")
+                      ms_text(median))
     return table
 
 
@@ -97,7 +97,7 @@ def _regression_lines(snapshot, rows: int = 3) -> list[Text]:
     if not found:
         return [Text("no regressions", style="green")]
     return [Text(f"regression: {r['workload']} {r['framework']} {r['key']} "
-                 f"{r['baseline_ms']:.3f} -> {r['latest_ms']:.3f} ms", style="red") for r in found[:rows]]
+                 f"{ms_text(r['baseline_ms'])} -> {ms_text(r['latest_ms'])} ms", style="red") for r in found[:rows]]
 
 
 def _daemon_line(snapshot) -> Text:
