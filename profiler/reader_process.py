@@ -19,7 +19,9 @@ finishing segments (links, self time, steps) 0.04 s in the child; categories 0.0
 inserting 0.18 s and the commit 0.03 s here. Finishing in this process instead left it
 the slower side by 0.06 s; categories in the child, the child by about as much.
 
-The pipe holds one message at a time: a child that runs ahead waits, so memory stays
+The pipe holds 1 MiB where Linux allows (about one segment; 64 KiB by default), so the
+child can send a segment and go on while this process still stores the one before
+(measured 3% off the whole import); a child further ahead waits, so memory stays
 bounded. Without fork() (Windows), the reading runs on a thread of this process, in
 turn with the storing rather than beside it.
 """
@@ -42,6 +44,7 @@ from .errors import UserError
 # rest (profiler/ingest.py), so the reader's own modules are imported where they run.
 
 _HEADER = struct.Struct("<Q")
+PIPE_BYTES = 1 << 20  # /proc/sys/fs/pipe-max-size is 1 MiB by default
 
 
 class ReaderDied(UserError):
@@ -117,6 +120,7 @@ class TraceReading:
 
     def _fork(self) -> None:
         readable, writable = os.pipe()
+        _widen(writable)
         parent = os.getpid()
         child = os.fork()
         if child == 0:  # pragma: no cover - the child, which leaves by os._exit
@@ -193,6 +197,16 @@ def _send_error(send: Callable[[str, object], None], err: BaseException) -> None
             send("error", RuntimeError("".join(traceback.format_exception(err)).rstrip()))
         except BaseException:  # noqa: BLE001 - nobody left to tell
             pass
+
+
+def _widen(fd: int) -> None:
+    """Let the pipe hold PIPE_BYTES, where the system has a way and allows it."""
+    import fcntl
+
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (AttributeError, OSError):  # not Linux, or a lower pipe-max-size: the default
+        pass
 
 
 def _send(fd: int, kind: str, payload) -> None:

@@ -416,13 +416,11 @@ class Store:
 
 
 def _categories(events: KernelColumns, classify: Callable[[KernelEvent], str]) -> Iterator[str]:
-    """classify(event) for each event, called for the first event of each distinct
-    (name, kind, op): a trace repeats a few hundred of them many times."""
-    keys = zip(events.name, events.kind, events.op)
-    first: dict[tuple, int] = {}
-    for index, key in enumerate(keys):
-        first.setdefault(key, index)
-    category = {key: classify(events[index]) for key, index in first.items()}
+    """classify(event) for each event, called for one event of each distinct (name,
+    kind, op): a trace repeats a few hundred of them many times."""
+    # one index per distinct key, built in C (the last one's: any would do)
+    index_of = dict(zip(zip(events.name, events.kind, events.op), itertools.count()))
+    category = {key: classify(events[index]) for key, index in index_of.items()}
     return map(category.__getitem__, zip(events.name, events.kind, events.op))
 
 

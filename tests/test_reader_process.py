@@ -83,3 +83,20 @@ def test_a_gpu_trace_read_beside_links_as_in_one_process(name):
     whole = read_kineto(path)
     assert list(rest.events) == list(whole.events) and rest.devices == whole.devices
     assert any(e.op for e in rest.events if e.kind == "kernel")
+
+
+@pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_GETPIPE_SZ"), reason="pipe sizes are Linux's")
+def test_the_pipe_holds_about_a_segment():
+    import fcntl
+
+    from profiler.reader_process import PIPE_BYTES, _widen
+
+    readable, writable = os.pipe()
+    try:
+        _widen(writable)
+        allowed = int(open("/proc/sys/fs/pipe-max-size").read())
+        size = fcntl.fcntl(writable, fcntl.F_GETPIPE_SZ)
+        assert size == PIPE_BYTES if allowed >= PIPE_BYTES else size >= 4096
+    finally:
+        os.close(readable)
+        os.close(writable)
