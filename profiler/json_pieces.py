@@ -119,10 +119,10 @@ class ArrayPieces:
                 return None
             try:
                 items = self.decode_items(b"[" + self.buffer[:match.start() + 1] + b"]")
+            except msgspec.ValidationError as err:  # genuine: the piece parsed up to it (a
+                raise self._located(err) from None  # DecodeError too, so caught first)
             except DECODE_ERRORS:
                 continue
-            except msgspec.ValidationError as err:  # genuine: the piece parsed up to it
-                raise self._located(err) from None
             self._consume(match.end())
             return items
         return None

@@ -633,3 +633,18 @@ def test_a_full_temporary_directory_is_one_clear_line(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r"^\S+gpu_shaped.json: cannot hold its events in a temporary "
                                         r"file \(database or disk is full\); set SQLITE_TMPDIR"):
         _read_spilled(path, 4, 2)
+
+
+def test_a_wrong_type_early_in_a_long_trace_fails_at_once(tmp_path, monkeypatch):
+    """A piece that parses but holds a value of the wrong type is the trace's fault,
+    not a bad cut: the reader says so there, rather than buffering the rest of the file
+    (msgspec's ValidationError is a DecodeError too)."""
+    from profiler import json_pieces
+
+    events = [dict(CPU_OP_EVENT, ts=10.0 * i) for i in range(4000)]
+    events[40]["dur"] = "x"
+    path = write_trace(tmp_path, "wrong_early.json", events)
+    monkeypatch.setattr(json_pieces, "MAX_UNCUT_BYTES", 16 << 10)  # less than the file after it
+    assert path.stat().st_size > 100 << 10
+    with pytest.raises(TraceFormatError, match=r"wrong_early.json: .*`\$\.traceEvents\[40\]\.dur`"):
+        read_kineto(path, chunk_bytes=1024)
