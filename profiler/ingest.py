@@ -110,7 +110,6 @@ def import_traces(store: Store | Callable[[], Store], paths, workload=None, labe
     (and before this process loads what storing needs), so that both go on at once."""
     files = [f for p in paths for f in trace_files(Path(p))]
     place = {"workload": workload, "label": label, "mode": mode, "size": size}  # on every run
-    classify = classify and _classified_once(classify)
     if not files:
         return []
     first = TraceReading(files[0], True, segment_events)
@@ -133,21 +132,6 @@ def import_traces(store: Store | Callable[[], Store], paths, workload=None, labe
             shutil.rmtree(directory, ignore_errors=True)
         raise
     return imported
-
-
-def _classified_once(classify: Callable) -> Callable:
-    """classify, asked once per (name, kind, op) in the whole import (the store asks once
-    per segment; a trace is a few hundred of them over and over)."""
-    known: dict[tuple, str] = {}
-
-    def classify_once(event) -> str:
-        key = (event.name, event.kind, event.op)
-        category = known.get(key)
-        if category is None:
-            category = known[key] = classify(event)
-        return category
-
-    return classify_once
 
 
 @contextmanager
