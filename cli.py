@@ -14,7 +14,7 @@ import time
 import click
 
 from profiler.errors import UserError
-from views.numbers import interval_text, ms_text, ratio_text, ratio_word
+from views.numbers import delta_text, interval_text, ms_text, ratio_text, ratio_word
 from workloads import EXECUTIONS, FRAMEWORKS, MODES, SIZES, WORKLOADS, WorkloadError, get_workload
 
 
@@ -379,7 +379,7 @@ def _print_diff(result, top) -> None:
                   title=f"per step, by {result['by']} ({a['basis']} time), |delta| first")
     shown = result["rows"][:top]
     cells = [(escape(row["key"]), _ms(row["a_ms"]), _ms(row["b_ms"]),
-              ("+" if row["delta_ms"] > 0 else "") + _ms(row["delta_ms"]), _ratio_cell(row))
+              delta_text(row["delta_ms"]), _ratio_cell(row))
              for row in shown]
     # figures are never cut short: the name column gives way (a kernel name can be long)
     headers = ("A ms", "B ms", "delta ms", "B/A \\[interval]")
@@ -475,7 +475,7 @@ def _print_report(report) -> None:
                       _ms(torch_side.get("step_ms")), _ms(tf_side.get("step_ms")), cell,
                       f"{_bytes(torch_side.get('peak_bytes'))}/{_bytes(tf_side.get('peak_bytes'))}")
         categories = entry.get("top_categories", [])
-        why = ", ".join(f"{c['category']} {'+' if c['delta_ms'] > 0 else ''}{_ms(c['delta_ms'])} ms"
+        why = ", ".join(f"{c['category']} {delta_text(c['delta_ms'])} ms"
                         f"{'' if c['significant'] else ' (n.s.)'}" for c in categories)
         effects = []
         for framework, side in fws.items():

@@ -35,17 +35,14 @@ def review_summary(conn: sqlite3.Connection, runs: list[dict]) -> dict:
     for run in runs:
         figures = run_figures(conn, run)
         # an imported trace has no unprofiled steps: its profiled ones stand in, as in the diff
-        walls = {False: [], True: []}
-        for wall_ns, profiled in conn.execute(
-                "SELECT wall_ns, profiled FROM steps WHERE run_id = ? ORDER BY repeat, step", (run["id"],)):
-            walls[bool(profiled)].append(wall_ns / 1e6)
-        steps_profiled = not walls[False]
-        steps = walls[steps_profiled]
+        steps = [row[0] / 1e6 for row in conn.execute(
+            "SELECT wall_ns FROM steps WHERE run_id = ? AND profiled = ? ORDER BY repeat, step",
+            (run["id"], figures.steps_profiled))]
         summary["runs"].append({
             "id": run["id"], "framework": run["framework"], "execution": run["execution"],
             "workload": run["workload"], "mode": run["mode"], "size": run["size"],
             "device": run["device"], "status": run["status"], "repeats": len(figures.repeats),
-            "step_ms": steps, "steps_profiled": steps_profiled,
+            "step_ms": steps, "steps_profiled": figures.steps_profiled,
             "categories": {k: sum(v) / len(v) for k, v in figures.per_repeat.items() if v},
             "peak_bytes": figures.peak_bytes,
             "memory": _memory_timeline(conn, run["id"]),

@@ -112,13 +112,14 @@ def test_a_row_shows_figures_whose_ratio_is_its_estimate():
 
 
 def test_figures_print_the_same_everywhere():
-    from views.numbers import ms_text, ratio_text, ratio_word
+    from views.numbers import delta_text, ms_text, ratio_text, ratio_word
 
     assert [ms_text(v) for v in (None, 0, 0.0041, 0.412, 43424.325, -0.152)] == [
         "-", "0", "0.0041", "0.412", "43,424", "-0.152"]
     assert [ratio_word(v) for v in (None, 0, 0.0023, 1.234, 5000)] == [
         "only in B", "only in A", "0.0023x", "1.23x", ">1000x"]
     assert ratio_text(0.004) != "0.00"  # a small ratio is not shown as none
+    assert [delta_text(v) for v in (0.483, -0.152, 0, 1234.5)] == ["+0.483", "-0.152", "0", "+1,234"]
 
 
 def test_an_imported_side_is_timed_on_profiled_steps_on_both_sides():

@@ -7,7 +7,7 @@ from statistics import median
 
 from analysis.samples import workload_label
 
-from .numbers import interval_text, ms_text, ratio_text, ratio_word
+from .numbers import delta_text, interval_text, ms_text, ratio_text, ratio_word
 
 COLOURS = {"matmul": "#4e79a7", "convolution": "#f28e2b", "elementwise": "#e15759",
            "reduction": "#76b7b2", "normalization": "#59a14f", "softmax/loss": "#edc948",
@@ -110,7 +110,7 @@ def _diff_table(diff) -> str:
         ratio += interval_text(row["ci_low"], row["ci_high"])
         css = ("sig-slower" if row["delta_ms"] > 0 else "sig-faster") if row["significant"] else ""
         rows.append(f"<tr><td>{escape(row['key'])}</td><td class=num>{ms_text(row['a_ms'])}</td>"
-                    f"<td class=num>{ms_text(row['b_ms'])}</td><td class=num>{'+' if row['delta_ms'] > 0 else ''}{ms_text(row['delta_ms'])}</td>"
+                    f"<td class=num>{ms_text(row['b_ms'])}</td><td class=num>{delta_text(row['delta_ms'])}</td>"
                     f'<td class="{css}">{ratio}</td></tr>')
     return ("<table><tr><th>category</th><th>A ms</th><th>B ms</th><th>delta ms</th>"
             "<th>B/A [interval]</th></tr>" + "".join(rows) + "</table>")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from statistics import median
 
-from .numbers import interval_text, ms_text, ratio_text, ratio_word
+from .numbers import delta_text, interval_text, ms_text, ratio_text, ratio_word
 
 
 def _ms(value) -> str:
@@ -36,7 +36,7 @@ def render_markdown(summary: dict) -> str:
         for row in diff["rows"][:10]:
             ratio = ratio_word(row["ratio"])
             lines.append(f"| {row['key']} | {_ms(row['a_ms'])} | {_ms(row['b_ms'])} | "
-                         f"{'+' if row['delta_ms'] > 0 else ''}{_ms(row['delta_ms'])} | {ratio}{_interval(row)} | "
+                         f"{delta_text(row['delta_ms'])} | {ratio}{_interval(row)} | "
                          f"{'yes' if row['significant'] else ''} |")
         for note in diff["notes"] + [f"environment differs: {d}" for d in diff["environment_differences"]]:
             lines.append(f"\n> {note}")

@@ -41,3 +41,8 @@ def interval_text(low: float | None, high: float | None, sep: str = ", ") -> str
     if low is None and high is None:
         return ""
     return f" [{ratio_text(low) if low is not None else '0.00'}{sep}{ratio_text(high)}]"
+
+
+def delta_text(value: float | None) -> str:
+    """A difference in milliseconds, signed: '+0.483', '-0.152', '0'."""
+    return ("+" if value is not None and value > 0 else "") + ms_text(value)
