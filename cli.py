@@ -49,8 +49,8 @@ def state_dir_option(command):
 
 
 def _open_store(db_path, create=True):
-    from profiler.paths import default_db_path
-    from profiler.store import Store, StoreError
+    from profiler.store.paths import default_db_path
+    from profiler.store.store import Store, StoreError
 
     try:
         return Store.open(db_path or default_db_path(), create=create)
@@ -156,7 +156,7 @@ def run_command(suite, names, frameworks, mode, execution, steps, warmup, repeat
       xprof run --suite tiny -w mlp -f torch --aa   # A/A: two interleaved runs to diff
     """
     from analysis.taxonomy import classify
-    from profiler.orchestrate import Orchestrator, plan, sigterm_as_interrupt, telemetry_sampler
+    from profiler.collect.orchestrate import Orchestrator, plan, sigterm_as_interrupt, telemetry_sampler
 
     store = _open_store(db_path)
     requests = plan(list(dict.fromkeys(names)) or list(WORKLOADS),
@@ -574,7 +574,7 @@ def import_command(paths, workload, mode, size, label, as_json, db_path):
       xprof import trace.pt.trace.json.gz --workload cnn --mode train --label a100-nightly
       xprof import logs/ --json          # every trace under a TensorBoard log dir
     """
-    from profiler.ingest import import_traces
+    from profiler.interchange.ingest import import_traces
 
     show = None
     if not as_json and sys.stderr.isatty():
@@ -628,7 +628,7 @@ def export_command(run_ids, fmt, output, step_range, repeat, db_path):
     from pathlib import Path
 
     from analysis.samples import resolve_run
-    from profiler import export
+    from profiler.interchange import export
 
     store = _open_store(db_path, create=False)
     conn = store.connection
@@ -687,7 +687,7 @@ def watch_command(interval, once, state_dir, db_path):
     from analysis.snapshot import SnapshotReader
     from views.watch import render_frame
 
-    from profiler.daemon import DaemonFiles, read_status
+    from profiler.daemon.loop import DaemonFiles, read_status
 
     store = _open_store(db_path, create=False)
     reader = SnapshotReader(store.connection)
@@ -790,8 +790,8 @@ def daemon_group():
 
 
 def _daemon_setup(params: dict):
-    from profiler.daemon import DaemonFiles, load_config
-    from profiler.paths import default_db_path
+    from profiler.daemon.loop import DaemonFiles, load_config
+    from profiler.store.paths import default_db_path
 
     overrides = {k: v for k, v in params.items() if k not in ("config_path", "state_dir", "db_path")}
     config = load_config(params["config_path"], overrides)
@@ -806,7 +806,7 @@ def daemon_run_command(**params):
     """Run the daemon in the foreground; logs go to stderr. SIGTERM stops it cleanly."""
     from analysis.regressions import find_regressions
     from analysis.taxonomy import classify
-    from profiler.daemon import Daemon
+    from profiler.daemon.loop import Daemon
     from views.markdown import render_cycle_summary
 
     config, files = _daemon_setup(params)
@@ -833,7 +833,7 @@ def daemon_start_command(ctx, wait, **params):
     import os
     import subprocess
 
-    from profiler.daemon import LOG_ENV, lock_holder
+    from profiler.daemon.loop import LOG_ENV, lock_holder
 
     config, files = _daemon_setup(params)
     holder = lock_holder(files)
@@ -884,8 +884,8 @@ def _forwarded(ctx, params: dict) -> list[str]:
 def daemon_status_command(as_json, state_dir, db_path):
     """Whether a daemon runs on the store, since when, its last and next cycle.
     Exits 0 when it runs, 3 when it does not."""
-    from profiler.daemon import DaemonFiles, read_status
-    from profiler.paths import default_db_path
+    from profiler.daemon.loop import DaemonFiles, read_status
+    from profiler.store.paths import default_db_path
 
     files = DaemonFiles.of(db_path or default_db_path(), state_dir)
     if not files.store.exists():
@@ -939,7 +939,7 @@ def _clock(t: float) -> str:
 
 
 def _ago(seconds: float) -> str:
-    from profiler.schedule import format_duration
+    from profiler.daemon.schedule import format_duration
 
     return format_duration(max(seconds, 0))
 
@@ -953,8 +953,8 @@ def daemon_stop_command(timeout, state_dir, db_path):
     """Stop the daemon gracefully: SIGTERM; its cut run is stored as interrupted."""
     import os
 
-    from profiler.daemon import DaemonFiles, lock_holder, read_status
-    from profiler.paths import default_db_path
+    from profiler.daemon.loop import DaemonFiles, lock_holder, read_status
+    from profiler.store.paths import default_db_path
 
     files = DaemonFiles.of(db_path or default_db_path(), state_dir)
     status = read_status(files)

@@ -4,7 +4,7 @@
 data: ordered (category, pattern) tables where the first match wins, so precedence is
 the order of the rows, and a name no row knows is "other" (the store keeps the raw name).
 
-How an event is read depends on its kind (see profiler.events):
+How an event is read depends on its kind (see profiler.traces.events):
 
 - memcpy, memset: always "data movement".
 - runtime (cudaLaunchKernel, hipMemcpyWithStream, ...): host calls. Copies, fills and
@@ -55,7 +55,7 @@ from __future__ import annotations
 import functools
 import re
 
-from profiler.events import KERNEL, MEMCPY, MEMSET, RUNTIME, KernelEvent
+from profiler.traces.events import KERNEL, MEMCPY, MEMSET, RUNTIME, TraceEvent
 
 MATMUL = "matmul"
 CONVOLUTION = "convolution"
@@ -182,13 +182,13 @@ KERAS_SUFFIX = re.compile(r"_\d+$")
 
 
 def classify(name: str, kind: str, op: str | None = None) -> str:
-    """The category (one of CATEGORIES) of one event: its `name`, its KernelEvent kind
+    """The category (one of CATEGORIES) of one event: its `name`, its TraceEvent kind
     and the framework `op` behind it when known."""
     return _classify(name, kind, op or None)
 
 
-def classify_event(event: KernelEvent) -> str:
-    """`classify` for a KernelEvent: the shape the run orchestration's hook takes."""
+def classify_event(event: TraceEvent) -> str:
+    """`classify` for a TraceEvent: the shape the run orchestration's hook takes."""
     return _classify(event.name, event.kind, event.op or None)
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from profiler.events import KernelEvent, StepTiming  # noqa: E402
-from profiler.store import Store  # noqa: E402
+from profiler.traces.events import TraceEvent, StepTiming  # noqa: E402
+from profiler.store.store import Store  # noqa: E402
 
 CATEGORIES = ["matmul", "convolution", "elementwise", "reduction", "normalization",
               "softmax/loss", "optimizer", "data movement", "other"]
@@ -39,7 +39,7 @@ def _fill(store: Store, run_id: str, kernels: int, rng: random.Random, slower: f
             start = clock
             for i in range(per_step):
                 dur = int(rng.expovariate(1 / 2000) * slower) + 1
-                batch.append(KernelEvent(f"kernel_{i % 300}", "kernel", clock, dur, "cuda:0", "7",
+                batch.append(TraceEvent(f"kernel_{i % 300}", "kernel", clock, dur, "cuda:0", "7",
                                          op=f"aten::op_{i % 40}", self_ns=dur, step=step))
                 clock += dur + 100
             steps.append(StepTiming(step, clock - start, True, start, repeat))
@@ -48,7 +48,7 @@ def _fill(store: Store, run_id: str, kernels: int, rng: random.Random, slower: f
     with store.transaction() as conn:
         store.add_steps(conn, run_id, steps)
         for repeat, batch in events.items():
-            store.add_kernels(conn, run_id, repeat, batch,
+            store.add_events(conn, run_id, repeat, batch,
                               classify=lambda e: CATEGORIES[hash(e.name) % len(CATEGORIES)])
     store.finish_run(run_id, "ok")
 

@@ -68,8 +68,8 @@ def print_overhead(rows: list[dict]) -> None:
 def sampler_cost_s(calls: int = 500) -> float:
     """CPU seconds one round of sampling costs (host psutil + NVML where present),
     averaged over many rounds, as the sampler thread makes them."""
-    from profiler.host import HostSampler
-    from profiler.nvml import NvmlSampler
+    from profiler.telemetry.host import HostSampler
+    from profiler.telemetry.nvml import NvmlSampler
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:

@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from diff_speed import _fill  # noqa: E402
-from profiler.store import Store  # noqa: E402
-from profiler.telemetry import TelemetrySample  # noqa: E402
+from profiler.store.store import Store  # noqa: E402
+from profiler.telemetry.sampling import TelemetrySample  # noqa: E402
 
 FRAMES = 60
 
@@ -60,7 +60,7 @@ class Viewer:
         from rich.console import Console
 
         from analysis.snapshot import SnapshotReader
-        from profiler.daemon import DaemonFiles
+        from profiler.daemon.loop import DaemonFiles
 
         self.path = path
         self.reader = SnapshotReader(sqlite3.connect(path))
@@ -68,7 +68,7 @@ class Viewer:
         self.console = Console(file=io.StringIO(), width=80, height=24)
 
     def frame_ms(self) -> float:
-        from profiler.daemon import read_status
+        from profiler.daemon.loop import read_status
         from views.watch import render_frame
 
         started = time.perf_counter()

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from importlib import metadata
 
-from .worker import COLLECTORS
+from profiler.collect.worker import COLLECTORS
 
 PACKAGES = ("xprof-frameworks", "torch", "tensorflow", "keras", "numpy", "nvidia-ml-py",
             "pyinstrument", "rich", "sqlite-utils", "psutil")
@@ -38,8 +38,8 @@ def _framework_view(framework: str) -> dict:
 
 
 def _store(db_path) -> dict:
-    from .paths import default_db_path
-    from .store import Store, StoreError
+    from profiler.store.paths import default_db_path
+    from profiler.store.store import Store, StoreError
 
     path = db_path or default_db_path()
     facts = {"path": str(path)}
@@ -59,8 +59,8 @@ def _store(db_path) -> dict:
 
 
 def report(db_path=None) -> dict:
-    from .host import environment as host_environment
-    from .nvml import Nvml
+    from profiler.telemetry.host import environment as host_environment
+    from profiler.telemetry.nvml import Nvml
 
     nvml = Nvml()
     return {

@@ -177,8 +177,8 @@ def test_failed_cycles_back_off_and_the_daemon_goes_on(tmp_path):
 
 
 def test_an_error_in_the_analysis_fails_the_cycle_not_the_daemon(tmp_path):
-    from profiler.daemon import Daemon, DaemonFiles, load_config
-    from profiler.store import Store
+    from profiler.daemon.loop import Daemon, DaemonFiles, load_config
+    from profiler.store.store import Store
     from views.markdown import render_cycle_summary
 
     def broken_check(conn):
@@ -227,7 +227,7 @@ def test_a_regression_runs_the_hook_with_the_summary(tmp_path):
 
 
 def test_telemetry_is_downsampled_after_the_raw_window(tmp_path):
-    from profiler.store import Store
+    from profiler.store.store import Store
 
     store = Store.open(tmp_path / "x.db")
     now = time.time_ns()
@@ -249,7 +249,7 @@ def test_telemetry_is_downsampled_after_the_raw_window(tmp_path):
 
 
 def test_config_file_values_and_flags(tmp_path):
-    from profiler.daemon import load_config
+    from profiler.daemon.loop import load_config
 
     config = tmp_path / "xprof.toml"
     config.write_text('[daemon]\ncron = "0 2 * * *"\nsuite = "tiny"\nworkloads = ["mlp", "cnn"]\n'
@@ -307,8 +307,8 @@ def test_bad_files_get_one_line(tmp_path):
     assert "no store at" in one_line_error(
         run_xprof("daemon", "status", "--db", tmp_path / "none.db", "--state-dir", state))
     db = tmp_path / "x.db"
-    from profiler.daemon import DaemonFiles
-    from profiler.store import Store
+    from profiler.daemon.loop import DaemonFiles
+    from profiler.store.store import Store
 
     Store.open(db).close()
     files = DaemonFiles.of(db, state)

@@ -267,8 +267,8 @@ def _stored(db):
 
 def _import_in_process(db, path, segment_events):
     from analysis.taxonomy import classify_event
-    from profiler.ingest import import_traces
-    from profiler.store import Store
+    from profiler.interchange.ingest import import_traces
+    from profiler.store.store import Store
 
     store = Store.open(db)
     try:
@@ -340,7 +340,7 @@ def test_a_store_that_cannot_be_used_stops_the_early_reader(tmp_path):
 def test_a_gpu_trace_held_on_disk_is_stored_as_read_whole(name, tmp_path, monkeypatch):
     """Past SPILL_EVENTS held, a GPU trace's events wait on disk and are stored in
     segments at the end (profiler/kineto_spill.py): the same rows, in time order."""
-    from profiler import kineto_spill
+    from profiler.traces import kineto_spill
 
     path = fixture_path("kineto", name)
     [whole] = _import_in_process(tmp_path / "whole.db", path, segment_events=10**9)
@@ -352,7 +352,7 @@ def test_a_gpu_trace_held_on_disk_is_stored_as_read_whole(name, tmp_path, monkey
 
 
 def test_step_ranges():
-    from profiler.export import describe_steps, parse_step_range
+    from profiler.interchange.export import describe_steps, parse_step_range
 
     assert parse_step_range("3") == (3, 3) and parse_step_range("2:5") == (2, 5)
     assert parse_step_range("2:")[0] == 2 and parse_step_range("2:")[1] > 10**18

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import fixture_path, repeated_trace
-from profiler.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME, NotInTimeOrder, TraceData, TraceFormatError
-from profiler.kineto import read_kineto
+from profiler.traces.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME, NotInTimeOrder, TraceData, TraceFormatError
+from profiler.traces.kineto import read_kineto
 
 A100 = "NVIDIA A100-PG509-200"
 MI250 = "AMD Radeon Graphics"  # what ROCm 6.2 reports for an MI250 GCD
@@ -528,7 +528,7 @@ def _read_spilled(path, segment_events, spill_events):
 
 def _whole_with_its_step(path):
     """The trace read whole, given a step spanning it if it has none, as import does."""
-    from profiler.ingest import _whole_trace_step
+    from profiler.interchange.ingest import _whole_trace_step
 
     whole = read_kineto(path)
     _whole_trace_step(whole)
@@ -622,7 +622,7 @@ def test_a_spilled_trace_without_steps_is_one_step(tmp_path):
 def test_a_full_temporary_directory_is_one_clear_line(tmp_path, monkeypatch):
     import sqlite3
 
-    from profiler import kineto_spill
+    from profiler.traces import kineto_spill
     from profiler.errors import UserError
 
     def full(*args, **kwargs):
@@ -639,7 +639,7 @@ def test_a_wrong_type_early_in_a_long_trace_fails_at_once(tmp_path, monkeypatch)
     """A piece that parses but holds a value of the wrong type is the trace's fault,
     not a bad cut: the reader says so there, rather than buffering the rest of the file
     (msgspec's ValidationError is a DecodeError too)."""
-    from profiler import json_pieces
+    from profiler.traces import json_pieces
 
     events = [dict(CPU_OP_EVENT, ts=10.0 * i) for i in range(4000)]
     events[40]["dur"] = "x"

@@ -10,9 +10,9 @@ import signal
 import pytest
 
 from conftest import fixture_path, repeated_trace
-from profiler.events import TraceFormatError
-from profiler.kineto import read_kineto
-from profiler.reader_process import ReaderDied, TraceReading
+from profiler.traces.events import TraceFormatError
+from profiler.traces.kineto import read_kineto
+from profiler.traces.reading import ReaderDied, TraceReading
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_a_gpu_trace_read_beside_links_as_in_one_process(name):
 def test_the_pipe_holds_about_a_segment():
     import fcntl
 
-    from profiler.reader_process import PIPE_BYTES, _widen
+    from profiler.traces.reading import PIPE_BYTES, _widen
 
     readable, writable = os.pipe()
     try:

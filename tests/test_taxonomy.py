@@ -11,9 +11,9 @@ from conftest import REPO_ROOT, fixture_path
 from analysis.taxonomy import (
     CATEGORIES, KERNEL_RULES, OP_RULES, RUNTIME_RULES, SCOPE_RULES, classify, classify_event,
 )
-from profiler.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME, KernelEvent
-from profiler.kineto import read_kineto
-from profiler.xplane import read_xplane
+from profiler.traces.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME, TraceEvent
+from profiler.traces.kineto import read_kineto
+from profiler.traces.xplane import read_xplane
 
 CLASSIFIED_KINDS = (KERNEL, MEMCPY, MEMSET, CPU_OP)
 KINETO_FIXTURES = (
@@ -810,7 +810,7 @@ def test_runtime_calls_by_their_own_name(call, category):
 
 
 def test_classify_event_reads_name_kind_and_op():
-    event = KernelEvent("ampere_gcgemm_64x64_nt", KERNEL, 0, 10, "cuda:0", "7", op="aten::cudnn_convolution")
+    event = TraceEvent("ampere_gcgemm_64x64_nt", KERNEL, 0, 10, "cuda:0", "7", op="aten::cudnn_convolution")
     assert classify_event(event) == "convolution"
 
 

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from profiler import host
-from profiler.nvml import NA, Nvml, NvmlSampler
-from profiler.telemetry import SamplerThread, TelemetrySample
+from profiler.telemetry import host
+from profiler.telemetry.nvml import NA, Nvml, NvmlSampler
+from profiler.telemetry.sampling import SamplerThread, TelemetrySample
 
 MIB = 1024 * 1024
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from conftest import REPO_ROOT, fixture_path, last_json_line, run_python
 
-from profiler.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME, TraceFormatError
-from profiler.xplane import load_xplane_pb2, read_xplane
+from profiler.traces.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME, TraceFormatError
+from profiler.traces.xplane import load_xplane_pb2, read_xplane
 
 
 # --- real GPU profiles (JAX/XLA on AMD Instinct, TraceLens test data) -----------------
@@ -411,7 +411,7 @@ def test_reading_does_not_import_tensorflow():
     out = run_python(
         f"""
         import json, sys
-        from profiler.xplane import load_xplane_pb2, read_xplane
+        from profiler.traces.xplane import load_xplane_pb2, read_xplane
         pb2 = load_xplane_pb2()
         trace = read_xplane({str(path)!r})
         print(json.dumps([pb2.XSpace.DESCRIPTOR.full_name, trace.count("kernel"),
@@ -424,7 +424,7 @@ def test_reading_does_not_import_tensorflow():
 def test_without_tensorflow_the_error_says_to_install_it():
     # -S leaves site-packages off the path: TensorFlow is really absent
     done = subprocess.run(
-        [sys.executable, "-S", "-c", "from profiler.xplane import load_xplane_pb2; load_xplane_pb2()"],
+        [sys.executable, "-S", "-c", "from profiler.traces.xplane import load_xplane_pb2; load_xplane_pb2()"],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,

@@ -1,6 +1,6 @@
 """Telemetry: periodic device and host readings, taken beside a profiled run.
 
-Each data source (NVML in `profiler.nvml`, psutil in `profiler.host`) is a `Sampler`
+Each data source (NVML in `profiler.telemetry.nvml`, psutil in `profiler.telemetry.host`) is a `Sampler`
 that returns `TelemetrySample`s; `SamplerThread` polls a list of them on a timer, so
 the run orchestration never knows which source it is talking to.
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from .events import TraceData, TraceFormatError
+from profiler.traces.events import TraceData, TraceFormatError
 
 KINETO_SUFFIXES = (".json", ".json.gz")
 XPLANE_SUFFIXES = (".xplane.pb", ".xplane.pb.gz")
@@ -30,12 +30,12 @@ def read_trace(path, between_pieces: Callable[[], None] | None = None,
     path = Path(path)
     kind = trace_format(path)
     if kind == "kineto":
-        from .kineto import read_kineto
+        from profiler.traces.kineto import read_kineto
 
         return read_kineto(path, between_pieces=between_pieces, on_segment=on_segment,
                            segment_events=segment_events, time_cuts=time_cuts)
     if kind == "xplane":
-        from .xplane import read_xplane
+        from profiler.traces.xplane import read_xplane
 
         return read_xplane(path)
     raise TraceFormatError(

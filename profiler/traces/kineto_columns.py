@@ -30,13 +30,13 @@ from itertools import accumulate, compress, repeat
 from operator import add, attrgetter, mul, sub
 from typing import Iterator, Sequence
 
-from profiler.events import (
+from profiler.traces.events import (
     CPU_OP,
     KERNEL,
     MEMCPY,
     MEMSET,
     RUNTIME,
-    KernelColumns,
+    EventColumns,
     MemoryColumns,
     NotInTimeOrder,
     StepTiming,
@@ -46,7 +46,7 @@ from profiler.events import (
     track_order,
 )
 
-# Kineto "cat" -> KernelEvent.kind. "operator" is what torch < 1.9 called cpu_op.
+# Kineto "cat" -> TraceEvent.kind. "operator" is what torch < 1.9 called cpu_op.
 HOST_KINDS = {"cpu_op": CPU_OP, "operator": CPU_OP, "cuda_runtime": RUNTIME, "cuda_driver": RUNTIME}
 DEVICE_KINDS = {"kernel": KERNEL, "gpu_memcpy": MEMCPY, "gpu_memset": MEMSET}
 KIND_OF_CATEGORY = {**HOST_KINDS, **DEVICE_KINDS}
@@ -100,7 +100,7 @@ class TraceBuilder:
     `segment_events` events; None: never."""
 
     def __init__(self, segment_events: int | None = None) -> None:
-        self.events = KernelColumns()
+        self.events = EventColumns()
         self.external_ids = array("q")  # per event in `events`, NO_ID where absent
         self.memory = MemoryColumns()
         self.steps: list[StepTiming] = []
@@ -346,7 +346,7 @@ def _last_quiet_point(start_ns: array, dur_ns: array) -> tuple[int, int] | None:
     return None
 
 
-def _set_enclosing_op(events: KernelColumns, ops: list[int], calls: list[int]) -> None:
+def _set_enclosing_op(events: EventColumns, ops: list[int], calls: list[int]) -> None:
     """Give each runtime call the name of the innermost CPU op open on its thread when
     the call started, in one sweep over both lists in time order."""
     starts, durs = events.start_ns, events.dur_ns
@@ -367,7 +367,7 @@ def _close_ended(open_ops: list[int], starts, durs, now_ns: int) -> None:
         open_ops.pop()
 
 
-def _set_scope_op(events: KernelColumns, order: Sequence[int], scopes: list[tuple[str, int, int]]) -> None:
+def _set_scope_op(events: EventColumns, order: Sequence[int], scopes: list[tuple[str, int, int]]) -> None:
     """Ops wholly inside an optimizer scope on their thread (`order`: its events in
     track order) take the scope as their op."""
     starts, durs, kinds = events.start_ns, events.dur_ns, events.kind

@@ -3,7 +3,7 @@
 For each workload and mode, one run per framework is created; repeats alternate the
 order of the frameworks (torch, tensorflow, then tensorflow, torch, ...) so that drift
 on a shared machine falls on both sides alike. The parent never imports a framework:
-it starts `profiler.worker`, samples host/NVML telemetry while the worker runs, reads
+it starts `profiler.collect.worker`, samples host/NVML telemetry while the worker runs, reads
 the trace the worker left, and stores everything for that repeat in one transaction.
 """
 
@@ -28,10 +28,10 @@ from typing import Callable, Iterator
 from workloads import DEFAULT_SEED, get_workload
 from workloads.spec import resolve_execution
 
-from .artifacts import keep_compressed, sha256_of, trace_suffix
-from .events import StepTiming, TraceFormatError
-from .store import Store, StoreError
-from .traces import read_trace
+from profiler.store.artifacts import keep_compressed, sha256_of, trace_suffix
+from profiler.traces.events import StepTiming, TraceFormatError
+from profiler.store.store import Store, StoreError
+from profiler.traces import read_trace
 
 STDERR_TAIL_LINES = 12
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*")
@@ -209,7 +209,7 @@ class Orchestrator:
         stderr_path = out_dir / "stderr.txt"
         with open(stderr_path, "wb") as stderr:
             child = subprocess.Popen(
-                [sys.executable, "-P", "-m", "profiler.worker", str(out_dir / "request.json")],
+                [sys.executable, "-P", "-m", "profiler.collect.worker", str(out_dir / "request.json")],
                 stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=out_dir,
             )
             sampler = self.sampler_factory(child.pid) if self.sampler_factory else None
@@ -258,7 +258,7 @@ class Orchestrator:
         python_profile = result.get("python_profile")
         with self.store.transaction() as conn:
             self.store.add_steps(conn, outcome.id, steps)
-            outcome.kernels += self.store.add_kernels(conn, outcome.id, repeat, trace.events, self.classify)
+            outcome.kernels += self.store.add_events(conn, outcome.id, repeat, trace.events, self.classify)
             outcome.memory_events += self.store.add_memory(conn, outcome.id, repeat, trace.memory)
             self.store.add_artifact(conn, outcome.id, "trace", stored_trace, sha256_of(stored_trace),
                                     stored_trace.stat().st_size, {"repeat": repeat, "format": trace.source_format})
@@ -278,8 +278,8 @@ class Orchestrator:
 
     def _host_env(self) -> dict:
         if self._host_env_cache is None:
-            from .host import environment as host_environment
-            from .nvml import Nvml
+            from profiler.telemetry.host import environment as host_environment
+            from profiler.telemetry.nvml import Nvml
 
             self._host_env_cache = {**host_environment(), **Nvml().environment()}
         return self._host_env_cache
@@ -288,7 +288,7 @@ class Orchestrator:
 def remove_abandoned_worker_dirs() -> int:
     """Worker directories (a request, maybe a half-written trace) of an xprof process
     that was killed before it could clean up; a live process's are left alone."""
-    from .host import process_alive_since
+    from profiler.telemetry.host import process_alive_since
 
     removed = 0
     for directory in Path(tempfile.gettempdir()).glob(WORKER_DIR_PREFIX + "*"):
@@ -306,9 +306,9 @@ def remove_abandoned_worker_dirs() -> int:
 def telemetry_sampler(interval_s: float):
     """A factory of sampler threads watching one worker pid: host CPU/RSS and,
     where a driver is present, NVML per GPU."""
-    from .host import HostSampler
-    from .nvml import Nvml, NvmlSampler
-    from .telemetry import SamplerThread
+    from profiler.telemetry.host import HostSampler
+    from profiler.telemetry.nvml import Nvml, NvmlSampler
+    from profiler.telemetry.sampling import SamplerThread
 
     nvml = Nvml()
     return lambda pid: SamplerThread([HostSampler(pid), NvmlSampler(nvml)], interval_s)

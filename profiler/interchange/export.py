@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from .errors import UserError
+from profiler.errors import UserError
 
 
 class ExportError(UserError):

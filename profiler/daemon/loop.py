@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
-from .errors import UserError
-from .schedule import Schedule, format_duration, parse_duration
-from .store import Store, StoreError
+from profiler.errors import UserError
+from profiler.daemon.schedule import Schedule, format_duration, parse_duration
+from profiler.store.store import Store, StoreError
 
 STATE_ENV = "XPROF_STATE_DIR"
 # set by `xprof daemon start` for the daemon it detaches: where its output goes
@@ -354,7 +354,7 @@ class Daemon:
     # -- lifecycle
 
     def run(self) -> None:
-        from .orchestrate import sigterm_as_interrupt
+        from profiler.collect.orchestrate import sigterm_as_interrupt
 
         self.files.prepare()
         lock = StoreLock(self.files)
@@ -419,9 +419,9 @@ class Daemon:
     def _between_cycles(self, until: float) -> None:
         """Host/NVML readings at the low rate until `until`, stored as they come;
         old readings downsampled once an hour."""
-        from .host import HostSampler
-        from .nvml import Nvml, NvmlSampler
-        from .telemetry import SamplerThread
+        from profiler.telemetry.host import HostSampler
+        from profiler.telemetry.nvml import Nvml, NvmlSampler
+        from profiler.telemetry.sampling import SamplerThread
 
         every = parse_duration(self.config.telemetry_every)
         sampler = SamplerThread([HostSampler(), NvmlSampler(Nvml())], every)
@@ -449,7 +449,7 @@ class Daemon:
     # -- one cycle
 
     def _cycle(self) -> CycleResult:
-        from .orchestrate import Orchestrator, plan, telemetry_sampler
+        from profiler.collect.orchestrate import Orchestrator, plan, telemetry_sampler
 
         self.cycles += 1
         result = CycleResult(self.cycles, time.time())

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from profiler.errors import UserError
-from profiler.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME, StepTiming, TraceData
-from profiler.kineto_columns import NO_ID, TraceBuilder, _Track
+from profiler.traces.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME, StepTiming, TraceData
+from profiler.traces.kineto_columns import NO_ID, TraceBuilder, _Track
 
 # Held events that make the reader spill: 65,536 are about 7 MB of columns.
 SPILL_EVENTS = 1 << 16

@@ -16,9 +16,9 @@ from itertools import compress, count, islice, repeat
 from operator import attrgetter, eq, le, neg
 from typing import Iterable, Iterator, Sequence
 
-from .errors import UserError
+from profiler.errors import UserError
 
-# KernelEvent.kind values
+# TraceEvent.kind values
 KERNEL = "kernel"  # a device compute kernel (Kineto cat "kernel"; XSpace kernel_details)
 MEMCPY = "memcpy"
 MEMSET = "memset"
@@ -28,7 +28,7 @@ KINDS = (KERNEL, MEMCPY, MEMSET, CPU_OP, RUNTIME)
 
 
 @dataclass(slots=True)
-class KernelEvent:
+class TraceEvent:
     name: str
     kind: str
     start_ns: int
@@ -113,10 +113,10 @@ class _Columns:
         return columns
 
 
-class KernelColumns(_Columns):
+class EventColumns(_Columns):
     """KernelEvents as columns (see _Columns); the readers of large traces fill them."""
 
-    record = KernelEvent
+    record = TraceEvent
 
     def __init__(self) -> None:
         self.name: list[str] = []
@@ -158,7 +158,7 @@ class TraceData:
     """What one trace file holds, framework-neutral."""
 
     source_format: str  # "kineto" or "xplane"
-    events: KernelColumns = field(default_factory=KernelColumns)
+    events: EventColumns = field(default_factory=EventColumns)
     memory: MemoryColumns = field(default_factory=MemoryColumns)
     steps: list[StepTiming] = field(default_factory=list)  # profiled steps seen in the trace
     devices: dict[str, dict] = field(default_factory=dict)  # device -> facts (name, memory, ...)
@@ -238,7 +238,7 @@ def steps_at(start_ns: Iterable[int], steps: list[StepTiming]) -> list[int | Non
     return found
 
 
-def assign_self_time(events: list[KernelEvent]) -> None:
+def assign_self_time(events: list[TraceEvent]) -> None:
     """Set `self_ns` on every event (see self_times); tracks are (device, stream)."""
     tracks: dict[tuple[str, str], list[int]] = {}
     for i, event in enumerate(events):
@@ -249,7 +249,7 @@ def assign_self_time(events: list[KernelEvent]) -> None:
         event.self_ns = self_ns
 
 
-def assign_steps(events: list[KernelEvent], steps: list[StepTiming]) -> None:
+def assign_steps(events: list[TraceEvent], steps: list[StepTiming]) -> None:
     """Give each event the profiled step whose window holds its start."""
     found = steps_at((e.start_ns for e in events), steps)
     if found is not None:

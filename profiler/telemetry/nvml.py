@@ -17,7 +17,7 @@ import threading
 import time
 from types import ModuleType
 
-from profiler.telemetry import NVML, TelemetrySample
+from profiler.telemetry.sampling import NVML, TelemetrySample
 
 class _NotAvailable(float):
     """A metric the device or driver does not report.

@@ -21,15 +21,15 @@ import zlib
 from pathlib import Path
 from types import ModuleType
 
-from .errors import UserError
-from .events import (
+from profiler.errors import UserError
+from profiler.traces.events import (
     CPU_OP,
     KERNEL,
     MEMCPY,
     MEMSET,
     RUNTIME,
-    KernelColumns,
-    KernelEvent,
+    EventColumns,
+    TraceEvent,
     MemoryColumns,
     MemoryEvent,
     StepTiming,
@@ -93,7 +93,7 @@ def read_xplane(path) -> TraceData:
     for a file that is not a readable XSpace."""
     space = _parse(Path(path))
     trace = TraceData(source_format="xplane")
-    events: list[KernelEvent] = []
+    events: list[TraceEvent] = []
     memory: list[MemoryEvent] = []
     for plane in space.planes:
         trace.total_events += sum(len(line.events) for line in plane.lines)
@@ -108,7 +108,7 @@ def read_xplane(path) -> TraceData:
     trace.steps = _outermost_per_step(trace.steps)
     assign_self_time(events)
     assign_steps(events, trace.steps)
-    trace.events, trace.memory = KernelColumns.of(events), MemoryColumns.of(memory)
+    trace.events, trace.memory = EventColumns.of(events), MemoryColumns.of(memory)
     return trace
 
 
@@ -181,7 +181,7 @@ class _PlaneReader:
         return self._metadata_stats[metadata_id]
 
 
-def _read_device_plane(reader: _PlaneReader, events: list[KernelEvent]) -> int:
+def _read_device_plane(reader: _PlaneReader, events: list[TraceEvent]) -> int:
     kept = 0
     for line in reader.plane.lines:
         if line.name and not line.name.startswith(STREAM_LINE_PREFIX):
@@ -192,7 +192,7 @@ def _read_device_plane(reader: _PlaneReader, events: list[KernelEvent]) -> int:
             if kind is None:
                 continue
             events.append(
-                KernelEvent(
+                TraceEvent(
                     name=name,
                     kind=kind,
                     start_ns=start_ns,
@@ -230,7 +230,7 @@ def _framework_op(stats: dict) -> str | None:
     return hlo_op if isinstance(hlo_op, str) and hlo_op else None
 
 
-def _read_host_plane(reader: _PlaneReader, events: list[KernelEvent], memory: list[MemoryEvent],
+def _read_host_plane(reader: _PlaneReader, events: list[TraceEvent], memory: list[MemoryEvent],
                      steps: list[StepTiming]) -> None:
     for line in reader.plane.lines:
         thread = line.name or str(line.id)
@@ -249,16 +249,16 @@ def _read_host_plane(reader: _PlaneReader, events: list[KernelEvent], memory: li
                 events.append(event)
 
 
-def _host_event(name: str, start_ns: int, dur_ns: int, thread: str, stats: dict) -> KernelEvent | None:
+def _host_event(name: str, start_ns: int, dur_ns: int, thread: str, stats: dict) -> TraceEvent | None:
     graph_op = TF_OP_EVENT.match(name)
     if graph_op:
-        return KernelEvent(name, CPU_OP, start_ns, dur_ns, "cpu", thread, op=graph_op["type"])
+        return TraceEvent(name, CPU_OP, start_ns, dur_ns, "cpu", thread, op=graph_op["type"])
     eager_op = stats.get("eager_op")
     if name == EAGER_EXECUTE and isinstance(eager_op, str) and not stats.get("is_func"):
-        return KernelEvent(eager_op, CPU_OP, start_ns, dur_ns, "cpu", thread, op=eager_op)
+        return TraceEvent(eager_op, CPU_OP, start_ns, dur_ns, "cpu", thread, op=eager_op)
     correlation = _as_int(stats.get("correlation_id"))
     if RUNTIME_CALL.match(name) and correlation is not None:
-        return KernelEvent(
+        return TraceEvent(
             name, RUNTIME, start_ns, dur_ns, "cpu", thread, op=_framework_op(stats), correlation=correlation
         )
     return None

@@ -22,8 +22,8 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .errors import UserError
-from .events import KernelColumns, KernelEvent, MemoryColumns, MemoryEvent, StepTiming
+from profiler.errors import UserError
+from profiler.traces.events import EventColumns, TraceEvent, MemoryColumns, MemoryEvent, StepTiming
 
 # How long a writer waits for another one before giving up; XPROF_BUSY_TIMEOUT_MS overrides.
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
@@ -167,7 +167,7 @@ MIGRATIONS = [_migration_1, _migration_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Column order of the event tables, matching the dataclasses' field order.
-_KERNEL_FIELDS = [f.name for f in fields(KernelEvent)]
+_KERNEL_FIELDS = [f.name for f in fields(TraceEvent)]
 _MEMORY_FIELDS = [f.name for f in fields(MemoryEvent)]
 # Rows per INSERT statement: binding and stepping 50 rows at once measured 25% faster
 # than a statement per row (0.28 against 0.39 s for 74k kernel rows).
@@ -311,7 +311,7 @@ class Store:
     def mark_orphaned_runs(self) -> int:
         """Runs left `running` by a process of this host that no longer exists (killed,
         power loss) become `interrupted`; finished runs are never touched."""
-        from .host import process_alive_since
+        from profiler.telemetry.host import process_alive_since
 
         orphans = [
             run_id for run_id, pid, host, started_at in self.connection.execute(
@@ -342,12 +342,12 @@ class Store:
               s.reserved_bytes) for s in steps),
         )
 
-    def add_kernels(self, conn, run_id: str, repeat: int,
-                    events: KernelColumns | Iterable[KernelEvent], classify=None) -> int:
+    def add_events(self, conn, run_id: str, repeat: int,
+                    events: EventColumns | Iterable[TraceEvent], classify=None) -> int:
         """Store events; `classify(event)`, when given, sets their category. It is
         called once per distinct (name, kind, op), which is all the taxonomy reads."""
-        if not isinstance(events, KernelColumns):
-            events = KernelColumns.of(events)
+        if not isinstance(events, EventColumns):
+            events = EventColumns.of(events)
         categories = _categories(events, classify) if classify else itertools.repeat(None)
         _insert_rows(conn, "kernels", ["run_id", "repeat", *_KERNEL_FIELDS, "category"],
                      zip(itertools.repeat(run_id), itertools.repeat(repeat), *events.columns(), categories),
@@ -415,7 +415,7 @@ class Store:
         return self.path.with_name(self.path.name + ".artifacts")
 
 
-def _categories(events: KernelColumns, classify: Callable[[KernelEvent], str]) -> Iterator[str]:
+def _categories(events: EventColumns, classify: Callable[[TraceEvent], str]) -> Iterator[str]:
     """classify(event) for each event, called for one event of each distinct (name,
     kind, op): a trace repeats a few hundred of them many times."""
     # one index per distinct key, built in C (the last one's: any would do)

@@ -22,9 +22,9 @@ from typing import Callable
 
 import msgspec
 
-from profiler.events import TraceData, TraceFormatError
-from profiler.json_pieces import ArrayPieces, Empty, PieceError
-from profiler.kineto_columns import (
+from profiler.traces.events import TraceData, TraceFormatError
+from profiler.traces.json_pieces import ArrayPieces, Empty, PieceError
+from profiler.traces.kineto_columns import (
     DEVICE_KINDS,
     KIND_OF_CATEGORY,
     MEMORY,
@@ -121,7 +121,7 @@ def _add(builder: TraceBuilder, events: list[_Event], first_index: int) -> None:
 
 def _spilled(path: Path, builder: TraceBuilder, spill, spill_events: int | None):
     """The spill, made if need be, once the builder holds too many events (moved there)."""
-    from profiler import kineto_spill  # for GPU traces only
+    from profiler.traces import kineto_spill  # for GPU traces only
 
     if len(builder.events) >= (spill_events or kineto_spill.SPILL_EVENTS):
         spill = spill or kineto_spill.Spill(path)

@@ -1,6 +1,6 @@
-"""One repeat of one run, in its own process: `python -m profiler.worker REQUEST.json`.
+"""One repeat of one run, in its own process: `python -m profiler.collect.worker REQUEST.json`.
 
-The parent (profiler.orchestrate) never imports a framework; this process imports
+The parent (profiler.collect.orchestrate) never imports a framework; this process imports
 exactly one. It runs warm-up steps (unmeasured), timed steps without the profiler,
 then the same number of steps under the framework's profiler, and writes
 `result.json` plus the raw trace into the request's output directory. A crash here
@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-COLLECTORS = {"torch": "profiler.torch_profiler", "tensorflow": "profiler.tf_profiler"}
+COLLECTORS = {"torch": "profiler.collect.torch_collector", "tensorflow": "profiler.collect.tf_collector"}
 
 # Test seams, acting on real subprocesses:
 # XPROF_INJECT_FAULT="<workload>:raise|exit|segfault" makes that workload fail in its

@@ -21,16 +21,16 @@ from statistics import median
 
 from typing import TYPE_CHECKING, Callable
 
-from .errors import UserError
-from .events import (KERNEL, MEMCPY, MEMSET, NotInTimeOrder, StepTiming, TraceData,
+from profiler.errors import UserError
+from profiler.traces.events import (KERNEL, MEMCPY, MEMSET, NotInTimeOrder, StepTiming, TraceData,
                      TraceFormatError, steps_at)
-from .reader_process import TraceReading
-from .traces import trace_format
+from profiler.traces.reading import TraceReading
+from profiler.traces import trace_format
 
 if TYPE_CHECKING:  # what storing needs is loaded after the first reader has forked
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from .store import Store
+    from profiler.store.store import Store
 
 FRAMEWORK_OF_FORMAT = {"kineto": "torch", "xplane": "tensorflow"}
 
@@ -173,7 +173,7 @@ class _RawCopy:
         if self.digest is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            from .artifacts import sha256_of
+            from profiler.store.artifacts import sha256_of
 
             self.worker = ThreadPoolExecutor(max_workers=1)
             self.digest = self.worker.submit(sha256_of, self.path)
@@ -204,7 +204,7 @@ class _RawCopy:
 
 
 def _keep_copy(path: Path, copy: Path) -> tuple[str, int]:
-    from .artifacts import keep_compressed, sha256_of
+    from profiler.store.artifacts import keep_compressed, sha256_of
 
     keep_compressed(path, copy)
     return sha256_of(copy), copy.stat().st_size
@@ -212,8 +212,8 @@ def _keep_copy(path: Path, copy: Path) -> tuple[str, int]:
 
 def _import_one(store, conn, path: Path, place: dict, classify, kept,
                 segment_events: int | None, reading: TraceReading | None) -> ImportedRun:
-    from .artifacts import trace_suffix
-    from .store import new_run_id
+    from profiler.store.artifacts import trace_suffix
+    from profiler.store.store import new_run_id
 
     run_id = new_run_id()
     raw = _RawCopy(conn, path, store.artifacts_dir() / run_id / f"r0.{trace_suffix(path)}", kept)
@@ -255,7 +255,7 @@ def _store_trace(store, conn, run_id: str, path: Path, raw: _RawCopy, place: dic
     stored = _Stored()
 
     def store_segment(segment: TraceData) -> None:
-        stored.rows += store.add_kernels(conn, run_id, 0, segment.events, classify)
+        stored.rows += store.add_events(conn, run_id, 0, segment.events, classify)
         stored.memory += store.add_memory(conn, run_id, 0, segment.memory)
         stored.count(segment)
 

@@ -11,7 +11,7 @@ import datetime
 import re
 from dataclasses import dataclass
 
-from .errors import UserError
+from profiler.errors import UserError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")

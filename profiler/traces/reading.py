@@ -38,7 +38,7 @@ import traceback
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import UserError
+from profiler.errors import UserError
 
 # Light on purpose: the import command forks the reader before it loads the store and the
 # rest (profiler/ingest.py), so the reader's own modules are imported where they run.
@@ -110,7 +110,7 @@ class TraceReading:
 
     def _read(self, send: Callable[[str, object], None]) -> None:
         """Read the trace, sending segments as the reader gives them, then the rest."""
-        from .traces import read_trace
+        from profiler.traces import read_trace
 
         on_segment = (lambda segment: send("segment", segment)) if self.segmented else None
         send("rest", read_trace(self.path, on_segment=on_segment, segment_events=self.segment_events,
@@ -139,7 +139,7 @@ class TraceReading:
         def send(kind: str, payload) -> None:
             _send(fd, kind, payload)
             if not watched:
-                from .worker import die_with_parent
+                from profiler.collect.worker import die_with_parent
 
                 die_with_parent(parent)
                 watched.append(parent)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from profiler.telemetry import HOST, TelemetrySample
+from profiler.telemetry.sampling import HOST, TelemetrySample
 
 CPUINFO = Path("/proc/cpuinfo")
 
