@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from dataclasses import asdict, dataclass
 
-from .samples import UNSTABLE_SPREAD, AnalysisError, RunFigures, run_figures, summarize
-from .stats import (
+from analysis.figures import UNSTABLE_SPREAD, RunFigures, run_figures
+from analysis.runs import AnalysisError
+from analysis.stats import (
     DEFAULT_CONFIDENCE,
     DEFAULT_MIN_EFFECT,
     adjusted_confidence,
     is_significant,
+    summarize,
     summarize_pair,
     welch_log_ratio,
 )
+from profiler.store import Store
 
 # Environment facts that make two runs comparable. Framework and its version differ by
 # design in a cross-framework diff and are compared only between runs of one framework.
@@ -103,7 +105,7 @@ def stability_notes(label: str, figures: RunFigures) -> list[str]:
     return notes
 
 
-def compare(conn: sqlite3.Connection, run_a: dict, run_b: dict, by: str = "category",
+def compare(store: Store, run_a: dict, run_b: dict, by: str = "category",
             min_effect=DEFAULT_MIN_EFFECT, confidence=DEFAULT_CONFIDENCE) -> dict:
     for run in (run_a, run_b):
         if run["status"] != "ok":
@@ -115,7 +117,7 @@ def compare(conn: sqlite3.Connection, run_a: dict, run_b: dict, by: str = "categ
         )
     if run_a["id"] == run_b["id"]:
         raise AnalysisError(f"run {run_a['id']} compared with itself: give two different runs")
-    a, b = run_figures(conn, run_a, by), run_figures(conn, run_b, by)
+    a, b = run_figures(store, run_a, by), run_figures(store, run_b, by)
     notes = stability_notes("A", a) + stability_notes("B", b)
     if len(a.repeats) < 2 or len(b.repeats) < 2:
         notes.append("fewer than 2 repeats on a side: no interval, nothing can be significant "

@@ -1,29 +1,29 @@
-"""What `xprof watch` shows, read from the store in bounded queries.
-
-Every query is limited by an index and a LIMIT or a time window, so a frame costs the
-same on a store with a year of history as on a new one. The expensive part, the ranked
-category differences of the latest pair of runs per workload, is memoized by run ids:
-it is computed again only when a newer run lands.
-"""
+"""What `xprof watch` shows, read from the store in bounded queries; comparisons are
+memoized until a newer run lands."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
+from typing import Callable
 
-from .diff import compare
-from .regressions import find_regressions
-from .samples import AnalysisError, query_rows
+from analysis.diff import compare
+from analysis.regressions import find_regressions
+from analysis.runs import AnalysisError
+from profiler.store import Store
 
 TELEMETRY_WINDOW_S = 300
 RECENT_RUNS = 20  # as many as a tall terminal shows
 HISTORY_POINTS = 30
+PAIRED_RUNS = 200  # newest profiled runs searched for a torch/TensorFlow pair
+RECENT_COLUMNS = ("id", "status", "framework", "execution", "workload", "mode", "size",
+                  "step_ms_median", "started_at", "error")
+RUNNING_COLUMNS = ("id", "framework", "execution", "workload", "mode", "size", "repeats",
+                   "started_at")
 
 
-def _telemetry(conn, now_ns: int) -> list[dict]:
-    rows = query_rows(conn, "SELECT * FROM samples WHERE ts_ns > ? ORDER BY ts_ns DESC LIMIT 2000",
-                 (now_ns - TELEMETRY_WINDOW_S * 10**9,))
+def _telemetry(store: Store, now_ns: int) -> list[dict]:
+    rows = store.recent_samples(now_ns - TELEMETRY_WINDOW_S * 10**9, 2000)
     devices: dict[tuple, dict] = {}
     for row in rows:  # newest first
         key = (row["source"], row["device"])
@@ -36,56 +36,50 @@ def _telemetry(conn, now_ns: int) -> list[dict]:
     return [dict(source=k[0], device=k[1], **v) for k, v in sorted(devices.items())]
 
 
-def _running(conn, now: float) -> list[dict]:
-    runs = query_rows(conn, "SELECT id, framework, execution, workload, mode, size, repeats, started_at"
-                       " FROM runs WHERE status = 'running' ORDER BY started_at")
+def _running(store: Store, now: float) -> list[dict]:
+    runs = [{k: run[k] for k in RUNNING_COLUMNS} for run in store.running_runs()]
     for run in runs:
-        run["repeats_done"] = conn.execute(
-            "SELECT count(DISTINCT repeat) FROM steps WHERE run_id = ?", (run["id"],)).fetchone()[0]
+        run["repeats_done"] = store.repeats_stored(run["id"])
         run["elapsed_s"] = now - run["started_at"]
     return runs
 
 
 class SnapshotReader:
-    """Takes snapshots; remembers the comparisons it already made."""
+    """Takes snapshots; remembers the comparisons it already made. `daemon_status()`,
+    when given, is added to each snapshot as its "daemon"."""
 
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-        self._diffs: dict[tuple[str, str], dict | None] = {}
+    def __init__(self, store: Store, daemon_status: Callable[[], dict] | None = None):
+        self.store = store
+        self.daemon_status = daemon_status
+        self.comparisons: dict[tuple[str, str], dict | None] = {}  # (run A, run B) -> diff
         self._regressions: tuple[float | None, list] = (None, [])
 
     def _latest_pairs(self) -> list[tuple[dict, dict]]:
-        pairs = []
-        latest = query_rows(self.conn, "SELECT * FROM runs WHERE status = 'ok' AND source = 'profile'"
-                                  " ORDER BY started_at DESC LIMIT 200")
-        seen = {}
-        for run in latest:
+        seen: dict[tuple, dict] = {}
+        for run in self.store.newest_ok_runs(PAIRED_RUNS, source="profile"):
             key = (run["workload"], run["mode"], run["size"])
             seen.setdefault(key, {}).setdefault(run["framework"], run)
-        for sides in seen.values():
-            if "torch" in sides and "tensorflow" in sides:
-                pairs.append((sides["torch"], sides["tensorflow"]))
-        return pairs
+        return [(sides["torch"], sides["tensorflow"]) for sides in seen.values()
+                if "torch" in sides and "tensorflow" in sides]
 
     def _diff(self, a: dict, b: dict) -> dict | None:
         key = (a["id"], b["id"])
-        if key not in self._diffs:
+        if key not in self.comparisons:
             try:
-                self._diffs[key] = compare(self.conn, a, b)
+                self.comparisons[key] = compare(self.store, a, b)
             except AnalysisError:
-                self._diffs[key] = None
-        return self._diffs[key]
+                self.comparisons[key] = None
+        return self.comparisons[key]
 
     def take(self) -> dict:
         now = time.time()
-        recent = query_rows(self.conn, "SELECT id, status, framework, execution, workload, mode, size,"
-                                  " step_ms_median, started_at, error, env FROM runs"
-                                  " ORDER BY started_at DESC LIMIT ?", (RECENT_RUNS,))
+        recent = []
         nvml = None
-        for run in recent:
-            env = json.loads(run.pop("env") or "{}")
+        for run in self.store.runs(RECENT_RUNS):
+            env = json.loads(run["env"] or "{}")
             if nvml is None and env.get("nvml"):
                 nvml = {"state": env["nvml"], "reason": env.get("reason")}
+            recent.append({k: run[k] for k in RECENT_COLUMNS})
         differences = []
         for a, b in self._latest_pairs():
             result = self._diff(a, b)
@@ -93,15 +87,18 @@ class SnapshotReader:
                 differences.append({"workload": a["workload"], "mode": a["mode"],
                                     "size": a["size"], "step": result["step"],
                                     "rows": result["rows"][:3]})
-        newest = self.conn.execute("SELECT MAX(finished_at) FROM runs WHERE status = 'ok'").fetchone()[0]
+        newest = self.store.last_ok_finish()
         if newest != self._regressions[0]:  # only a new finished run can change the answer
-            self._regressions = (newest, find_regressions(self.conn)["regressions"])
-        return {
+            self._regressions = (newest, find_regressions(self.store)["regressions"])
+        snapshot = {
             "taken_at": now,
             "regressions": self._regressions[1][:10],
-            "telemetry": _telemetry(self.conn, int(now * 1e9)),
+            "telemetry": _telemetry(self.store, int(now * 1e9)),
             "nvml": nvml,
-            "running": _running(self.conn, now),
+            "running": _running(self.store, now),
             "recent": recent,
             "differences": differences,
         }
+        if self.daemon_status:
+            snapshot["daemon"] = self.daemon_status()
+        return snapshot

@@ -1,18 +1,5 @@
-"""The statistics of a difference, kept in one place and stated plainly.
-
-The unit of evidence is a repeat: one worker process. Steps inside one process share
-its luck (allocator state, thread placement, CPU frequency), so step-to-step variance
-understates how much two processes of the same thing differ. Each side of a
-comparison is a handful of per-repeat figures (each the median over that repeat's
-steps), summarized by their geometric mean, and the interval of the ratio B/A of the
-geometric means is Welch's t-interval on their logarithms (an exact method under
-log-normal repeat figures; it needs two repeats a side). Intervals are Bonferroni-adjusted over
-the rows of one comparison, so an A/A comparison of thirty ops has a 5% chance, not
-thirty times that, of showing any false difference.
-
-A row is significant only when its interval excludes 1, its effect exceeds
-`min_effect` (default 5%) and its absolute difference exceeds the timer resolution.
-"""
+"""The statistics of a difference: per-repeat figures, geometric means, Welch's interval
+on logs, Bonferroni, and when a row is significant; see docs/statistics.md."""
 
 from __future__ import annotations
 
@@ -20,8 +7,9 @@ import math
 from dataclasses import dataclass
 from statistics import fmean, variance
 
+from profiler.collect.settings import DEFAULT_MIN_EFFECT  # noqa: F401 - the rules' default, shared
+
 DEFAULT_CONFIDENCE = 0.95
-DEFAULT_MIN_EFFECT = 0.05
 # Kineto timestamps are whole microseconds: differences below that are not measured.
 TIMER_RESOLUTION_MS = 0.001
 

@@ -1,54 +1,5 @@
-"""What the time is spent on: one taxonomy for torch ops, TensorFlow ops and GPU kernels.
-
-`classify(name, kind, op)` puts one trace event in one of CATEGORIES. The rules are
-data: ordered (category, pattern) tables where the first match wins, so precedence is
-the order of the rows, and a name no row knows is "other" (the store keeps the raw name).
-
-How an event is read depends on its kind (see profiler.traces.events):
-
-- memcpy, memset: always "data movement".
-- runtime (cudaLaunchKernel, hipMemcpyWithStream, ...): host calls. Copies, fills and
-  allocations are "data movement"; launches, synchronisation and queries are "other".
-  Launch overhead is host time that no kind of device work explains, and crediting it
-  to the op it serves would inflate that op's category.
-- cpu_op: the framework op by its type, `op` first. TensorFlow names are node paths
-  ("sequential/dense/MatMul:_MklMatMul") whose type is `op`; for torch name == op.
-- kernel: the framework op that launched it first, then the kernel's own name. The op
-  says what the model asked for, the kernel how a library did it: cuDNN runs a
-  convolution as GEMMs, FFTs and layout transforms, cuBLASLt adds epilogue kernels, and
-  in a comparison between frameworks that time belongs to the convolution or the matmul.
-  The kernel name decides when no op is known (imported traces, XLA custom calls).
-
-Decisions:
-
-- A backward op takes its forward op's category (convolution_backward,
-  Conv2DBackpropFilter and ConvolutionBackward0 are convolution; ReluGrad is
-  elementwise), except BiasAddGrad: it sums over the batch, as the aten::sum that
-  computes torch's bias gradient does, so both are "reduction".
-- Kernel names: the specific before the general. A convolution run as an implicit GEMM
-  (implicit_convolve_sgemm, xmma_fprop_implicit_gemm, MIOpen im2col + GEMM) is
-  "convolution", so convolution rows come before the `gemm` row; losses before
-  reductions (nll_loss_forward_reduce...), collectives before reductions (AllReduce).
-- Recurrent layers (LSTM, GRU, cuDNN RNN) and fused attention (scaled_dot_product_*,
-  flash attention, FMHA) are "matmul", not categories of their own: their time is the
-  gate and QK^T/PV GEMMs, and each framework fuses a different share of the
-  surrounding elementwise and softmax work into them. (TF's unfused attention still
-  shows its Softmax as "softmax/loss" when the layer has a name of the user's.)
-- Pooling is a windowed reduction: "reduction".
-- "data movement" is work on where memory is rather than on values: copies and
-  transfers, layout changes, views and reshapes, concatenation, gather/scatter, fills
-  and zeroing (a GPU memset is one), allocation. Random number generation and dropout
-  are "elementwise", as are dtype casts (Cast, XLA convert); aten::to and _to_copy are
-  "data movement" (mostly device transfers).
-- TensorFlow decomposes composite layers into primitive ops. Where TensorFlow or Keras
-  itself names the scope (tf.nn.moments, tf.nn.batch_normalization, Keras's loss,
-  optimizer and RNN-cell names), the scope decides: the Mean under ".../moments/" is
-  normalization, the Mul under "sgd/" is the optimizer. Names a user chose for a layer
-  or model are not guessed at.
-- "other": unknown names, runtime launches and syncs, bookkeeping that yields no tensor
-  (aten::result_type, VariableShape), and bare XLA "fusion.N", which says nothing of
-  what it fused.
-"""
+"""One taxonomy of where time goes, for torch ops, TensorFlow ops and GPU kernels: ordered
+rule tables, first match wins; the decisions behind it are in docs/taxonomy.md."""
 
 from __future__ import annotations
 

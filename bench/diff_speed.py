@@ -1,12 +1,5 @@
-"""How fast `xprof diff` answers on a big store.
-
-    .venv/bin/python bench/diff_speed.py [--runs 1000] [--kernels 100000]
-
-Builds a store of --runs runs (two of them with --kernels kernel rows each, the rest
-with 2,000), through the store's own bulk insert, then times the whole `xprof diff A B`
-command (a fresh process, as a user runs it) and the comparison alone. Goal: under
-one second for two 100k-kernel runs among 1,000.
-"""
+"""How fast `xprof diff` answers on a store of 1,000 runs with two 100k-event runs
+(`.venv/bin/python bench/diff_speed.py`); see docs/measurements.md."""
 
 from __future__ import annotations
 
@@ -29,7 +22,11 @@ CATEGORIES = ["matmul", "convolution", "elementwise", "reduction", "normalizatio
 REPEATS, STEPS = 3, 10
 
 
-def _fill(store: Store, run_id: str, kernels: int, rng: random.Random, slower: float) -> None:
+def add_run(store: Store, framework: str, workload: str, kernels: int, rng: random.Random,
+            slower: float = 1.0) -> str:
+    """An ok GPU run of `kernels` random kernels over REPEATS repeats of STEPS steps."""
+    run_id = store.create_run(framework=framework, workload=workload, mode="train", execution="eager",
+                              size="small", source="profile", device="cuda:0")
     per_step = kernels // (REPEATS * STEPS)
     steps, events = [], {}
     for repeat in range(REPEATS):
@@ -49,8 +46,10 @@ def _fill(store: Store, run_id: str, kernels: int, rng: random.Random, slower: f
         store.add_steps(conn, run_id, steps)
         for repeat, batch in events.items():
             store.add_events(conn, run_id, repeat, batch,
-                              classify=lambda e: CATEGORIES[hash(e.name) % len(CATEGORIES)])
+                             classify=lambda e: CATEGORIES[hash(e.name) % len(CATEGORIES)])
+        store.set_run_columns(conn, run_id, event_count=sum(map(len, events.values())))
     store.finish_run(run_id, "ok")
+    return run_id
 
 
 def build(path: Path, runs: int, kernels: int) -> tuple[str, str]:
@@ -59,15 +58,12 @@ def build(path: Path, runs: int, kernels: int) -> tuple[str, str]:
     big = []
     started = time.perf_counter()
     for i in range(runs):
-        framework = "torch" if i % 2 == 0 else "tensorflow"
-        run_id = store.create_run(framework=framework, workload="cnn", mode="train",
-                                  execution="eager", size="small", source="profile",
-                                  device="cuda:0")
         is_big = i >= runs - 2
-        _fill(store, run_id, kernels if is_big else 2_000, rng, 1.2 if i == runs - 1 else 1.0)
+        run_id = add_run(store, "torch" if i % 2 == 0 else "tensorflow", "cnn",
+                         kernels if is_big else 2_000, rng, 1.2 if i == runs - 1 else 1.0)
         if is_big:
             big.append(run_id)
-    rows = store.connection.execute("SELECT count(*) FROM kernels").fetchone()[0]
+    rows = sum(run["event_count"] for run in store.runs())
     print(f"store: {runs} runs, {rows:,} kernel rows, built in {time.perf_counter() - started:.1f} s")
     store.close()
     return big[0], big[1]
@@ -97,12 +93,10 @@ def main() -> None:
                   f"({verdict} the 1 s goal)")
 
         from analysis.diff import compare
-        from analysis.samples import resolve_run
 
         store = Store.open(db)
         started = time.perf_counter()
-        compare(store.connection, resolve_run(store.connection, run_a),
-                resolve_run(store.connection, run_b), "category")
+        compare(store, store.run(run_a), store.run(run_b), "category")
         print(f"comparison alone (in process, by category): {(time.perf_counter() - started) * 1000:.0f} ms")
 
 

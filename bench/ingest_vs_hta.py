@@ -1,26 +1,5 @@
-"""Ingest speed and memory against HolisticTraceAnalysis, side by side in one run.
-
-    .venv/bin/pip install -e '.[bench]'       # HolisticTraceAnalysis, for the comparison
-    .venv/bin/python bench/ingest_vs_hta.py [--steps 125] [--rounds 7] [--big-mib 400]
-    .venv/bin/python bench/ingest_vs_hta.py --trace my.pt.trace.json     # your own trace
-
-Makes a real ~100k-event Kineto trace by profiling the small transformer on the CPU for
---steps training steps, then times, each in a fresh process, the two alternating:
-- `xprof import TRACE --db NEW.db`, the whole command, from start to committed rows;
-- HolisticTraceAnalysis parsing the same file into its `TraceAnalysis` (timed inside
-  its process, after its imports, so its own start-up is not counted against it).
-Prints the best of --rounds for each, the ratio and events per second; then peak RSS,
-in one more round of each that samples the RSS of the process and its children (xprof's
-reading child runs beside it) every 2 ms.
-
-Then the streaming checks: a --big-mib trace made by repeating that one's events (each
-copy shifted past the one before, steps renumbered, ids offset), and one made so from
-the A100 GPU fixture (../shared/fixtures/kineto/, where it is), each imported by the
-whole command, with its peak RSS.
-
-This process never holds a trace itself (it counts and repeats them in child processes):
-a child's RSS counts its parent's pages until it execs.
-"""
+"""Import speed and memory against HolisticTraceAnalysis, alternating, in one run
+(`.venv/bin/python bench/ingest_vs_hta.py`; needs `.[bench]`); see docs/measurements.md."""
 
 from __future__ import annotations
 

@@ -1,13 +1,5 @@
-"""Profiler overhead per framework and the cost of the telemetry samplers.
-
-    .venv/bin/python bench/profiler_overhead.py [--suites tiny small] [--repeats 2] [--steps 20]
-
-Runs the real `xprof run` for each suite into a temporary store, then compares, run by
-run, the median step time under the framework's profiler with the median of the same
-number of unprofiled steps in the same worker process. The samplers' cost is their CPU
-time per second of wall time, measured against an idle baseline in this process: the
-share of a step they can take from the workload at most.
-"""
+"""Profiler overhead per framework and the telemetry samplers' cost
+(`.venv/bin/python bench/profiler_overhead.py`); see docs/measurements.md."""
 
 from __future__ import annotations
 

@@ -1,19 +1,11 @@
-"""The cost of one `xprof watch` frame as history grows.
-
-    .venv/bin/python bench/watch_frame.py [--kernels 1000000] [--samples 100000]
-
-Builds two stores through the store's own bulk inserts, one with --kernels kernel rows
-and --samples telemetry samples, one with a tenth of each, then times frames (a snapshot
-of the store and the daemon's status, plus its rendering) of the two stores alternately,
-after the first of each, whose comparisons are memoized (its cost is printed too). Goal: under 50 ms, and the larger store no more than 1.2x the smaller.
-"""
+"""The cost of one `xprof watch` frame on a store with ten times the history of another
+(`.venv/bin/python bench/watch_frame.py`); see docs/measurements.md."""
 
 from __future__ import annotations
 
 import argparse
 import io
 import random
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -24,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from diff_speed import _fill  # noqa: E402
+from diff_speed import add_run  # noqa: E402
 from profiler.store.store import Store  # noqa: E402
 from profiler.telemetry.sampling import TelemetrySample  # noqa: E402
 
@@ -41,11 +33,8 @@ def build(path: Path, kernels: int, samples: int) -> None:
     rng = random.Random(2)
     runs = max(kernels // KERNELS_PER_RUN, 2 * WORKLOADS)
     for i in range(runs):
-        framework = "torch" if i % 2 == 0 else "tensorflow"
-        run_id = store.create_run(framework=framework, workload=f"w{i // 2 % WORKLOADS}",
-                                  mode="train", execution="eager", size="small",
-                                  source="profile", device="cuda:0")
-        _fill(store, run_id, KERNELS_PER_RUN, rng, 1.0)
+        add_run(store, "torch" if i % 2 == 0 else "tensorflow", f"w{i // 2 % WORKLOADS}",
+                KERNELS_PER_RUN, rng)
     now = time.time_ns()
     rows = [TelemetrySample(now - (samples - i) * 10**7, "host", "host", utilization_pct=50.0,
                             cpu_pct=90.0, rss_bytes=2**30) for i in range(samples)]
@@ -60,19 +49,18 @@ class Viewer:
         from rich.console import Console
 
         from analysis.snapshot import SnapshotReader
-        from profiler.daemon.loop import DaemonFiles
+        from profiler.daemon.files import DaemonFiles, read_status
 
         self.path = path
-        self.reader = SnapshotReader(sqlite3.connect(path))
-        self.files = DaemonFiles.of(path, path.parent / "state")
+        files = DaemonFiles.of(path, path.parent / "state")
+        self.reader = SnapshotReader(Store.open(path, create=False), lambda: read_status(files))
         self.console = Console(file=io.StringIO(), width=80, height=24)
 
     def frame_ms(self) -> float:
-        from profiler.daemon.loop import read_status
         from views.watch import render_frame
 
         started = time.perf_counter()
-        snapshot = {**self.reader.take(), "daemon": read_status(self.files)}
+        snapshot = self.reader.take()
         self.console.print(render_frame(snapshot, str(self.path)))
         return (time.perf_counter() - started) * 1000
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from importlib import metadata
 
-from profiler.collect.worker import COLLECTORS
 
 PACKAGES = ("xprof-frameworks", "torch", "tensorflow", "keras", "numpy", "nvidia-ml-py",
             "pyinstrument", "rich", "sqlite-utils", "psutil")
@@ -27,8 +26,8 @@ def _versions() -> dict:
 
 def _framework_view(framework: str) -> dict:
     """The framework's own view of its devices, asked in a subprocess of its own."""
-    code = (f"import json; from {COLLECTORS[framework]} import environment; "
-            "print(json.dumps(environment()))")
+    code = ("import json; from profiler.collect.collectors import collector_for; "
+            f"print(json.dumps(collector_for({framework!r}).environment()))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
     if done.returncode != 0:
@@ -38,8 +37,7 @@ def _framework_view(framework: str) -> dict:
 
 
 def _store(db_path) -> dict:
-    from profiler.store.paths import default_db_path
-    from profiler.store.store import Store, StoreError
+    from profiler.store import Store, StoreError, default_db_path
 
     path = db_path or default_db_path()
     facts = {"path": str(path)}
@@ -52,7 +50,7 @@ def _store(db_path) -> dict:
         facts["state"] = f"unusable: {error}"
         return facts
     facts["schema_version"] = store.schema_version()
-    facts["runs"] = store.connection.execute("SELECT count(*) FROM runs").fetchone()[0]
+    facts["runs"] = store.run_count()
     facts["artifacts"] = str(store.artifacts_dir())
     store.close()
     return facts

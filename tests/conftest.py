@@ -1,3 +1,4 @@
+import gzip
 import json
 import os
 import subprocess
@@ -82,3 +83,10 @@ def repeated_trace(document: dict, copies: int, path: Path) -> Path:
     repeated = [shifted(e, copy) for copy in range(copies) for e in events]
     path.write_text(json.dumps({**document, "traceEvents": repeated}, indent=1))
     return path
+
+
+@pytest.fixture(scope="session")
+def long_cpu_trace(tmp_path_factory):
+    """The CPU fixture's events 300 times over: 9,000 events, 300 steps, in time order."""
+    document = json.loads(gzip.decompress(fixture_path("kineto", "cpu_only.json.gz").read_bytes()))
+    return repeated_trace(document, 300, tmp_path_factory.mktemp("long") / "long_cpu.pt.trace.json")

@@ -7,17 +7,23 @@ import pytest
 
 from conftest import one_line_error, run_xprof
 
+# real frameworks, real profilers, or the xprof command in subprocesses
+pytestmark = pytest.mark.slow
+
 RUN = ("run", "--suite", "tiny", "--repeats", "3", "--steps", "8", "--warmup", "3", "--json")
+# One compute thread per framework: on a shared 2-core machine, spinning thread pools
+# slowed whole repeats of a baseline 100x and hid a 5x slowdown in its noise.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     db = tmp_path_factory.mktemp("analysis") / "xprof.db"
-    run_xprof(*RUN, "-w", "cnn", "-w", "mlp", "--db", db, check=0)
+    run_xprof(*RUN, "-w", "cnn", "-w", "mlp", "--db", db, env=ONE_THREAD, check=0)
     # A/A: two runs of the same thing, their repeats interleaved, at the default repeats
     # and steps (the defaults are what must hold A/A on a noisy machine)
     run_xprof("run", "--suite", "tiny", "-w", "mlp", "-f", "torch", "--aa", "--json",
-              "--db", db, check=0)
+              "--db", db, env=ONE_THREAD, check=0)
     return db
 
 
@@ -98,7 +104,7 @@ def test_regressions_flags_an_injected_slowdown_by_category(store, tmp_path):
     assert len(_runs(store, workload="mlp", framework="torch")) == 3
     # five repeats, so a repeat slowed by a busy machine is left out, not decisive
     run_xprof(*RUN, "--repeats", "5", "-w", "mlp", "-f", "torch", "--db", db,
-              env={"XPROF_INJECT_SLOWDOWN": "mlp:5"}, check=0)
+              env={**ONE_THREAD, "XPROF_INJECT_SLOWDOWN": "mlp:5"}, check=0)
     done = run_xprof("regressions", "--fail-on-regression", "--json", "--db", db)
     assert done.returncode == 1
     found = json.loads(done.stdout)["regressions"]

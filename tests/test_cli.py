@@ -8,6 +8,9 @@ import pytest
 
 from conftest import REPO_ROOT, run_xprof
 
+# real frameworks, real profilers, or the xprof command in subprocesses
+pytestmark = pytest.mark.slow
+
 
 def test_help_lists_commands():
     done = run_xprof("--help", check=0)

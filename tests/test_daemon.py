@@ -13,6 +13,9 @@ import pytest
 
 from conftest import XPROF, one_line_error, run_xprof
 
+# real frameworks, real profilers, or the xprof command in subprocesses
+pytestmark = pytest.mark.slow
+
 TINY = ("--suite", "tiny", "-f", "torch", "--steps", "3", "--warmup", "1", "--repeats", "1",
         "--telemetry-every", "0.3s")
 
@@ -95,7 +98,7 @@ def test_sigkill_mid_run_then_a_restart_marks_the_cut_run_and_keeps_the_rest(tmp
     db, state = tmp_path / "x.db", tmp_path / "state"
     run_xprof("run", "--suite", "tiny", "-w", "linear", "-f", "torch", "--repeats", "1", "--steps", "3",
               "--db", db, check=0)
-    kept = rows(db, "SELECT r.id, count(k.rowid), sum(k.dur_ns) FROM runs r JOIN kernels k "
+    kept = rows(db, "SELECT r.id, count(k.rowid), sum(k.dur_ns) FROM runs r JOIN events k "
                     "ON k.run_id = r.id GROUP BY r.id")
     started = run_xprof("daemon", "start", "--every", "1h", "-w", "mlp", *TINY, "--db", db,
                         "--state-dir", state, env={"XPROF_INJECT_FAULT": "mlp:hang"}, check=0)
@@ -133,7 +136,7 @@ def test_sigkill_mid_run_then_a_restart_marks_the_cut_run_and_keeps_the_rest(tmp
         assert "stopped" in stopped.stdout
     assert rows(db, "PRAGMA integrity_check") == [("ok",)]
     for run_id, count, total in kept:  # finished runs untouched
-        assert rows(db, "SELECT count(*), sum(dur_ns) FROM kernels WHERE run_id = ?", (run_id,)) == [(count, total)]
+        assert rows(db, "SELECT count(*), sum(dur_ns) FROM events WHERE run_id = ?", (run_id,)) == [(count, total)]
         assert rows(db, "SELECT status FROM runs WHERE id = ?", (run_id,)) == [("ok",)]
     log = next(state.glob("*.log")).read_text()
     assert f"replacing a stale pid file (pid {pid} is gone)" in log
@@ -177,7 +180,9 @@ def test_failed_cycles_back_off_and_the_daemon_goes_on(tmp_path):
 
 
 def test_an_error_in_the_analysis_fails_the_cycle_not_the_daemon(tmp_path):
-    from profiler.daemon.loop import Daemon, DaemonFiles, load_config
+    from profiler.daemon.config import load_config
+    from profiler.daemon.files import DaemonFiles
+    from profiler.daemon.loop import Daemon
     from profiler.store.store import Store
     from views.markdown import render_cycle_summary
 
@@ -191,7 +196,7 @@ def test_an_error_in_the_analysis_fails_the_cycle_not_the_daemon(tmp_path):
     daemon = Daemon(store, DaemonFiles.of(store.path, tmp_path / "state"), config,
                     check_regressions=broken_check, render_summary=render_cycle_summary,
                     log=lines.append)
-    result = daemon._guarded_cycle()
+    result = daemon.run_cycle()
     assert result.failed and result.error == "ZeroDivisionError: a bug in one night's analysis"
     assert any("cycle 1 failed: ZeroDivisionError" in line and "Traceback" in line for line in lines)
     # the runs themselves finished and are kept
@@ -224,40 +229,6 @@ def test_a_regression_runs_the_hook_with_the_summary(tmp_path):
     assert summary.startswith("# xprof nightly: **") and "| mlp | torch eager | " in summary, summary
     assert (tmp_path / "env.txt").read_text().strip().endswith(".summary.md")
     assert "--on-regression: exit 0" in log
-
-
-def test_telemetry_is_downsampled_after_the_raw_window(tmp_path):
-    from profiler.store.store import Store
-
-    store = Store.open(tmp_path / "x.db")
-    now = time.time_ns()
-    hour, day = 3600 * 10**9, 86400 * 10**9
-    old = [(now - 8 * day + i * 60 * 10**9, "host", "host", float(i)) for i in range(20)]  # 20 min
-    fresh = [(now - hour + i * 10**9, "host", "host", 50.0) for i in range(5)]
-    with store.transaction() as conn:
-        conn.executemany("INSERT INTO samples (ts_ns, source, device, utilization_pct) VALUES (?, ?, ?, ?)",
-                         old + fresh)
-    assert store.downsample_samples(keep_raw_s=7 * 86400, bucket_s=600) == 20
-    means = store.connection.execute(
-        "SELECT ts_ns, utilization_pct FROM samples WHERE ts_ns < ? ORDER BY ts_ns", (now - 7 * day,)).fetchall()
-    assert 2 <= len(means) <= 3 and all(ts % (600 * 10**9) == 0 for ts, _ in means)
-    assert sum(v for _, v in means) / len(means) == pytest.approx(9.5, abs=3)
-    assert store.connection.execute("SELECT count(*) FROM samples WHERE ts_ns >= ?",
-                                    (now - 2 * hour,)).fetchone()[0] == 5
-    assert store.downsample_samples(keep_raw_s=7 * 86400, bucket_s=600) == 0  # already done
-    store.close()
-
-
-def test_config_file_values_and_flags(tmp_path):
-    from profiler.daemon.loop import load_config
-
-    config = tmp_path / "xprof.toml"
-    config.write_text('[daemon]\ncron = "0 2 * * *"\nsuite = "tiny"\nworkloads = ["mlp", "cnn"]\n'
-                      'keep-raw = "3d"\n')
-    loaded = load_config(config, {"repeats": 7})
-    assert (loaded.cron, loaded.suite, loaded.workloads, loaded.keep_raw, loaded.repeats) == (
-        "0 2 * * *", "tiny", ["mlp", "cnn"], "3d", 7)
-    assert load_config(config, {"every": "6h"}).schedule.describe() == "every 6h"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -307,7 +278,7 @@ def test_bad_files_get_one_line(tmp_path):
     assert "no store at" in one_line_error(
         run_xprof("daemon", "status", "--db", tmp_path / "none.db", "--state-dir", state))
     db = tmp_path / "x.db"
-    from profiler.daemon.loop import DaemonFiles
+    from profiler.daemon.files import DaemonFiles
     from profiler.store.store import Store
 
     Store.open(db).close()

@@ -16,6 +16,7 @@ def _import(db, *paths, check=0):
     return json.loads(run_xprof("import", *paths, "--json", "--db", db, check=check).stdout)["runs"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, kernels, kernel_ms, memcpy, memset, device",
     [
@@ -36,11 +37,12 @@ def test_fixtures_import_with_their_counts(tmp_path, name, kernels, kernel_ms, m
     assert (run["kernels"], run["memcpy"], run["memset"], run["device"]) == (kernels, memcpy, memset, device)
     assert run["kernel_time_ms"] == pytest.approx(kernel_ms)
     conn = sqlite3.connect(db)
-    stored = conn.execute("SELECT count(*), COALESCE(SUM(dur_ns), 0) FROM kernels WHERE kind = 'kernel'").fetchone()
+    stored = conn.execute("SELECT count(*), COALESCE(SUM(dur_ns), 0) FROM events WHERE kind = 'kernel'").fetchone()
     assert stored[0] == kernels and stored[1] / 1e6 == pytest.approx(kernel_ms)
     assert conn.execute("SELECT source, status FROM runs").fetchall() == [("import", "ok")]
 
 
+@pytest.mark.slow
 def test_importing_twice_does_not_duplicate(tmp_path):
     db = tmp_path / "x.db"
     path = fixture_path("kineto", "mi250_minitoy_train.json.gz")
@@ -60,6 +62,7 @@ def _repeated_a100(tmp_path, copies):
     return repeated_trace(document, copies, tmp_path / f"a100_x{copies}.pt.trace.json")
 
 
+@pytest.mark.slow
 def test_a_trace_of_many_pieces_imports_whole(tmp_path):
     path = _repeated_a100(tmp_path, 5)
     assert path.stat().st_size > 1.4 * 2**20
@@ -68,16 +71,17 @@ def test_a_trace_of_many_pieces_imports_whole(tmp_path):
     assert run["kernel_time_ms"] == pytest.approx(5 * 10.692)
     conn = sqlite3.connect(tmp_path / "x.db")
     # every device event found the op that launched it, in every copy
-    assert conn.execute("SELECT count(*) FROM kernels WHERE kind IN ('kernel', 'memcpy', 'memset')"
+    assert conn.execute("SELECT count(*) FROM events WHERE kind IN ('kernel', 'memcpy', 'memset')"
                         " AND op IS NULL").fetchone()[0] == 0
     artifact = conn.execute("SELECT path FROM artifacts").fetchone()[0]
     assert gzip.decompress(open(artifact, "rb").read()) == path.read_bytes()
 
 
+@pytest.mark.slow
 def test_a_trace_cut_off_after_several_pieces_leaves_the_store_as_it_was(tmp_path):
     db = tmp_path / "x.db"
     _import(db, fixture_path("kineto", "cpu_only.json.gz"))
-    before = sqlite3.connect(db).execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM kernels),"
+    before = sqlite3.connect(db).execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM events),"
                                          " (SELECT count(*) FROM artifacts)").fetchone()
     whole = _repeated_a100(tmp_path, 5)
     cut = tmp_path / "cut.pt.trace.json"
@@ -85,11 +89,12 @@ def test_a_trace_cut_off_after_several_pieces_leaves_the_store_as_it_was(tmp_pat
     line = one_line_error(run_xprof("import", cut, "--db", db))
     assert str(cut) in line and "truncated: the input ends inside traceEvents" in line
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM kernels),"
+    assert conn.execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM events),"
                         " (SELECT count(*) FROM artifacts)").fetchone() == before
     assert len(list((tmp_path / "x.db.artifacts").iterdir())) == 1
 
 
+@pytest.mark.slow
 def test_nvidia_shaped_xspace_imports_with_kernels_and_copies(tmp_path):
     path = tmp_path / "gpu-box.xplane.pb"
     path.write_bytes(nvidia_space().SerializeToString())
@@ -99,6 +104,7 @@ def test_nvidia_shaped_xspace_imports_with_kernels_and_copies(tmp_path):
     assert run["device"] == "Nvidia /device:GPU:0 (108 cores, 40 GiB)"
 
 
+@pytest.mark.slow
 def test_imported_runs_sit_beside_profiled_ones(tmp_path):
     db = tmp_path / "x.db"
     run_xprof("import", fixture_path("kineto", "a100_alexnet_train.json.gz"), "--workload", "cnn",
@@ -107,7 +113,7 @@ def test_imported_runs_sit_beside_profiled_ones(tmp_path):
     assert row == ("cnn", "a100", "torch", "NVIDIA A100-PG509-200")
     # categories were applied on the way in
     cats = dict(sqlite3.connect(db).execute(
-        "SELECT category, count(*) FROM kernels WHERE kind = 'kernel' GROUP BY category"))
+        "SELECT category, count(*) FROM events WHERE kind = 'kernel' GROUP BY category"))
     assert cats.get("convolution", 0) > 0 and cats.get("matmul", 0) > 0
 
 
@@ -121,9 +127,10 @@ def profiled(tmp_path_factory):
 
 def _repeat0(db, run_id):
     return sqlite3.connect(db).execute(
-        "SELECT count(*), SUM(dur_ns) FROM kernels WHERE run_id = ? AND repeat = 0", (run_id,)).fetchone()
+        "SELECT count(*), SUM(dur_ns) FROM events WHERE run_id = ? AND repeat = 0", (run_id,)).fetchone()
 
 
+@pytest.mark.slow
 def test_tensorboard_export_round_trips(profiled, tmp_path):
     db, ids = profiled
     logdir = tmp_path / "logs"
@@ -139,6 +146,7 @@ def test_tensorboard_export_round_trips(profiled, tmp_path):
         assert _repeat0(fresh, run["id"]) == _repeat0(db, ids[framework])
 
 
+@pytest.mark.slow
 def test_perfetto_export_is_one_aligned_trace(profiled, tmp_path):
     db, ids = profiled
     out = tmp_path / "trace.json"
@@ -159,6 +167,7 @@ def test_perfetto_export_is_one_aligned_trace(profiled, tmp_path):
     assert len(sliced_events) < len([e for e in events if e["pid"] == 1])
 
 
+@pytest.mark.slow
 def test_html_md_and_csv_exports(profiled, tmp_path):
     db, ids = profiled
     html = tmp_path / "review.html"
@@ -177,6 +186,7 @@ def test_html_md_and_csv_exports(profiled, tmp_path):
     assert len(kernels) > 1 and all(line.split(",")[2] == "1" for line in kernels[1:])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None,
                     reason="needs Debian's chromium package (apt-get install chromium)")
 def test_html_renders_offline_in_headless_chromium(profiled, tmp_path):
@@ -207,23 +217,25 @@ BAD_TRACES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(BAD_TRACES))
 def test_bad_input_leaves_the_store_as_it_was(tmp_path, name):
     db = tmp_path / "x.db"
     good = fixture_path("kineto", "cpu_only.json.gz")
     _import(db, good)
-    before = sqlite3.connect(db).execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM kernels)").fetchone()
+    before = sqlite3.connect(db).execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM events)").fetchone()
     bad = tmp_path / name
     bad.write_bytes(BAD_TRACES[name](gzip.decompress(good.read_bytes())))
     other = fixture_path("kineto", "mi250_minitoy_train.json.gz")
     line = one_line_error(run_xprof("import", other, bad, "--db", db))  # good file first: all or nothing
     assert str(bad) in line
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM kernels)").fetchone() == before
+    assert conn.execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM events)").fetchone() == before
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert len(list((tmp_path / "x.db.artifacts").iterdir())) == 1  # the good import's only
 
 
+@pytest.mark.slow
 def test_paths_with_nothing_to_import(tmp_path):
     db = tmp_path / "x.db"
     metadata = tmp_path / "metadata_only.json"
@@ -238,6 +250,7 @@ def test_paths_with_nothing_to_import(tmp_path):
     assert "not a trace xprof reads" in one_line_error(run_xprof("import", tmp_path / "notes.txt", "--db", db))
 
 
+@pytest.mark.slow
 def test_export_errors(profiled, tmp_path):
     db, ids = profiled
     assert "--steps 'x': expected N, FIRST:LAST" in one_line_error(
@@ -256,11 +269,11 @@ def _stored(db):
     conn = sqlite3.connect(db)
     return (
         conn.execute("SELECT step, name, op, category, kind, device, stream, start_ns, dur_ns, self_ns,"
-                     " correlation FROM kernels ORDER BY rowid").fetchall(),
+                     " correlation FROM events ORDER BY rowid").fetchall(),
         conn.execute("SELECT ts_ns, bytes, total_allocated, total_reserved, device FROM memory_events"
                      " ORDER BY rowid").fetchall(),
         conn.execute("SELECT step, wall_ns, start_ns FROM steps ORDER BY rowid").fetchall(),
-        conn.execute("SELECT framework, device, fingerprint, env, content_sha256, kernel_count,"
+        conn.execute("SELECT framework, device, fingerprint, env, content_sha256, event_count,"
                      " memory_event_count, step_ms_median FROM runs").fetchall(),
     )
 
@@ -275,13 +288,6 @@ def _import_in_process(db, path, segment_events):
         return import_traces(store, [path], classify=classify_event, segment_events=segment_events)
     finally:
         store.close()
-
-
-@pytest.fixture(scope="module")
-def long_cpu_trace(tmp_path_factory):
-    """The CPU fixture's events 300 times over: 9,000 events, 300 steps."""
-    document = json.loads(gzip.decompress(fixture_path("kineto", "cpu_only.json.gz").read_bytes()))
-    return repeated_trace(document, 300, tmp_path_factory.mktemp("long") / "long_cpu.pt.trace.json")
 
 
 def test_a_cpu_trace_stored_in_segments_is_stored_as_whole(long_cpu_trace, tmp_path):
@@ -313,6 +319,7 @@ def _processes_naming(text: str) -> list:
             if text in " ".join(p.info["cmdline"] or []) and p.info["status"] != psutil.STATUS_ZOMBIE]
 
 
+@pytest.mark.slow
 def test_a_store_that_cannot_be_used_stops_the_early_reader(tmp_path):
     """The first file's reader starts before the store opens: a store that turns out
     to be foreign or locked is one line, and no reader is left behind."""
@@ -339,7 +346,7 @@ def test_a_store_that_cannot_be_used_stops_the_early_reader(tmp_path):
 @pytest.mark.parametrize("name", ["a100_alexnet_train.json.gz", "mi250_minitoy_train.json.gz"])
 def test_a_gpu_trace_held_on_disk_is_stored_as_read_whole(name, tmp_path, monkeypatch):
     """Past SPILL_EVENTS held, a GPU trace's events wait on disk and are stored in
-    segments at the end (profiler/kineto_spill.py): the same rows, in time order."""
+    segments at the end (profiler/traces/kineto_spill.py): the same rows, in time order."""
     from profiler.traces import kineto_spill
 
     path = fixture_path("kineto", name)
@@ -352,14 +359,20 @@ def test_a_gpu_trace_held_on_disk_is_stored_as_read_whole(name, tmp_path, monkey
 
 
 def test_step_ranges():
-    from profiler.interchange.export import describe_steps, parse_step_range
+    from profiler.interchange.export import ExportError, describe_steps, parse_step_range
 
-    assert parse_step_range("3") == (3, 3) and parse_step_range("2:5") == (2, 5)
-    assert parse_step_range("2:")[0] == 2 and parse_step_range("2:")[1] > 10**18
-    assert parse_step_range(":5")[1] == 5 and parse_step_range(":5")[0] < -10**18
-    assert [describe_steps(parse_step_range(t)) for t in ("2:", ":5", "2:5")] == ["2:", ":5", "2:5"]
+    assert parse_step_range("3", "csv") == (3, 3) and parse_step_range("2:5", "perfetto") == (2, 5)
+    assert parse_step_range("2:", "csv")[0] == 2 and parse_step_range("2:", "csv")[1] > 10**18
+    assert parse_step_range(":5", "csv")[1] == 5 and parse_step_range(":5", "csv")[0] < -10**18
+    assert [describe_steps(parse_step_range(t, "csv")) for t in ("2:", ":5", "2:5")] == ["2:", ":5", "2:5"]
+    assert parse_step_range(None, "html") is None
+    with pytest.raises(ExportError, match="--steps slices perfetto and csv exports; md takes whole runs"):
+        parse_step_range("2", "md")
+    with pytest.raises(ExportError, match="FIRST is after LAST"):
+        parse_step_range("5:2", "csv")
 
 
+@pytest.mark.slow
 def test_steps_are_refused_where_they_cannot_slice(profiled, tmp_path):
     db, ids = profiled
     assert "--steps slices perfetto and csv exports; html takes whole runs" in one_line_error(
@@ -369,6 +382,7 @@ def test_steps_are_refused_where_they_cannot_slice(profiled, tmp_path):
     assert rows and all(row.split(",")[3] == "1" and int(row.split(",")[2]) >= 2 for row in rows)  # profiled
 
 
+@pytest.mark.slow
 def test_imports_of_one_workload_meet_in_diff(tmp_path):
     """Any workload name given to import is one diff --workload takes, and the lines
     name what an import lacks by leaving it out, never as 'None'."""

@@ -167,6 +167,7 @@ def torch_trace(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_real_torch_trace(torch_trace):
     trace = read_kineto(torch_trace)
     ops = [e for e in trace.events if e.kind == CPU_OP]
@@ -183,6 +184,7 @@ def test_real_torch_trace(torch_trace):
     assert trace.count(KERNEL) == 0
 
 
+@pytest.mark.slow
 def test_gzipped_trace_reads_the_same(torch_trace, tmp_path):
     zipped = tmp_path / "linear.pt.trace.json.gz"
     with torch_trace.open("rb") as src, gzip.open(zipped, "wb") as dst:
@@ -331,6 +333,7 @@ def test_pieces_read_like_the_whole_file(name, chunk_bytes):
     assert read_kineto(path, chunk_bytes=chunk_bytes) == read_kineto(path, chunk_bytes=WHOLE_FILE)
 
 
+@pytest.mark.slow
 def test_real_torch_trace_in_pieces(torch_trace):
     assert read_kineto(torch_trace, chunk_bytes=113) == read_kineto(torch_trace, chunk_bytes=WHOLE_FILE)
 
@@ -450,6 +453,7 @@ def long_torch_trace(torch_trace, tmp_path_factory):
     return repeated_trace(document, 40, tmp_path_factory.mktemp("long") / "long.pt.trace.json")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("segment_events", [1, 64, 1000])
 def test_segments_join_to_the_whole_trace(long_torch_trace, segment_events):
     whole = read_kineto(long_torch_trace)
@@ -478,6 +482,7 @@ def test_no_segments_without_steps(tmp_path):
     assert segments == [] and len(rest.events) == 300
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("late", [
     pytest.param(dict(CPU_OP_EVENT, ts=0.5), id="op-before-the-cut"),
     pytest.param(dict(CPU_OP_EVENT, cat="cuda_runtime", name="cudaLaunchKernel", ts=1e6), id="runtime-call"),
@@ -512,7 +517,7 @@ def test_ops_then_memory_events_leave_little_for_the_end(tmp_path):
 
 
 # A GPU's trace cannot be cut as it is read: past a number of events held, they go to
-# disk (profiler/kineto_spill.py) and come back at the end in time-ordered segments.
+# disk (profiler/traces/kineto_spill.py) and come back at the end in time-ordered segments.
 
 
 def _sorted_events(traces):
@@ -528,10 +533,10 @@ def _read_spilled(path, segment_events, spill_events):
 
 def _whole_with_its_step(path):
     """The trace read whole, given a step spanning it if it has none, as import does."""
-    from profiler.interchange.ingest import _whole_trace_step
+    from profiler.interchange.ingest import whole_trace_step
 
     whole = read_kineto(path)
-    _whole_trace_step(whole)
+    whole_trace_step(whole)
     return whole
 
 

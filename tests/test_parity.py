@@ -10,6 +10,9 @@ import pytest
 from conftest import REPO_ROOT, run_xprof
 from workloads import WORKLOADS
 
+# real frameworks, real profilers, or the xprof command in subprocesses
+pytestmark = pytest.mark.slow
+
 
 def test_every_workload_has_parity_at_tiny():
     done = run_xprof("workloads", "--parity", "--json", check=0)

@@ -1,25 +1,16 @@
-"""The trace read in a child process (profiler/reader_process.py): what it sends is what
+"""The trace read in a child process (profiler/traces/reading.py): what it sends is what
 the reader gives, in one process or the other; its errors are the reader's; a child
 that dies or is left behind never hangs the import nor outlives it."""
 
-import gzip
-import json
 import os
 import signal
 
 import pytest
 
-from conftest import fixture_path, repeated_trace
+from conftest import fixture_path
 from profiler.traces.events import TraceFormatError
 from profiler.traces.kineto import read_kineto
 from profiler.traces.reading import ReaderDied, TraceReading
-
-
-@pytest.fixture(scope="module")
-def long_cpu_trace(tmp_path_factory):
-    """The CPU fixture's events 100 times over: 3,000 events, 100 steps."""
-    document = json.loads(gzip.decompress(fixture_path("kineto", "cpu_only.json.gz").read_bytes()))
-    return repeated_trace(document, 100, tmp_path_factory.mktemp("long") / "long_cpu.pt.trace.json")
 
 
 def _read_all(path, in_child, segmented=True, segment_events=64):
@@ -62,13 +53,13 @@ def test_a_reader_killed_midway_is_one_clear_error(long_cpu_trace):
     with pytest.raises(ReaderDied, match="the process reading it ended early") as died:
         with TraceReading(long_cpu_trace, True, 16) as reading:
             for _ in reading:
-                os.kill(reading._child, signal.SIGKILL)
+                os.kill(reading.child_pid, signal.SIGKILL)
     assert str(long_cpu_trace) in str(died.value)
 
 
 def test_leaving_early_ends_the_child(long_cpu_trace):
     with TraceReading(long_cpu_trace, True, 16) as reading:
-        child = reading._child
+        child = reading.child_pid
         next(iter(reading))  # the first segment, then stop (as a duplicate import does)
     with pytest.raises(ChildProcessError):  # killed and reaped: no zombie left
         os.waitpid(child, os.WNOHANG)
@@ -89,11 +80,11 @@ def test_a_gpu_trace_read_beside_links_as_in_one_process(name):
 def test_the_pipe_holds_about_a_segment():
     import fcntl
 
-    from profiler.traces.reading import PIPE_BYTES, _widen
+    from profiler.traces.reading import PIPE_BYTES, widen_pipe
 
     readable, writable = os.pipe()
     try:
-        _widen(writable)
+        widen_pipe(writable)
         allowed = int(open("/proc/sys/fs/pipe-max-size").read())
         size = fcntl.fcntl(writable, fcntl.F_GETPIPE_SZ)
         assert size == PIPE_BYTES if allowed >= PIPE_BYTES else size >= 4096

@@ -7,7 +7,11 @@ import sqlite3
 import pytest
 
 from conftest import one_line_error, run_xprof
+from profiler.store.schema import SCHEMA_VERSION
 from workloads import WORKLOADS
+
+# real frameworks, real profilers, or the xprof command in subprocesses
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,7 @@ def test_tiny_suite_profiles_every_workload_in_both_frameworks(tiny_suite):
         assert conn.execute("SELECT count(*) FROM steps WHERE run_id = ? AND profiled AND start_ns IS NULL",
                             (rid,)).fetchone()[0] == 0
         kernels, positive, in_steps = conn.execute(
-            "SELECT count(*), sum(dur_ns > 0), count(step) FROM kernels WHERE run_id = ?", (rid,)).fetchone()
+            "SELECT count(*), sum(dur_ns > 0), count(step) FROM events WHERE run_id = ?", (rid,)).fetchone()
         assert kernels == run["kernels"] and positive > 0 and in_steps > 0
         assert conn.execute("SELECT count(*) FROM memory_events WHERE run_id = ?",
                             (rid,)).fetchone()[0] == run["memory_events"]
@@ -51,9 +55,9 @@ def test_tiny_suite_profiles_every_workload_in_both_frameworks(tiny_suite):
         assert path.endswith(".gz") and size > 0
     # the framework's own op names, so the two sides can be told apart
     torch_ops = {r[0] for r in conn.execute(
-        "SELECT k.op FROM kernels k JOIN runs r ON r.id = k.run_id WHERE r.framework = 'torch'")}
+        "SELECT k.op FROM events k JOIN runs r ON r.id = k.run_id WHERE r.framework = 'torch'")}
     tf_ops = {r[0] for r in conn.execute(
-        "SELECT k.op FROM kernels k JOIN runs r ON r.id = k.run_id WHERE r.framework = 'tensorflow'")}
+        "SELECT k.op FROM events k JOIN runs r ON r.id = k.run_id WHERE r.framework = 'tensorflow'")}
     assert "aten::addmm" in torch_ops and "aten::convolution" in torch_ops
     # oneDNN builds name them _MklMatMul / _MklNativeFusedMatMul
     assert any(op.endswith("MatMul") for op in tf_ops), tf_ops
@@ -134,7 +138,7 @@ def test_locked_and_newer_stores_are_refused_and_left_intact(tiny_suite, tmp_pat
     db = tmp_path / "copy.db"
     source = sqlite3.connect(tiny_suite[0])
     source.backup(sqlite3.connect(db))
-    before = sqlite3.connect(db).execute("SELECT count(*) FROM kernels").fetchone()[0]
+    before = sqlite3.connect(db).execute("SELECT count(*) FROM events").fetchone()[0]
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     line = one_line_error(run_xprof("run", "--suite", "tiny", "-w", "linear", "--db", db,
@@ -143,12 +147,12 @@ def test_locked_and_newer_stores_are_refused_and_left_intact(tiny_suite, tmp_pat
     holder.execute("ROLLBACK")
     holder.execute("PRAGMA user_version = 99")
     line = one_line_error(run_xprof("runs", "--db", db))
-    assert "schema version 99, newer than this xprof understands (2)" in line
+    assert f"schema version 99, newer than this xprof understands ({SCHEMA_VERSION})" in line
     holder.execute("PRAGMA user_version = 2")
     holder.close()
     check = sqlite3.connect(db)
     assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert check.execute("SELECT count(*) FROM kernels").fetchone()[0] == before
+    assert check.execute("SELECT count(*) FROM events").fetchone()[0] == before
 
 
 def test_doctor_states_why_nvml_is_absent(tmp_path):
@@ -232,3 +236,18 @@ def test_runs_of_a_killed_xprof_are_marked_interrupted_by_the_next_run(tmp_path)
               "--steps", "2", "--db", db, check=0)
     rows = dict(sqlite3.connect(db).execute("SELECT workload, status FROM runs"))
     assert rows == {"mlp": "interrupted", "linear": "ok"}
+
+
+@pytest.mark.parametrize("framework", ["torch", "tensorflow"])
+def test_each_collector_offers_the_collector_interface(framework):
+    from conftest import run_python
+
+    out = run_python(f"""
+        from profiler.collect.collectors import Collector, collector_for
+        collector = collector_for({framework!r})
+        env = collector.environment()
+        print(isinstance(collector, Collector), collector.framework, env["framework"], env["device"])
+    """)
+    is_collector, name, env_framework, device = out.split()
+    assert (is_collector, name, env_framework) == ("True", framework, framework)
+    assert device == "cpu" or device.startswith(("cuda:", "/device:GPU:"))  # whatever this machine has

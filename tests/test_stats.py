@@ -74,7 +74,7 @@ def test_a_over_a_false_positive_rate_is_at_most_nominal():
 
 
 def test_a_repeat_slowed_by_a_busy_machine_is_left_out():
-    from analysis.samples import outlier_repeats
+    from analysis.figures import outlier_repeats
 
     assert outlier_repeats({0: 7.07, 1: 0.98, 2: 1.37, 3: 0.90, 4: 7.26}) == {
         0: pytest.approx(7.07 / 1.37), 4: pytest.approx(7.26 / 1.37)}
@@ -124,7 +124,7 @@ def test_figures_print_the_same_everywhere():
 
 def test_an_imported_side_is_timed_on_profiled_steps_on_both_sides():
     from analysis.diff import environment_differences, step_time_difference
-    from analysis.samples import RunFigures
+    from analysis.figures import RunFigures
 
     profiled = RunFigures({"id": "a"}, "cpu", [0, 1, 2], step_ms=[0.33, 0.33, 0.33],
                           profiled_step_ms=[0.40, 0.41, 0.40])

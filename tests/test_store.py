@@ -1,31 +1,126 @@
-"""Event inserts into a real SQLite store: rows go in ROWS_PER_INSERT to a statement,
-and must come back exactly, whatever the count; columns and objects store alike."""
+"""The store on real SQLite files: migrations keep every row, inserts come back exactly,
+queries find what analysis asks for, and a reader never waits for a writer."""
+
+import gzip
+import shutil
+import sqlite3
+from pathlib import Path
 
 import pytest
 
-from profiler.traces.events import CPU_OP, KERNEL, EventColumns, TraceEvent, MemoryColumns, MemoryEvent
-from profiler.store.store import ROWS_PER_INSERT, Store
+from analysis.diff import compare
+from profiler.store import RunNotFound, Store, StoreError
+from profiler.store.schema import SCHEMA_VERSION
+from profiler.store.store import ROWS_PER_INSERT, fingerprint
+from profiler.traces.events import CPU_OP, KERNEL, EventColumns, MemoryColumns, MemoryEvent, TraceEvent
+from synthetic import add_run
 
-KERNEL_COLUMNS = "name, kind, start_ns, dur_ns, device, stream, op, self_ns, correlation, step, category"
+# A store written by xprof before the `kernels` table became `events` (schema 2): a tiny
+# torch and TensorFlow run of the mlp and one import of a synthetic GPU trace.
+OLD_STORE = Path(__file__).parent / "data" / "store_v2.db.gz"
+EVENT_COLUMNS = "name, kind, start_ns, dur_ns, device, stream, op, self_ns, correlation, step, category"
 
 
 def _events(count):
     return [TraceEvent(f"op{i % 3}", CPU_OP if i % 2 else KERNEL, 1_000 * i, 10 + i, "cpu", "7",
-                        op=None if i % 5 == 0 else f"aten::op{i % 3}", self_ns=i, correlation=i or None,
-                        step=i // 10) for i in range(count)]
+                       op=None if i % 5 == 0 else f"aten::op{i % 3}", self_ns=i, correlation=i or None,
+                       step=i // 10) for i in range(count)]
 
 
 @pytest.fixture
 def store(tmp_path):
     store = Store.open(tmp_path / "x.db")
-    store.create_run(id="r1", framework="torch", source="import")
+    store.create_run(id="e1", framework="torch", source="import")
     yield store
     store.close()
 
 
+@pytest.fixture
+def old_store(tmp_path):
+    path = tmp_path / "old.db"
+    with gzip.open(OLD_STORE) as packed, open(path, "wb") as out:
+        shutil.copyfileobj(packed, out)
+    return path
+
+
+def _count(path, table):
+    return sqlite3.connect(path).execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+# -- migrations -------------------------------------------------------------------------
+
+def test_a_store_of_the_previous_schema_opens_with_every_row(old_store):
+    raw = sqlite3.connect(old_store)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+    before = {table: _count(old_store, table)
+              for table in ("runs", "steps", "kernels", "memory_events", "samples", "artifacts", "meta")}
+    kernel_counts = dict(raw.execute("SELECT id, kernel_count FROM runs"))
+    kernel_rows = raw.execute(f"SELECT run_id, repeat, {EVENT_COLUMNS} FROM kernels ORDER BY rowid").fetchall()
+    raw.close()
+    assert before == {"runs": 3, "steps": 18, "kernels": 934, "memory_events": 391, "samples": 12,
+                      "artifacts": 5, "meta": 1}
+
+    store = Store.open(old_store, create=False)
+    assert store.schema_version() == SCHEMA_VERSION == 3
+    store.close()
+    after = sqlite3.connect(old_store)
+    for table, count in before.items():
+        assert _count(old_store, "events" if table == "kernels" else table) == count
+    assert after.execute(f"SELECT run_id, repeat, {EVENT_COLUMNS} FROM events ORDER BY rowid").fetchall() \
+        == kernel_rows
+    assert dict(after.execute("SELECT id, event_count FROM runs")) == kernel_counts \
+        == {"bf0803eb07c7": 636, "97d5ff02840b": 288, "805a53b154f8": 10}
+    indexes = {name for name, in after.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "events_by_run" in indexes and "kernels_by_run" not in indexes
+    assert after.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_migrated_store_compares_as_it_did_before(old_store):
+    # figures the previous xprof printed for `xprof diff --workload mlp --json` on this store
+    store = Store.open(old_store)
+    result = compare(store, store.run("bf0803eb07c7"), store.run("97d5ff02840b"))
+    assert result["step"]["a_ms"] == pytest.approx(0.41028972439210565)
+    assert result["step"]["b_ms"] == pytest.approx(0.7490685831711272)
+    assert result["step"]["ci_high"] == pytest.approx(34.921946657891624)
+    rows = {row["key"]: (row["a_ms"], row["b_ms"]) for row in result["rows"]}
+    assert rows["(between ops)"] == pytest.approx((0.18842301825414007, 0.40805029694787626))
+    assert rows["matmul"] == pytest.approx((0.0914654226743637, 0.05874271252674668))
+    assert len(rows) == 7
+    store.close()
+
+
+def test_migrating_twice_changes_nothing(old_store):
+    Store.open(old_store).close()
+    dump = list(sqlite3.connect(old_store).iterdump())
+    Store.open(old_store).close()
+    assert list(sqlite3.connect(old_store).iterdump()) == dump
+
+
+def test_a_newer_or_foreign_database_is_refused_untouched(tmp_path):
+    newer = tmp_path / "newer.db"
+    Store.open(newer).close()
+    conn = sqlite3.connect(newer)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}, newer than this"):
+        Store.open(newer)
+    foreign = tmp_path / "bookmarks.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE bookmarks (url TEXT)")
+    conn.close()
+    with pytest.raises(StoreError, match=r"another program's SQLite database \(tables: bookmarks\)"):
+        Store.open(foreign)
+    assert sqlite3.connect(foreign).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    with pytest.raises(StoreError, match="no store at"):
+        Store.open(tmp_path / "absent.db", create=False)
+    assert not (tmp_path / "absent.db").exists()
+
+
+# -- writes -----------------------------------------------------------------------------
+
 @pytest.mark.parametrize("count", [0, 1, ROWS_PER_INSERT - 1, ROWS_PER_INSERT, ROWS_PER_INSERT + 1,
                                    3 * ROWS_PER_INSERT + 7])
-def test_kernel_rows_come_back_exactly(store, count):
+def test_event_rows_come_back_exactly(store, count):
     events = _events(count)
     classified = []
 
@@ -34,9 +129,9 @@ def test_kernel_rows_come_back_exactly(store, count):
         return f"{event.kind}/{event.op}"
 
     with store.transaction() as conn:
-        assert store.add_events(conn, "r1", 2, EventColumns.of(events), classify) == count
-    rows = store.connection.execute(f"SELECT run_id, repeat, {KERNEL_COLUMNS} FROM kernels ORDER BY rowid").fetchall()
-    assert rows == [("r1", 2, e.name, e.kind, e.start_ns, e.dur_ns, e.device, e.stream, e.op, e.self_ns,
+        assert store.add_events(conn, "e1", 2, EventColumns.of(events), classify) == count
+    rows = store.connection.execute(f"SELECT run_id, repeat, {EVENT_COLUMNS} FROM events ORDER BY rowid").fetchall()
+    assert rows == [("e1", 2, e.name, e.kind, e.start_ns, e.dur_ns, e.device, e.stream, e.op, e.self_ns,
                      e.correlation, e.step, f"{e.kind}/{e.op}") for e in events]
     # called once for each distinct (name, kind, op), which is all a category may depend on
     assert len(classified) == len(set(classified)) and set(classified) == {(e.name, e.kind, e.op) for e in events}
@@ -46,19 +141,20 @@ def test_event_objects_store_like_columns(store):
     events = _events(ROWS_PER_INSERT + 3)
     memory = [MemoryEvent(5 * i, 64 * (-1) ** i, 64 * i, "cuda:0", "GPU_0_bfc", None, 128, 0.5) for i in range(57)]
     with store.transaction() as conn:
-        store.add_events(conn, "r1", 0, events)
-        store.add_events(conn, "r1", 1, EventColumns.of(events))
-        store.add_memory(conn, "r1", 0, memory)
-        store.add_memory(conn, "r1", 1, MemoryColumns.of(memory))
+        store.add_events(conn, "e1", 0, events)
+        store.add_events(conn, "e1", 1, EventColumns.of(events))
+        store.add_memory(conn, "e1", 0, memory)
+        store.add_memory(conn, "e1", 1, MemoryColumns.of(memory))
     db = store.connection
-    kernels = [db.execute(f"SELECT {KERNEL_COLUMNS} FROM kernels WHERE repeat = ? ORDER BY rowid", (r,)).fetchall()
-               for r in (0, 1)]
-    assert kernels[0] == kernels[1] and len(kernels[0]) == len(events)
-    stored = [db.execute("SELECT ts_ns, bytes, total_allocated, device, allocator, total_reserved,"
-                         " peak_bytes_in_use, fragmentation FROM memory_events WHERE repeat = ? ORDER BY rowid",
-                         (r,)).fetchall() for r in (0, 1)]
-    assert stored[0] == stored[1] == [(m.ts_ns, m.bytes, m.total_allocated, m.device, m.allocator,
-                                       m.total_reserved, m.peak_bytes_in_use, m.fragmentation) for m in memory]
+    stored = [db.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE repeat = ? ORDER BY rowid", (r,)).fetchall()
+              for r in (0, 1)]
+    assert stored[0] == stored[1] and len(stored[0]) == len(events)
+    memory_rows = [db.execute("SELECT ts_ns, bytes, total_allocated, device, allocator, total_reserved,"
+                              " peak_bytes_in_use, fragmentation FROM memory_events WHERE repeat = ?"
+                              " ORDER BY rowid", (r,)).fetchall() for r in (0, 1)]
+    assert memory_rows[0] == memory_rows[1] == [(m.ts_ns, m.bytes, m.total_allocated, m.device, m.allocator,
+                                                 m.total_reserved, m.peak_bytes_in_use, m.fragmentation)
+                                                for m in memory]
 
 
 def test_columns_iterate_as_the_events_they_hold():
@@ -67,3 +163,143 @@ def test_columns_iterate_as_the_events_they_hold():
     assert list(columns) == events and columns[5] == events[5] and len(columns) == 12
     assert columns.count(KERNEL) == 6 and columns.total_dur_ns(CPU_OP) == sum(e.dur_ns for e in events[1::2])
     assert EventColumns.of(events[:-1]) != columns
+
+
+def test_a_failed_transaction_leaves_nothing(store):
+    with pytest.raises(ZeroDivisionError):
+        with store.transaction() as conn:
+            store.add_events(conn, "e1", 0, _events(120))
+            1 / 0
+    assert store.connection.execute("SELECT count(*) FROM events").fetchone() == (0,)
+
+
+def test_a_savepoint_undoes_its_part_alone(store):
+    with store.transaction() as conn:
+        store.add_events(conn, "e1", 0, _events(3))
+        with pytest.raises(KeyError):
+            with store.savepoint(conn, "part"):
+                store.add_events(conn, "e1", 1, _events(5))
+                raise KeyError("a duplicate, found late")
+    assert store.connection.execute("SELECT repeat, count(*) FROM events GROUP BY repeat").fetchall() == [(0, 3)]
+
+
+def test_an_environment_is_stored_with_its_fingerprint(store):
+    env = {"hostname": "gpu-7", "framework_version": "2.13.0", "device_name": "NVIDIA A100", "extra": 1}
+    store.update_run("e1", env=env, device="cuda:0")
+    run = store.run("e1")
+    assert run["env"] == '{"device_name": "NVIDIA A100", "extra": 1, "framework_version": "2.13.0", "hostname": "gpu-7"}'
+    # facts outside the fingerprint's keys do not change it; one inside does
+    assert run["fingerprint"] == fingerprint({**env, "extra": 2}) != fingerprint({**env, "hostname": "gpu-8"})
+    assert len(run["fingerprint"]) == 16 and run["device"] == "cuda:0"
+
+
+def test_orphaned_runs_of_dead_processes_are_marked_interrupted(store):
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    store.create_run(id="dead", framework="torch", source="profile", pid=dead.pid, started_at=0)
+    store.create_run(id="alive", framework="torch", source="profile")  # this process
+    store.create_run(id="elsewhere", framework="torch", source="profile", pid=dead.pid, host="another-host")
+    assert store.mark_orphaned_runs() == 1
+    statuses = dict(store.connection.execute("SELECT id, status FROM runs"))
+    assert statuses["dead"] == "interrupted" and statuses["alive"] == "running"
+    assert statuses["elsewhere"] == "running"  # another host's process cannot be checked from here
+
+
+def test_telemetry_is_downsampled_once_past_the_raw_window(store):
+    import time
+
+    from profiler.telemetry.sampling import TelemetrySample
+
+    now = time.time_ns()
+    hour, day = 3600 * 10**9, 86400 * 10**9
+    old = [TelemetrySample(now - 8 * day + i * 60 * 10**9, "host", "host", float(i)) for i in range(20)]
+    fresh = [TelemetrySample(now - hour + i * 10**9, "host", "host", 50.0) for i in range(5)]
+    store.add_samples(old + fresh)
+    assert store.downsample_samples(keep_raw_s=7 * 86400, bucket_s=600) == 20
+    means = store.recent_samples(0, 100)[5:]  # newest first: the five fresh ones lead
+    assert 2 <= len(means) <= 3 and all(m["ts_ns"] % (600 * 10**9) == 0 for m in means)
+    assert sum(m["utilization_pct"] for m in means) / len(means) == pytest.approx(9.5, abs=3)
+    assert store.downsample_samples(keep_raw_s=7 * 86400, bucket_s=600) == 0  # already done
+
+
+# -- queries ------------------------------------------------------------------------------
+
+def test_runs_are_found_by_id_or_unambiguous_prefix():
+    store = Store.in_memory()
+    for run_id in ("abc123000001", "abc123000002", "def456000001"):
+        store.create_run(id=run_id, framework="torch", source="profile")
+    assert store.run("def4")["id"] == "def456000001"
+    assert store.run("abc123000002")["id"] == "abc123000002"
+    with pytest.raises(RunNotFound, match="prefix 'abc' is ambiguous: 2 runs match"):
+        store.run("abc")
+    with pytest.raises(RunNotFound, match="no run with id 'ffff'"):
+        store.run("ffff")
+    with pytest.raises(RunNotFound, match="is not a run id"):
+        store.run("%")
+
+
+def test_latest_runs_configurations_and_history():
+    store = Store.in_memory()
+    first = add_run(store, [{"matmul": 1.0}] * 2, started_at=10)
+    second = add_run(store, [{"matmul": 1.0}] * 2, started_at=20)
+    add_run(store, [{"matmul": 1.0}] * 2, started_at=30, status="failed")
+    compiled = add_run(store, [{"matmul": 1.0}] * 2, started_at=40, execution="compiled")
+    tf = add_run(store, [{"matmul": 1.0}] * 2, framework="tensorflow", size="small", started_at=5)
+    assert store.latest_ok_run("mlp", "torch")["id"] == compiled["id"]
+    assert store.latest_ok_run("mlp", "torch", execution="eager")["id"] == second["id"]
+    assert store.latest_ok_run("mlp", "torch", size="small") is None
+    assert store.compared_groups() == [("mlp", "train", "small"), ("mlp", "train", "tiny")]
+    configurations = store.configurations("mlp")
+    assert ("mlp", "torch", "train", "eager", "tiny", "cpu") in configurations and len(configurations) == 3
+    history = store.configuration_history(("mlp", "torch", "train", "eager", "tiny", "cpu"), 5)
+    assert [r["id"] for r in history] == [first["id"], second["id"]]  # oldest first, ok only
+    assert [r["id"] for r in store.newest_ok_runs(2)] == [compiled["id"], second["id"]]
+    assert store.has_runs_of("mlp", "train") and not store.has_runs_of("mlp", "infer")
+    assert tf["size"] == "small"
+
+
+def test_time_per_step_groups_by_category_op_or_name():
+    store = Store.in_memory()
+    run = add_run(store, [{"matmul": 1.5, "elementwise": 0.25}], steps=2)
+    rows = store.time_per_step(run["id"], "category", (CPU_OP,), self_time=True)
+    assert sorted((r["step"], r["key"], r["ns"]) for r in rows) == [
+        (1, "elementwise", 250_000), (1, "matmul", 1_500_000), (2, "elementwise", 250_000), (2, "matmul", 1_500_000)]
+    assert {r["key"] for r in store.time_per_step(run["id"], "kernel", (CPU_OP,), self_time=False)} \
+        == {"matmul", "elementwise"}
+    assert store.time_per_step(run["id"], "op", (KERNEL,), self_time=False) == []
+
+
+def test_the_csv_tables_keep_their_column_names():
+    store = Store.in_memory()
+    run = add_run(store, [{"matmul": 1.0}])
+    tables = store.export_tables([run["id"]])
+    assert [d[0] for d in tables["runs.csv"].description][11] == "kernel_count"
+    assert len(tables["kernels.csv"].fetchall()) == 3 and len(tables["steps.csv"].fetchall()) == 6
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+def test_a_reader_never_waits_for_a_writer(tmp_path):
+    path = tmp_path / "x.db"
+    writer = Store.open(path)
+    add_run(writer, [{"matmul": 1.0}])
+    reader = Store.open(path, create=False)
+    with writer.transaction() as conn:  # a long import holding the write lock
+        writer.add_events(conn, writer.runs()[0]["id"], 1, _events(500))
+        seen = reader.runs()  # answers at once, from the last commit
+        assert len(seen) == 1 and reader.run(seen[0]["id"])["event_count"] == 3
+    assert reader.connection.execute("SELECT count(*) FROM events").fetchone() == (503,)
+
+
+def test_a_second_writer_waits_then_gets_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "x.db"
+    first = Store.open(path)
+    monkeypatch.setenv("XPROF_BUSY_TIMEOUT_MS", "200")
+    second = Store.open(path)
+    with first.transaction():
+        with pytest.raises(StoreError, match=r"is locked by another process \(still locked after 0.2 s\)"):
+            second.create_run(framework="torch", source="profile")
+    second.create_run(id="1a7e", framework="torch", source="profile")  # free again
+    assert first.run("1a7e")["status"] == "running"

@@ -1,6 +1,5 @@
 """xprof watch: frames drawn from snapshots of a real store."""
 
-import json
 import os
 import sqlite3
 import time
@@ -8,6 +7,9 @@ import time
 import pytest
 
 from conftest import one_line_error, run_xprof
+
+# real frameworks, real profilers, or the xprof command in subprocesses
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +44,17 @@ def test_telemetry_line_reads_recent_host_samples(store, tmp_path):
 
 def test_snapshot_queries_are_memoized_and_read_only(store):
     from analysis.snapshot import SnapshotReader
+    from profiler.store import Store
 
-    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-    reader = SnapshotReader(conn)
+    # a connection that cannot write: taking a snapshot only reads
+    reader = SnapshotReader(Store(sqlite3.connect(f"file:{store}?mode=ro", uri=True), store))
     first = reader.take()
     assert [d["workload"] for d in first["differences"]] == ["matmul"]
     assert {r["framework"] for r in first["recent"]} == {"torch", "tensorflow"}
-    cached = dict(reader._diffs)
+    cached = dict(reader.comparisons)
     reader.take()
-    assert reader._diffs == cached  # no new run: the comparison is not made again
+    # no new run: each comparison is the one made before, not made again
+    assert cached and all(reader.comparisons[pair] is diff for pair, diff in cached.items())
 
 
 def test_watch_without_a_store_is_one_line(tmp_path):

@@ -5,6 +5,9 @@ import pytest
 from conftest import last_json_line, run_python
 from workloads import WORKLOADS
 
+# real frameworks, real profilers, or the xprof command in subprocesses
+pytestmark = pytest.mark.slow
+
 STEPS_CODE = """
 import json, numpy as np
 from workloads import WORKLOADS

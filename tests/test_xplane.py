@@ -323,6 +323,7 @@ def tf_cpu_profiles(tmp_path_factory):
     return {mode: files[0] for mode, files in found.items()}
 
 
+@pytest.mark.slow
 def test_real_tf_cpu_profile_graph_mode(tf_cpu_profiles):
     trace = read_xplane(tf_cpu_profiles["graph"])
 
@@ -345,6 +346,7 @@ def test_real_tf_cpu_profile_graph_mode(tf_cpu_profiles):
     assert all(m.total_allocated is not None and m.peak_bytes_in_use is not None for m in trace.memory)
 
 
+@pytest.mark.slow
 def test_real_tf_cpu_profile_eager_mode(tf_cpu_profiles):
     trace = read_xplane(tf_cpu_profiles["eager"])
 
@@ -406,6 +408,7 @@ def test_missing_file_raises_trace_format_error(tmp_path):
 # --- imports ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reading_does_not_import_tensorflow():
     path = fixture_path("xplane", "gpu_jax_fused_attention.xplane.pb")
     out = run_python(
@@ -421,6 +424,7 @@ def test_reading_does_not_import_tensorflow():
     assert last_json_line(out) == ["tensorflow.profiler.XSpace", 150, []]
 
 
+@pytest.mark.slow
 def test_without_tensorflow_the_error_says_to_install_it():
     # -S leaves site-packages off the path: TensorFlow is really absent
     done = subprocess.run(

@@ -1,5 +1,2 @@
-"""Presentation: Markdown and self-contained HTML reviews of stored runs.
-
-Beside the fixed layout because `analysis/` stays pure (rows in, rows out) and
-`cli.py` stays thin; these turn the plain data of `analysis.summary` into documents.
-"""
+"""Presentation: terminal tables and progress, the live watch view, Markdown and HTML
+reviews, and how every number and label prints. Imports analysis results, never SQL."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 from html import escape
 from statistics import median
 
-from analysis.samples import workload_label
-
-from .numbers import delta_text, interval_text, ms_text, ratio_text, ratio_word
+from analysis.report import faster_side
+from views.labels import run_label, workload_label
+from views.numbers import delta_text, interval_text, ms_text, ratio_text, ratio_word
 
 COLOURS = {"matmul": "#4e79a7", "convolution": "#f28e2b", "elementwise": "#e15759",
            "reduction": "#76b7b2", "normalization": "#59a14f", "softmax/loss": "#edc948",
@@ -27,11 +27,6 @@ svg text { font: 11px system-ui, sans-serif; fill: #333; }
 """
 
 
-def _label(run) -> str:
-    execution = f" {run['execution']}" if run["execution"] else ""
-    return f"{run['framework']}{execution} ({run['id'][:8]})"
-
-
 def _stacked_bars(runs) -> str:
     categories = sorted({c for r in runs for c in r["categories"]},
                         key=lambda c: list(COLOURS).index(c) if c in COLOURS else 99)
@@ -40,7 +35,7 @@ def _stacked_bars(runs) -> str:
     parts = [f'<svg width="{width}" height="{row * len(runs) + 30}" role="img">']
     for i, run in enumerate(runs):
         y, x = 10 + i * row, left
-        parts.append(f'<text x="0" y="{y + 17}">{escape(_label(run))}</text>')
+        parts.append(f'<text x="0" y="{y + 17}">{escape(run_label(run))}</text>')
         for category in categories:
             ms = run["categories"].get(category, 0.0)
             w = (width - left - 70) * ms / total_max
@@ -66,7 +61,7 @@ def _step_distributions(runs) -> str:
     for i, run in enumerate(runs):
         y = 10 + i * row
         profiled = " (profiled)" if run.get("steps_profiled") else ""  # an imported trace's
-        parts.append(f'<text x="0" y="{y + 15}">{escape(_label(run))}{profiled}</text>')
+        parts.append(f'<text x="0" y="{y + 15}">{escape(run_label(run))}{profiled}</text>')
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]
         for v in run["step_ms"]:
             x = left + (width - left - 20) * (v - low) / span
@@ -95,11 +90,11 @@ def _memory_plot(runs) -> str:
         points = " ".join(f"{left + (width - left - 10) * t / t_max:.1f},"
                           f"{height - (height - 20) * b / b_max:.1f}" for t, b in run["memory"])
         parts.append(f'<polyline points="{points}" fill="none" stroke="{RUN_COLOURS[i % 6]}" '
-                     f'stroke-width="1.5"><title>{escape(_label(run))}</title></polyline>')
+                     f'stroke-width="1.5"><title>{escape(run_label(run))}</title></polyline>')
     parts.append(f'<text x="{left}" y="{height + 20}">0 ms</text>'
                  f'<text x="{width - 90}" y="{height + 20}">{t_max:.1f} ms</text></svg>')
     legend = "".join(f'<span><i class="swatch" style="background:{RUN_COLOURS[i % 6]}"></i>'
-                     f"{escape(_label(r))}</span>" for i, r in series)
+                     f"{escape(run_label(r))}</span>" for i, r in series)
     return "".join(parts) + f'<div class="legend">{legend}</div>'
 
 
@@ -127,18 +122,18 @@ def _verdict(summary) -> str:
     if step["ci_low"] is not None:
         interval = f" (interval{interval_text(step['ci_low'], step['ci_high'], ' to ')})"
     if not step["significant"]:
-        return (f"No significant difference in step time between {escape(_label(a))} and "
-                f"{escape(_label(b))}: B/A {ratio_text(step['ratio'])}x{interval}.")
-    faster, slower, factor = (a, b, step["ratio"]) if step["ratio"] > 1 else (b, a, 1 / step["ratio"])
-    return (f"<b>{escape(_label(faster))}</b> is {factor:.2f}x faster per step than "
-            f"{escape(_label(slower))}{interval}.")
+        return (f"No significant difference in step time between {escape(run_label(a))} and "
+                f"{escape(run_label(b))}: B/A {ratio_text(step['ratio'])}x{interval}.")
+    faster, slower, speedup = faster_side(a, b, step["ratio"])
+    return (f"<b>{escape(run_label(faster))}</b> is {speedup} than "
+            f"{escape(run_label(slower))}{interval}.")
 
 
 def render_html(summary: dict) -> str:
     runs = summary["runs"]
     workload = ", ".join(sorted({workload_label(r["workload"], r["mode"], r["size"]) for r in runs}))
     table = "".join(
-        f"<tr><td><code>{r['id']}</code></td><td>{escape(_label(r))}</td><td>{escape(str(r['device']))}</td>"
+        f"<tr><td><code>{r['id']}</code></td><td>{escape(run_label(r))}</td><td>{escape(str(r['device']))}</td>"
         f"<td class=num>{ms_text(median(r['step_ms']) if r['step_ms'] else None)}</td>"
         f"<td class=num>{r['repeats']}</td></tr>" for r in runs)
     diff = summary.get("diff")
@@ -152,8 +147,8 @@ def render_html(summary: dict) -> str:
         "<h2>Memory allocated over time (first repeat)</h2>", _memory_plot(runs),
     ]
     if diff:
-        sections += [f"<h2>Ranked differences, B = {escape(_label(diff['b']))} against "
-                     f"A = {escape(_label(diff['a']))}</h2>", _diff_table(diff),
+        sections += [f"<h2>Ranked differences, B = {escape(run_label(diff['b']))} against "
+                     f"A = {escape(run_label(diff['a']))}</h2>", _diff_table(diff),
                      f"<p><small>{escape(diff['method'])}; significant = interval excludes 1, "
                      f"effect &gt; {diff['min_effect']:.0%}.</small></p>"]
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'

@@ -5,11 +5,7 @@ from __future__ import annotations
 import time
 from statistics import median
 
-from .numbers import delta_text, interval_text, ms_text, ratio_text, ratio_word
-
-
-def _ms(value) -> str:
-    return ms_text(value)
+from views.numbers import change_text, delta_text, interval_text, ms_text, ratio_word
 
 
 def _interval(row) -> str:
@@ -23,11 +19,11 @@ def render_markdown(summary: dict) -> str:
         step = median(run["step_ms"]) if run["step_ms"] else None
         lines.append(f"| `{run['id']}` | {run['framework']} {run['execution'] or ''} | "
                      f"{run['workload'] or '-'} | {run['mode'] or '-'} | {run['size'] or '-'} | "
-                     f"{run['device'] or '-'} | {_ms(step)} | {run['repeats']} |")
+                     f"{run['device'] or '-'} | {ms_text(step)} | {run['repeats']} |")
     diff = summary.get("diff")
     if diff:
         step = diff["step"]
-        ratio = "-" if step["ratio"] is None else f"{ratio_text(step['ratio'])}x"
+        ratio = "-" if step["ratio"] is None else ratio_word(step["ratio"])
         lines += ["", f"**B/A step time: {ratio}{_interval(step)}**"
                   f" ({'significant' if step['significant'] else 'not significant'};"
                   f" A = `{diff['a']['id']}`, B = `{diff['b']['id']}`)", "",
@@ -35,7 +31,7 @@ def render_markdown(summary: dict) -> str:
                   "|---|---:|---:|---:|---|:---:|"]
         for row in diff["rows"][:10]:
             ratio = ratio_word(row["ratio"])
-            lines.append(f"| {row['key']} | {_ms(row['a_ms'])} | {_ms(row['b_ms'])} | "
+            lines.append(f"| {row['key']} | {ms_text(row['a_ms'])} | {ms_text(row['b_ms'])} | "
                          f"{delta_text(row['delta_ms'])} | {ratio}{_interval(row)} | "
                          f"{'yes' if row['significant'] else ''} |")
         for note in diff["notes"] + [f"environment differs: {d}" for d in diff["environment_differences"]]:
@@ -63,9 +59,9 @@ def render_cycle_summary(cycle: dict, runs: list[dict], regressions: dict) -> st
         lines += ["", "| workload | framework | what | baseline ms | latest ms | ratio [interval] | run |",
                   "|---|---|---|---:|---:|---|---|"]
         for r in found:
-            ratio = "new" if r["ratio"] is None else f"{ratio_text(r['ratio'])}x"
+            ratio = change_text(r["ratio"])
             lines.append(f"| {r['workload']} | {r['framework']} {r['execution']} | {r['key']} | "
-                         f"{_ms(r['baseline_ms'])} | {_ms(r['latest_ms'])} | {ratio}{_interval(r)} | "
+                         f"{ms_text(r['baseline_ms'])} | {ms_text(r['latest_ms'])} | {ratio}{_interval(r)} | "
                          f"`{r['latest_run']}` |")
         for r in found:
             for change in r["environment_changed"]:
@@ -75,6 +71,6 @@ def render_cycle_summary(cycle: dict, runs: list[dict], regressions: dict) -> st
     for run in runs:
         status = run["status"] if not run["error"] else f"{run['status']}: {run['error'][:120]}"
         lines.append(f"| `{run['id']}` | {run['workload']} {run['mode']} | {run['framework']} "
-                     f"{run['execution']} | {status.replace('|', '/')} | {_ms(run['step_ms_median'])} |")
+                     f"{run['execution']} | {status.replace('|', '/')} | {ms_text(run['step_ms_median'])} |")
     lines.append("")
     return "\n".join(lines)

@@ -1,6 +1,8 @@
-"""How figures print, the same in the terminal, Markdown and HTML."""
+"""How figures print, the same in the terminal, Markdown and HTML: one function each."""
 
 from __future__ import annotations
+
+import time
 
 # Above this a ratio's bound says only "unbounded in practice": with two repeats a side
 # and many rows, Welch's interval can reach 1e40, which reads as noise, not as a number.
@@ -22,6 +24,11 @@ def ratio_word(value: float | None) -> str:
     if value == 0:
         return "only in A"
     return f"{ratio_text(value)}x"
+
+
+def change_text(value: float | None) -> str:
+    """A regression's latest/baseline: '1.25x', or 'new' for a key the baseline lacks."""
+    return "new" if value is None else f"{ratio_text(value)}x"
 
 
 def ms_text(value: float | None) -> str:
@@ -46,3 +53,43 @@ def interval_text(low: float | None, high: float | None, sep: str = ", ") -> str
 def delta_text(value: float | None) -> str:
     """A difference in milliseconds, signed: '+0.483', '-0.152', '0'."""
     return ("+" if value is not None and value > 0 else "") + ms_text(value)
+
+
+def bytes_text(value: int | None) -> str:
+    """A size in the largest binary unit it fills: '161.5 KiB'; '-' for none."""
+    if value is None:
+        return "-"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value} B"
+
+
+def gib_text(value: int | None) -> str:
+    """A size in GiB always, so that a column of them lines up: '0.4 GiB'."""
+    return "-" if value is None else f"{value / 2**30:.1f} GiB"
+
+
+def count_text(value: float | None) -> str:
+    """A count that may have a fraction (per step): '24.6'; '-' for none."""
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def si_text(value: float) -> str:
+    """A large count with a decimal prefix: '1.23 G', '45.60 M'."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.2f} {unit}"
+    return str(value)
+
+
+def clock_text(t: float) -> str:
+    """A Unix time as the local date and time."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def duration_text(seconds: float) -> str:
+    """Seconds as the daemon's durations are written: '1h30m'; '0s' for none."""
+    from profiler.daemon.schedule import format_duration
+
+    return format_duration(max(seconds, 0))

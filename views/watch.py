@@ -1,15 +1,19 @@
-"""One frame of `xprof watch`, drawn from a snapshot (never from the store)."""
+"""`xprof watch`: frames drawn from snapshots that a thread takes on a timer, so that a
+frame never waits on a query."""
 
 from __future__ import annotations
 
+import threading
 import time
+from typing import Callable
 
-from rich.console import Group
+from rich.console import Console, Group
+from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from .numbers import interval_text, ms_text, ratio_text, ratio_word
+from views.numbers import gib_text, interval_text, ms_text, ratio_text
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -22,22 +26,18 @@ def sparkline(values) -> str:
     return "".join(SPARKS[min(int(v / top * (len(SPARKS) - 1)), len(SPARKS) - 1)] for v in values)
 
 
-def _gib(value) -> str:
-    return "-" if value is None else f"{value / 2**30:.1f} GiB"
-
-
 def _telemetry_lines(snapshot) -> list[Text]:
     lines = []
     for device in snapshot["telemetry"]:
         s = device["latest"]
         if device["source"] == "nvml":
             text = (f"{device['device']:<6} util {s['utilization_pct'] or 0:3.0f}%  mem "
-                    f"{_gib(s['memory_used_bytes'])}/{_gib(s['memory_total_bytes'])}  "
+                    f"{gib_text(s['memory_used_bytes'])}/{gib_text(s['memory_total_bytes'])}  "
                     f"{s['power_w'] or 0:.0f} W  {s['sm_clock_mhz'] or 0:.0f} MHz  "
                     f"{s['temperature_c'] or 0:.0f}°C  ")
         else:
             text = (f"host   cpu {s['utilization_pct'] or 0:3.0f}%  worker cpu {s['cpu_pct'] or 0:4.0f}%"
-                    f"  rss {_gib(s['rss_bytes'])}  ")
+                    f"  rss {gib_text(s['rss_bytes'])}  ")
         lines.append(Text(text) + Text(sparkline(device["history"]), style="cyan"))
     if not snapshot["telemetry"]:
         lines.append(Text("no telemetry in the last 5 min (sampled during runs and by the daemon)",
@@ -133,3 +133,36 @@ def render_frame(snapshot: dict, store_path: str, height: int = 24) -> Group:
         _recent_table(snapshot, 4 + spare // 2),
         *_regression_lines(snapshot, 3 + spare // 6),
     )
+
+
+def watch(take: Callable[[], dict], store_path: str, interval_s: float, once: bool = False) -> None:
+    """Draw frames until Ctrl-C (one, with `once`). `take()` makes a snapshot; its first
+    error ends the command, later ones are shown in the frame and retried."""
+    first = take()
+    console = Console()
+    if once:
+        console.print(render_frame(first, store_path, console.height))
+        return
+    latest = {"snapshot": first}
+    stop = threading.Event()
+
+    def refresh():
+        # an error in one snapshot (a store being migrated, an analysis bug) is shown in
+        # the frame and the next snapshot is tried; the view never freezes silently
+        while not stop.wait(interval_s):
+            try:
+                latest["snapshot"] = take()
+            except Exception as error:  # noqa: BLE001 - shown in the frame, retried
+                latest["snapshot"] = {**latest["snapshot"],
+                                      "error": f"{type(error).__name__}: {error}"}
+
+    threading.Thread(target=refresh, name="xprof-snapshots", daemon=True).start()
+    try:
+        with Live(console=console, auto_refresh=False, screen=False) as live:
+            while True:
+                live.update(render_frame(latest["snapshot"], store_path, console.height), refresh=True)
+                time.sleep(min(interval_s, 1.0))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()

@@ -1,8 +1,5 @@
 """The canonical workloads, each written once per framework, and their parity facts.
-
-Importing this package is cheap: torch and tensorflow load only in
-`workloads.torch_impl` and `workloads.tf_impl`, in the process that runs them.
-"""
+Importing it is cheap: torch and TensorFlow load only in torch_impl and tf_impl."""
 
 from .catalog import WORKLOADS, get_workload
 from .spec import (

@@ -1,9 +1,5 @@
-"""The canonical workloads: their sizes and analytic parameter/FLOP formulas.
-
-Every size config is shared verbatim by the torch and the TensorFlow builders, and
-the formulas below are checked against the parameters each framework actually
-creates (`xprof workloads --parity`).
-"""
+"""The canonical workloads: sizes and analytic parameter and FLOP formulas, shared by
+both frameworks' builders and checked against them."""
 
 from __future__ import annotations
 
@@ -102,102 +98,50 @@ def _conv2d_macs(c):
     return c["batch"] * c["image"] ** 2 * 9 * c["channels"] * c["filters"]
 
 
-WORKLOADS: dict[str, WorkloadSpec] = {
-    spec.name: spec
-    for spec in (
-        WorkloadSpec(
-            name="linear",
-            description="y = w*x on x = 1..4, y = 2x; SGD lr 0.01, MSE, one epoch a step",
-            sizes={size: {"batch": 4} for size in ("tiny", "small", "large")},
-            count_params=_linear_params,
-            forward_macs=_linear_macs,
-            data_layer_macs=_linear_macs,
-            parity_atol=1e-6,
-            notes=(
-                "No bias: with one, 100 epochs at lr 0.01 leave the slow (bias) "
-                "direction 26% unconverged and predict 9.68 for 5.0, not 10."
-            ),
-        ),
-        WorkloadSpec(
-            name="mlp",
-            description="ReLU multi-layer perceptron, cross-entropy",
-            sizes={
-                "tiny": {"batch": 32, "features": 64, "hidden": 128, "layers": 2, "classes": 10},
-                "small": {"batch": 64, "features": 256, "hidden": 512, "layers": 3, "classes": 10},
-                "large": {"batch": 512, "features": 1024, "hidden": 4096, "layers": 4, "classes": 1000},
-            },
-            count_params=_mlp_params,
-            forward_macs=_mlp_macs,
-            data_layer_macs=_mlp_data_macs,
-        ),
-        WorkloadSpec(
-            name="cnn",
-            description="conv + batch norm + ReLU + max pool, one residual block, global pool",
-            sizes={
-                "tiny": {"batch": 4, "channels": 3, "image": 16, "width": 8, "classes": 10},
-                "small": {"batch": 16, "channels": 3, "image": 32, "width": 32, "classes": 10},
-                "large": {"batch": 128, "channels": 3, "image": 64, "width": 128, "classes": 100},
-            },
-            count_params=_cnn_params,
-            forward_macs=_cnn_macs,
-            # reductions over 9 x 128 inputs, then batch norm, at size large: 1.9e-5 measured
-            parity_atol=1e-4,
-            data_layer_macs=_cnn_data_macs,
-        ),
-        WorkloadSpec(
-            name="lstm",
-            description="one-layer LSTM over a sequence, last state to a classifier",
-            sizes={
-                "tiny": {"batch": 8, "seq": 8, "features": 16, "hidden": 32, "classes": 10},
-                "small": {"batch": 32, "seq": 32, "features": 64, "hidden": 128, "classes": 10},
-                "large": {"batch": 128, "seq": 128, "features": 256, "hidden": 1024, "classes": 100},
-            },
-            count_params=_lstm_params,
-            forward_macs=_lstm_macs,
-            data_layer_macs=_lstm_data_macs,
-        ),
-        WorkloadSpec(
-            name="transformer",
-            description="one post-norm encoder block (multi-head attention, feed-forward, layer norm)",
-            sizes={
-                "tiny": {"batch": 4, "seq": 16, "d_model": 32, "heads": 4, "ff": 64, "classes": 10},
-                "small": {"batch": 16, "seq": 64, "d_model": 128, "heads": 4, "ff": 512, "classes": 10},
-                "large": {"batch": 64, "seq": 256, "d_model": 512, "heads": 8, "ff": 2048, "classes": 100},
-            },
-            count_params=_transformer_params,
-            forward_macs=_transformer_macs,
-            data_layer_macs=_transformer_data_macs,
-        ),
-        WorkloadSpec(
-            name="matmul",
-            description="one (m x n) @ (n x k) matrix product, MSE against a target",
-            sizes={
-                "tiny": {"m": 128, "n": 128, "k": 128},
-                "small": {"m": 512, "n": 512, "k": 512},
-                "large": {"m": 4096, "n": 4096, "k": 4096},
-            },
-            count_params=_matmul_params,
-            forward_macs=_matmul_macs,
-            data_layer_macs=_matmul_macs,
-            parity_atol=1e-4,  # a reduction over n = 4096 at size large
-            tags=("micro",),
-        ),
-        WorkloadSpec(
-            name="conv2d",
-            description="one 3x3 same-padded convolution, MSE against a target",
-            sizes={
-                "tiny": {"batch": 4, "channels": 8, "image": 16, "filters": 8},
-                "small": {"batch": 16, "channels": 32, "image": 32, "filters": 32},
-                "large": {"batch": 64, "channels": 128, "image": 64, "filters": 128},
-            },
-            count_params=_conv2d_params,
-            forward_macs=_conv2d_macs,
-            data_layer_macs=_conv2d_macs,
-            parity_atol=1e-4,  # a reduction over 9 x 128 inputs at size large
-            tags=("micro",),
-        ),
-    )
-}
+def _sizes(keys: str, **rows: tuple[int, ...]) -> dict[str, dict[str, int]]:
+    """Each size's config from a row of values for `keys`: _sizes("m n", tiny=(2, 3))."""
+    return {size: dict(zip(keys.split(), values)) for size, values in rows.items()}
+
+
+WORKLOADS: dict[str, WorkloadSpec] = {spec.name: spec for spec in (
+    WorkloadSpec(
+        "linear", "y = w*x on x = 1..4, y = 2x; SGD lr 0.01, MSE, one epoch a step",
+        _sizes("batch", tiny=(4,), small=(4,), large=(4,)), _linear_params, _linear_macs, _linear_macs,
+        parity_atol=1e-6,
+        notes="No bias: with one, 100 epochs at lr 0.01 leave the slow (bias) direction 26% "
+              "unconverged and predict 9.68 for 5.0, not 10."),
+    WorkloadSpec(
+        "mlp", "ReLU multi-layer perceptron, cross-entropy",
+        _sizes("batch features hidden layers classes",
+               tiny=(32, 64, 128, 2, 10), small=(64, 256, 512, 3, 10), large=(512, 1024, 4096, 4, 1000)),
+        _mlp_params, _mlp_macs, _mlp_data_macs),
+    WorkloadSpec(
+        "cnn", "conv + batch norm + ReLU + max pool, one residual block, global pool",
+        _sizes("batch channels image width classes",
+               tiny=(4, 3, 16, 8, 10), small=(16, 3, 32, 32, 10), large=(128, 3, 64, 128, 100)),
+        _cnn_params, _cnn_macs, _cnn_data_macs,
+        parity_atol=1e-4),  # reductions over 9 x 128 inputs, then batch norm, at large: 1.9e-5
+    WorkloadSpec(
+        "lstm", "one-layer LSTM over a sequence, last state to a classifier",
+        _sizes("batch seq features hidden classes",
+               tiny=(8, 8, 16, 32, 10), small=(32, 32, 64, 128, 10), large=(128, 128, 256, 1024, 100)),
+        _lstm_params, _lstm_macs, _lstm_data_macs),
+    WorkloadSpec(
+        "transformer", "one post-norm encoder block (multi-head attention, feed-forward, layer norm)",
+        _sizes("batch seq d_model heads ff classes",
+               tiny=(4, 16, 32, 4, 64, 10), small=(16, 64, 128, 4, 512, 10), large=(64, 256, 512, 8, 2048, 100)),
+        _transformer_params, _transformer_macs, _transformer_data_macs),
+    WorkloadSpec(
+        "matmul", "one (m x n) @ (n x k) matrix product, MSE against a target",
+        _sizes("m n k", tiny=(128, 128, 128), small=(512, 512, 512), large=(4096, 4096, 4096)),
+        _matmul_params, _matmul_macs, _matmul_macs,
+        parity_atol=1e-4, tags=("micro",)),  # a reduction over n = 4096 at size large
+    WorkloadSpec(
+        "conv2d", "one 3x3 same-padded convolution, MSE against a target",
+        _sizes("batch channels image filters", tiny=(4, 8, 16, 8), small=(16, 32, 32, 32), large=(64, 128, 64, 128)),
+        _conv2d_params, _conv2d_macs, _conv2d_macs,
+        parity_atol=1e-4, tags=("micro",)),  # a reduction over 9 x 128 inputs at size large
+)}
 
 
 def get_workload(name: str) -> WorkloadSpec:
@@ -207,3 +151,27 @@ def get_workload(name: str) -> WorkloadSpec:
         raise WorkloadError(
             f"unknown workload {name!r}; valid choices: {', '.join(WORKLOADS)}"
         ) from None
+
+
+def catalog_rows(names: list[str], size: str, mode: str, parity: bool = False) -> list[dict]:
+    """What `xprof workloads` shows of each workload: parameters and FLOPs per step in
+    both frameworks and, with `parity`, the numeric parity check (a subprocess per
+    framework; ParityError when one fails)."""
+    results = {}
+    if parity:
+        from workloads.parity import check_parity
+
+        results = check_parity(names, size)
+    rows = []
+    for name in names:
+        spec = get_workload(name)
+        result = results.get(name)
+        rows.append({
+            "name": name, "description": spec.description,
+            "frameworks": {framework: {"params": result.params[framework] if result else spec.params(size),
+                                       "flops_per_step": spec.flops_per_step(size, mode)}
+                           for framework in ("torch", "tensorflow")},
+            "parity": result and {"ok": result.ok, "max_abs_diff": result.max_abs_diff,
+                                  "atol": result.atol, "error": result.error},
+        })
+    return rows

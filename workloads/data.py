@@ -1,8 +1,5 @@
-"""Deterministic synthetic batches, made once in numpy and fed to both frameworks.
-
-Images are channels-first (NCHW) here; the TensorFlow side transposes to NHWC, the
-layout its CPU and GPU convolutions prefer.
-"""
+"""Deterministic synthetic batches, made once in numpy (images NCHW) and fed to both
+frameworks."""
 
 from __future__ import annotations
 

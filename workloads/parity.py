@@ -1,16 +1,5 @@
-"""Numeric parity: the same weights and input give the same output in both frameworks.
-
-Each framework runs in its own subprocess (never both in one process). The torch
-side trains a few steps, so that weights and batch-norm statistics are not at their
-initial values, then saves its state dict, the input and its outputs in inference
-and training mode to an .npz file per workload. The TensorFlow side loads those
-weights (converting layouts: NCHW to NHWC, (out, in) to (in, out), attention
-projections to per-head kernels, the two LSTM biases to one), runs the same input
-and reports the largest absolute difference.
-
-    python -m workloads.parity torch DIR --size tiny mlp cnn
-    python -m workloads.parity tensorflow DIR --size tiny mlp cnn
-"""
+"""Numeric parity: torch's trained weights copied into the Keras model must give the same
+outputs; each framework in its own subprocess (`python -m workloads.parity`)."""
 
 from __future__ import annotations
 
@@ -27,7 +16,7 @@ import numpy as np
 
 from .catalog import get_workload
 from .data import make_batch
-from .spec import DEFAULT_SEED
+from .spec import DEFAULT_SEED, ParityError
 
 # Training steps the torch side takes before exporting its weights.
 WARM_STEPS = 3
@@ -41,10 +30,6 @@ class ParityResult:
     atol: float
     params: dict  # framework -> trainable parameter count it built
     error: str | None = None
-
-
-class ParityError(RuntimeError):
-    """A framework subprocess of the parity check failed."""
 
 
 def _export_torch(names, size, seed, directory: Path) -> None:

@@ -1,10 +1,5 @@
-"""What a workload is, independent of any framework.
-
-A `WorkloadSpec` carries the sizes, the analytic parameter count and the analytic
-FLOPs of one canonical model. Both framework implementations are built from the same
-config, so the formulas here are the single source of truth that parity is checked
-against. Nothing in this module imports torch or tensorflow.
-"""
+"""What a workload is, independent of any framework: sizes and the analytic parameter
+and FLOP counts; imports neither torch nor TensorFlow."""
 
 from __future__ import annotations
 
@@ -25,6 +20,10 @@ DEFAULT_SEED = 1234
 
 class WorkloadError(ValueError):
     """A workload, size, mode or execution style that does not exist."""
+
+
+class ParityError(RuntimeError):
+    """A framework subprocess of the parity check failed."""
 
 
 @dataclass(frozen=True)

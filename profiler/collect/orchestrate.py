@@ -1,11 +1,5 @@
-"""Run orchestration: one subprocess per (run, repeat), never two frameworks in one.
-
-For each workload and mode, one run per framework is created; repeats alternate the
-order of the frameworks (torch, tensorflow, then tensorflow, torch, ...) so that drift
-on a shared machine falls on both sides alike. The parent never imports a framework:
-it starts `profiler.collect.worker`, samples host/NVML telemetry while the worker runs, reads
-the trace the worker left, and stores everything for that repeat in one transaction.
-"""
+"""Run orchestration: one worker process per (run, repeat), frameworks interleaved and
+their order alternated, telemetry beside each worker, each repeat stored in one transaction."""
 
 from __future__ import annotations
 
@@ -20,45 +14,24 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
-from workloads import DEFAULT_SEED, get_workload
-from workloads.spec import resolve_execution
-
+from profiler.collect.settings import RunRequest, RunSettings
+from profiler.processes import process_alive_since, sigterm_as_interrupt
+from profiler.store import Store, StoreError
 from profiler.store.artifacts import keep_compressed, sha256_of, trace_suffix
-from profiler.traces.events import StepTiming, TraceFormatError
-from profiler.store.store import Store, StoreError
+from profiler.telemetry import telemetry_sampler
 from profiler.traces import read_trace
+from profiler.traces.events import StepTiming, TraceFormatError
 
 STDERR_TAIL_LINES = 12
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*")
 WORKER_TIMEOUT_S = 3600
 WORKER_DIR_PREFIX = "xprof-worker-"
 # What makes two runs comparable; a change here is named when runs are compared.
-FINGERPRINT_KEYS = ("hostname", "cpu_model", "logical_cores", "framework_version", "threads",
-                    "device_name", "driver_version", "cuda_driver_version", "cuda", "cudnn",
-                    "cuda_build", "gpus")
 
-
-@dataclass
-class RunRequest:
-    workload: str
-    framework: str
-    mode: str = "train"
-    execution: str | None = None
-    size: str = "tiny"
-    steps: int = 10
-    warmup: int = 3
-    repeats: int = 1
-    seed: int = DEFAULT_SEED
-    python_profile: bool = False
-
-    def __post_init__(self):
-        get_workload(self.workload).config(self.size)
-        self.execution = resolve_execution(self.framework, self.execution)
 
 
 @dataclass
@@ -68,7 +41,7 @@ class RunOutcome:
     status: str = "running"
     error: str | None = None
     step_ns: list[int] = field(default_factory=list)  # unprofiled timed steps, all repeats
-    kernels: int = 0
+    events: int = 0  # every event stored: ops, runtime calls, device events
     memory_events: int = 0
 
     def as_json(self) -> dict:
@@ -82,7 +55,7 @@ class RunOutcome:
             "size": self.request.size,
             "status": self.status,
             "step_ms_median": median,
-            "kernels": self.kernels,
+            "kernels": self.events,
             "memory_events": self.memory_events,
             "error": self.error,
         }
@@ -90,22 +63,6 @@ class RunOutcome:
 
 class WorkerFailed(RuntimeError):
     pass
-
-
-def plan(workloads, frameworks, modes, size, steps, repeats, execution=None,
-         warmup=3, python_profile=False, copies=1) -> list[RunRequest]:
-    """One request per workload, mode and framework; `copies=2` makes two identical
-    runs of each (an A/A check), interleaved by `_schedule` like two frameworks."""
-    return [
-        RunRequest(w, fw, mode, execution, size, steps, warmup, repeats,
-                   python_profile=python_profile)
-        for w in workloads for mode in modes for fw in frameworks for _ in range(copies)
-    ]
-
-
-def fingerprint(env: dict) -> str:
-    stable = {k: env.get(k) for k in FINGERPRINT_KEYS}
-    return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _schedule(requests: list[RunRequest]):
@@ -123,19 +80,30 @@ def _schedule(requests: list[RunRequest]):
                     yield i, repeat
 
 
+def profile(store: Store, settings: RunSettings, classify: Callable | None = None,
+            progress: Callable | None = None, worker_timeout_s: float = WORKER_TIMEOUT_S) -> list[RunOutcome]:
+    """Profile what `settings` ask for into `store`, with telemetry beside each worker.
+    SIGTERM ends it as Ctrl-C does: the cut run is stored as interrupted."""
+    orchestrator = Orchestrator(store, classify=classify, progress=progress,
+                                sampler_factory=telemetry_sampler(settings.telemetry_interval),
+                                worker_timeout_s=worker_timeout_s)
+    with sigterm_as_interrupt():
+        return orchestrator.execute(settings.requests())
+
+
 class Orchestrator:
-    """Runs planned requests into a store. `progress(event, **info)` is told of
-    each start and finish; `samplers` are telemetry sources started per worker."""
+    """Runs requests into a store. `progress(event, outcome, repeat)` is told of each
+    repeat's start and finish; `sampler_factory(pid)`, when given, makes the telemetry
+    thread that watches each worker; `classify(event)` sets each event's category."""
 
     def __init__(self, store: Store, *, classify: Callable | None = None,
                  progress: Callable | None = None, sampler_factory: Callable | None = None,
-                 telemetry_interval_s: float = 1.0, worker_timeout_s: float = WORKER_TIMEOUT_S):
+                 worker_timeout_s: float = WORKER_TIMEOUT_S):
         self.store = store
         self.worker_timeout_s = worker_timeout_s
         self.classify = classify
         self.progress = progress or (lambda event, **info: None)
         self.sampler_factory = sampler_factory
-        self.telemetry_interval_s = telemetry_interval_s
         self._host_env_cache = None
         self.batch_id = hashlib.sha1(f"{time.time_ns()}{os.getpid()}".encode()).hexdigest()[:12]
 
@@ -258,7 +226,7 @@ class Orchestrator:
         python_profile = result.get("python_profile")
         with self.store.transaction() as conn:
             self.store.add_steps(conn, outcome.id, steps)
-            outcome.kernels += self.store.add_events(conn, outcome.id, repeat, trace.events, self.classify)
+            outcome.events += self.store.add_events(conn, outcome.id, repeat, trace.events, self.classify)
             outcome.memory_events += self.store.add_memory(conn, outcome.id, repeat, trace.memory)
             self.store.add_artifact(conn, outcome.id, "trace", stored_trace, sha256_of(stored_trace),
                                     stored_trace.stat().st_size, {"repeat": repeat, "format": trace.source_format})
@@ -267,12 +235,10 @@ class Orchestrator:
                 kept = Path(kept)
                 self.store.add_artifact(conn, outcome.id, "python_profile", kept, sha256_of(kept),
                                         kept.stat().st_size, python_profile)
-            conn.execute(
-                "UPDATE runs SET framework_version = ?, device = ?, host = ?, fingerprint = ?, env = ?,"
-                " kernel_count = ?, memory_event_count = ? WHERE id = ?",
-                (env.get("framework_version"), env.get("device"), env.get("hostname"), fingerprint(env),
-                 json.dumps(env, sort_keys=True), outcome.kernels, outcome.memory_events, outcome.id),
-            )
+            self.store.set_run_columns(
+                conn, outcome.id, framework_version=env.get("framework_version"),
+                device=env.get("device"), host=env.get("hostname"), env=env,
+                event_count=outcome.events, memory_event_count=outcome.memory_events)
         self.store.add_samples(samples, outcome.id)
         outcome.step_ns += [s["wall_ns"] for s in result["timed"]]
 
@@ -288,8 +254,6 @@ class Orchestrator:
 def remove_abandoned_worker_dirs() -> int:
     """Worker directories (a request, maybe a half-written trace) of an xprof process
     that was killed before it could clean up; a live process's are left alone."""
-    from profiler.telemetry.host import process_alive_since
-
     removed = 0
     for directory in Path(tempfile.gettempdir()).glob(WORKER_DIR_PREFIX + "*"):
         try:
@@ -301,33 +265,6 @@ def remove_abandoned_worker_dirs() -> int:
             shutil.rmtree(directory, ignore_errors=True)
             removed += 1
     return removed
-
-
-def telemetry_sampler(interval_s: float):
-    """A factory of sampler threads watching one worker pid: host CPU/RSS and,
-    where a driver is present, NVML per GPU."""
-    from profiler.telemetry.host import HostSampler
-    from profiler.telemetry.nvml import Nvml, NvmlSampler
-    from profiler.telemetry.sampling import SamplerThread
-
-    nvml = Nvml()
-    return lambda pid: SamplerThread([HostSampler(pid), NvmlSampler(nvml)], interval_s)
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (systemd, kill, `xprof daemon stop`) ends work as Ctrl-C does: a
-    KeyboardInterrupt, on which `execute` kills the worker and stores the cut run as
-    interrupted, never left "running"."""
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def _describe_exit(returncode: int, stderr_path: Path) -> str:

@@ -1,5 +1,5 @@
-"""Collect a TensorFlow workload under the TensorFlow profiler (XSpace). Runs inside
-the worker process; imports tensorflow."""
+"""The TensorFlow collector: a workload under the TensorFlow profiler (XSpace). Runs
+inside the worker process; imports tensorflow."""
 
 from __future__ import annotations
 
@@ -11,70 +11,70 @@ from pathlib import Path
 # writes MemoryAllocation/MemoryDeallocation events. Must be set before TF loads.
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
+from profiler.collect.collectors import device_facts  # noqa: E402
 from workloads.tf_impl import TensorFlowWorkload, tf  # noqa: E402
 
-FRAMEWORK = "tensorflow"
 # Step markers in the host plane: `Trace(STEP_MARKER, step_num=N, _r=1)`.
 STEP_MARKER = "train"
 
 
-def environment() -> dict:
-    build = tf.sysconfig.get_build_info()
-    gpus = tf.config.list_physical_devices("GPU")
-    env = {
-        "framework": FRAMEWORK,
-        "framework_version": tf.__version__,
-        "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
-        "interop_threads": tf.config.threading.get_inter_op_parallelism_threads() or None,
-        # what this TensorFlow build was compiled against (present on CPU too)
-        "cuda_build": build.get("cuda_version"),
-        "cudnn_build": build.get("cudnn_version"),
-        "cpu_allocator": "bfc" if os.environ.get("TF_CPU_ALLOCATOR_USE_BFC") == "true" else "default",
-        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default on (x86)")
-        if platform.machine() in ("x86_64", "AMD64") else None,
-    }
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        env["device"] = "/device:GPU:0"
-        env["device_name"] = details.get("device_name", gpus[0].name)
-    else:
-        env["device"] = "cpu"
-        env["device_name"] = "cpu"
-    return env
+class TensorFlowCollector:
+    framework = "tensorflow"
+
+    def environment(self) -> dict:
+        build = tf.sysconfig.get_build_info()
+        gpus = tf.config.list_physical_devices("GPU")
+        name = None
+        if gpus:
+            name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+        return {
+            "framework": self.framework,
+            "framework_version": tf.__version__,
+            "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
+            "interop_threads": tf.config.threading.get_inter_op_parallelism_threads() or None,
+            # what this TensorFlow build was compiled against (present on CPU too)
+            "cuda_build": build.get("cuda_version"),
+            "cudnn_build": build.get("cudnn_version"),
+            "cpu_allocator": "bfc" if os.environ.get("TF_CPU_ALLOCATOR_USE_BFC") == "true" else "default",
+            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default on (x86)")
+            if platform.machine() in ("x86_64", "AMD64") else None,
+            **device_facts("/device:GPU:0" if gpus else None, name),
+        }
+
+    def build(self, request: dict) -> TensorFlowWorkload:
+        return TensorFlowWorkload(request["workload"], request["size"], request["mode"],
+                                  request["execution"], request["seed"],
+                                  forward_passes=request.get("forward_passes", 1))
+
+    def device_memory(self, workload: TensorFlowWorkload) -> tuple[int | None, int | None]:
+        """Peak and current bytes of GPU:0 since the last call (GPU only), then reset."""
+        if not tf.config.list_physical_devices("GPU"):
+            return None, None
+        info = tf.config.experimental.get_memory_info("GPU:0")
+        tf.config.experimental.reset_memory_stats("GPU:0")
+        return info["peak"], info["current"]
+
+    def profile_steps(self, workload: TensorFlowWorkload, steps: int, out_dir: Path,
+                      timed_step) -> tuple[list, Path]:
+        logdir = out_dir / "tb"
+        options = tf.profiler.experimental.ProfilerOptions(
+            host_tracer_level=3, python_tracer_level=0, device_tracer_level=1
+        )
+        records = []
+        tf.profiler.experimental.start(str(logdir), options=options)
+        try:
+            # As on the torch side, one step settles the profiler in; it carries no step
+            # marker, so its events belong to no step and no analysis counts them.
+            timed_step(0)
+            for step in range(1, steps + 1):
+                with tf.profiler.experimental.Trace(STEP_MARKER, step_num=step, _r=1):
+                    records.append(timed_step(step))
+        finally:
+            tf.profiler.experimental.stop()
+        traces = sorted(logdir.glob("plugins/profile/*/*.xplane.pb"))
+        if not traces:
+            raise RuntimeError(f"the TensorFlow profiler wrote no .xplane.pb under {logdir}")
+        return records, traces[-1]
 
 
-def build(request: dict) -> TensorFlowWorkload:
-    return TensorFlowWorkload(request["workload"], request["size"], request["mode"],
-                              request["execution"], request["seed"],
-                              forward_passes=request.get("forward_passes", 1))
-
-
-def device_memory(workload: TensorFlowWorkload) -> tuple[int | None, int | None]:
-    """Peak and current bytes of GPU:0 since the last call (GPU only), then reset."""
-    if not tf.config.list_physical_devices("GPU"):
-        return None, None
-    info = tf.config.experimental.get_memory_info("GPU:0")
-    tf.config.experimental.reset_memory_stats("GPU:0")
-    return info["peak"], info["current"]
-
-
-def profile_steps(workload: TensorFlowWorkload, steps: int, out_dir: Path, timed_step) -> tuple[list, Path]:
-    logdir = out_dir / "tb"
-    options = tf.profiler.experimental.ProfilerOptions(
-        host_tracer_level=3, python_tracer_level=0, device_tracer_level=1
-    )
-    records = []
-    tf.profiler.experimental.start(str(logdir), options=options)
-    try:
-        # As on the torch side, one step settles the profiler in; it carries no step
-        # marker, so its events belong to no step and no analysis counts them.
-        timed_step(0)
-        for step in range(1, steps + 1):
-            with tf.profiler.experimental.Trace(STEP_MARKER, step_num=step, _r=1):
-                records.append(timed_step(step))
-    finally:
-        tf.profiler.experimental.stop()
-    traces = sorted(logdir.glob("plugins/profile/*/*.xplane.pb"))
-    if not traces:
-        raise RuntimeError(f"the TensorFlow profiler wrote no .xplane.pb under {logdir}")
-    return records, traces[-1]
+COLLECTOR = TensorFlowCollector()

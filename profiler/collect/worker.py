@@ -1,24 +1,16 @@
-"""One repeat of one run, in its own process: `python -m profiler.collect.worker REQUEST.json`.
-
-The parent (profiler.collect.orchestrate) never imports a framework; this process imports
-exactly one. It runs warm-up steps (unmeasured), timed steps without the profiler,
-then the same number of steps under the framework's profiler, and writes
-`result.json` plus the raw trace into the request's output directory. A crash here
-(exception, os._exit, segfault, OOM kill) is the parent's to record; it cannot take
-the parent down.
-"""
+"""One repeat of one run in its own process (`python -m profiler.collect.worker REQUEST.json`):
+warm-up, timed steps, profiled steps, then result.json and the raw trace."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 
-COLLECTORS = {"torch": "profiler.collect.torch_collector", "tensorflow": "profiler.collect.tf_collector"}
+from profiler.collect.collectors import collector_for
+from profiler.processes import die_with_parent
 
 # Test seams, acting on real subprocesses:
 # XPROF_INJECT_FAULT="<workload>:raise|exit|segfault" makes that workload fail in its
@@ -91,7 +83,7 @@ def _python_profile(workload, steps: int, out_dir: Path) -> dict:
 
 
 def run(request: dict) -> dict:
-    collector = importlib.import_module(COLLECTORS[request["framework"]])
+    collector = collector_for(request["framework"])
     out_dir = Path(request["out_dir"])
     workload = collector.build({**request, "forward_passes": _forward_passes(request["workload"])})
     _inject_fault(request["workload"])
@@ -125,19 +117,6 @@ def run(request: dict) -> dict:
     if request.get("python_profile"):
         result["python_profile"] = _python_profile(workload, request["steps"], out_dir)
     return result
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """A worker (or a trace reader, profiler/reader_process.py) whose xprof is gone
-    (killed, terminal closed) stops too, instead of working on for nobody: Linux sends it
-    SIGKILL when the parent exits."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent_pid:  # the parent died before prctl took hold
-        os._exit(1)
 
 
 def main(argv=None) -> int:

@@ -1,9 +1,5 @@
-"""When the daemon runs its cycles: every fixed interval, or on a cron expression.
-
-Durations are written as a number and a unit (`90s`, `30m`, `6h`, `1d`, or several:
-`1h30m`); cron expressions are the standard five fields (`0 2 * * *`), read by
-croniter in the local time zone.
-"""
+"""When the daemon runs its cycles: every fixed interval (`90s`, `6h`, `1h30m`) or on a
+five-field cron expression, in local time."""
 
 from __future__ import annotations
 

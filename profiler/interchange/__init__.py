@@ -1,1 +1,2 @@
-"""TODO"""
+"""Traces in and out: `xprof import` reads trace files into the store, `xprof export`
+writes stored runs as Perfetto, TensorBoard or CSV. Imports traces and store only."""

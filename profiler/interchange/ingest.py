@@ -1,11 +1,5 @@
-"""`xprof import`: traces made elsewhere become runs beside the profiled ones.
-
-One run per trace file: Kineto JSON (torch) or XSpace (TensorFlow/XLA), given as files
-or inside a TensorBoard log directory (`plugins/profile/<run>/`). A file whose content
-was imported before (same sha256) is not imported again. The whole import is one
-transaction: if any file fails, the store is left exactly as it was, and copies of raw
-traces made for it are removed.
-"""
+"""`xprof import`: each trace file becomes a run, read by a child process while this one
+stores it; all files in one transaction, a file seen before is not imported again."""
 
 from __future__ import annotations
 
@@ -30,7 +24,7 @@ from profiler.traces import trace_format
 if TYPE_CHECKING:  # what storing needs is loaded after the first reader has forked
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from profiler.store.store import Store
+    from profiler.store import Store
 
 FRAMEWORK_OF_FORMAT = {"kineto": "torch", "xplane": "tensorflow"}
 
@@ -89,7 +83,7 @@ def _device(trace: TraceData) -> str:
     return devices[0] if devices else "cpu"
 
 
-def _whole_trace_step(trace: TraceData) -> None:
+def whole_trace_step(trace: TraceData) -> None:
     """A trace without step markers is one step, from its first event to its last."""
     events = trace.events
     if trace.steps or not len(events):
@@ -163,8 +157,8 @@ class _RawCopy:
     hash shows the file was imported before, and starts the copy once it shows it is
     new. `start` comes after the reader has forked: no thread may run at a fork."""
 
-    def __init__(self, conn, path: Path, copy: Path, kept: list[Path]):
-        self.conn, self.path, self.copy, self.kept = conn, path, copy, kept
+    def __init__(self, store: Store, path: Path, copy: Path, kept: list[Path]):
+        self.store, self.path, self.copy, self.kept = store, path, copy, kept
         self.worker: ThreadPoolExecutor | None = None
         self.digest: Future | None = None
         self.copied: Future | None = None
@@ -189,10 +183,9 @@ class _RawCopy:
         Without `wait`, do nothing until the hash is done."""
         if self.copied is not None or not (wait or self.digest.done()):
             return
-        existing = self.conn.execute("SELECT id FROM runs WHERE content_sha256 = ? LIMIT 1",
-                                     (self.digest.result(),)).fetchone()
+        existing = self.store.run_with_content(self.digest.result())
         if existing:
-            raise _AlreadyImported(existing[0])
+            raise _AlreadyImported(existing)
         self.copy.parent.mkdir(parents=True, exist_ok=True)
         self.kept.append(self.copy.parent)
         self.copied = self.worker.submit(_keep_copy, self.path, self.copy)
@@ -216,28 +209,22 @@ def _import_one(store, conn, path: Path, place: dict, classify, kept,
     from profiler.store.store import new_run_id
 
     run_id = new_run_id()
-    raw = _RawCopy(conn, path, store.artifacts_dir() / run_id / f"r0.{trace_suffix(path)}", kept)
+    raw = _RawCopy(store, path, store.artifacts_dir() / run_id / f"r0.{trace_suffix(path)}", kept)
     try:
-        conn.execute("SAVEPOINT trace_file")
         try:
-            try:
+            with store.savepoint(conn, "trace_file"):
                 run = _store_trace(store, conn, run_id, path, raw, place, classify,
                                    reading or TraceReading(path, True, segment_events))
-            except NotInTimeOrder:  # a segment stored was not final after all: read it
-                conn.execute("ROLLBACK TO trace_file")  # again, with no cut by time
-                raw.settle()
+        except NotInTimeOrder:  # a segment stored was not final after all: read it
+            raw.settle()        # again, with no cut by time
+            with store.savepoint(conn, "trace_file"):
                 run = _store_trace(store, conn, run_id, path, raw, place, classify,
                                    TraceReading(path, True, segment_events, time_cuts=False))
-        except _AlreadyImported:  # found by the hash during either reading
-            conn.execute("ROLLBACK TO trace_file")
-            raise
-        finally:
-            conn.execute("RELEASE trace_file")
         copy_sha256, copy_bytes = raw.copied.result()
         store.add_artifact(conn, run_id, "trace", raw.copy, copy_sha256, copy_bytes,
                            {"repeat": 0, "format": trace_format(path), "imported_from": str(path)})
-    except _AlreadyImported as imported:
-        return _earlier_import(conn, path, imported.run_id)
+    except _AlreadyImported as imported:  # found by the hash during either reading
+        return _earlier_import(store, path, imported.run_id)
     finally:
         raw.close()
     return run
@@ -245,9 +232,8 @@ def _import_one(store, conn, path: Path, place: dict, classify, kept,
 
 def _store_trace(store, conn, run_id: str, path: Path, raw: _RawCopy, place: dict, classify,
                  reading: TraceReading) -> ImportedRun:
-    """Read one trace into a new run: a child process reads it (profiler/reader_process.py)
+    """Read one trace into a new run: a child process reads it (profiler/traces/reading.py)
     while this one stores the segments it sends."""
-    import hashlib
     now = time.time()
     store.insert_run(conn, id=run_id, status="ok", framework=FRAMEWORK_OF_FORMAT[trace_format(path)],
                      **place, host=None, source="import", source_path=str(path.resolve()),
@@ -264,7 +250,7 @@ def _store_trace(store, conn, run_id: str, path: Path, raw: _RawCopy, place: dic
         for kind, trace in reading:
             raw.check()
             if kind == "rest":
-                _whole_trace_step(trace)
+                whole_trace_step(trace)
             store_segment(trace)
     raw.check(wait=True)
     if not (stored.rows or stored.memory or trace.steps):  # metadata, flows, counters only
@@ -275,12 +261,9 @@ def _store_trace(store, conn, run_id: str, path: Path, raw: _RawCopy, place: dic
     walls = [s.wall_ns for s in trace.steps]
     env = {"imported_from": str(path.resolve()), "devices": trace.devices, "device_name": device,
            "trace_events": trace.total_events}
-    conn.execute(
-        "UPDATE runs SET device = ?, env = ?, fingerprint = ?, content_sha256 = ?, kernel_count = ?,"
-        " memory_event_count = ?, step_ms_median = ? WHERE id = ?",
-        (device, json.dumps(env, sort_keys=True), hashlib.sha256(device.encode()).hexdigest()[:16],
-         raw.digest.result(), stored.rows, stored.memory,
-         median(walls) / 1e6 if walls else None, run_id))
+    store.set_run_columns(conn, run_id, device=device, env=env, content_sha256=raw.digest.result(),
+                          event_count=stored.rows, memory_event_count=stored.memory,
+                          step_ms_median=median(walls) / 1e6 if walls else None)
     return ImportedRun(run_id, str(path), trace.total_events, stored.kernels, stored.kernel_ns / 1e6,
                        device, stored.memcpy, stored.memset)
 
@@ -298,14 +281,11 @@ class _Stored:
         self.memset += segment.count(MEMSET)
 
 
-def _earlier_import(conn, path: Path, run_id: str) -> ImportedRun:
+def _earlier_import(store: Store, path: Path, run_id: str) -> ImportedRun:
     """The run a file was imported as before, with what that import counted."""
-    (env,) = conn.execute("SELECT env FROM runs WHERE id = ?", (run_id,)).fetchone()
     counts = dict.fromkeys((KERNEL, MEMCPY, MEMSET), (0, 0))
-    counts.update((kind, (n, ns)) for kind, n, ns in conn.execute(
-        "SELECT kind, count(*), SUM(dur_ns) FROM kernels WHERE run_id = ? AND kind IN (?, ?, ?)"
-        " GROUP BY kind", (run_id, KERNEL, MEMCPY, MEMSET)))
-    env = json.loads(env or "{}")
+    counts.update(store.event_counts(run_id, (KERNEL, MEMCPY, MEMSET)))
+    env = json.loads(store.run(run_id)["env"] or "{}")
     return ImportedRun(run_id, str(path), env.get("trace_events"), counts[KERNEL][0],
-                       counts[KERNEL][1] / 1e6, env.get("device_name"), counts[MEMCPY][0],
+                       (counts[KERNEL][1] or 0) / 1e6, env.get("device_name"), counts[MEMCPY][0],
                        counts[MEMSET][0], duplicate_of=run_id)

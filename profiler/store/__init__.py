@@ -1,1 +1,13 @@
-"""TODO"""
+"""The store owns the schema and every SQL statement: migrations, writes, the reads
+analysis and the views need, raw-trace artifacts. It imports profiler.traces only."""
+
+from profiler.store.paths import default_db_path
+from profiler.store.queries import RunNotFound
+from profiler.store.store import Store, StoreError
+
+__all__ = ["Store", "StoreError", "RunNotFound", "default_db_path", "open_store"]
+
+
+def open_store(db_path=None, create: bool = True) -> Store:
+    """The store at `db_path`, else at $XPROF_DB, else in the user data directory."""
+    return Store.open(db_path or default_db_path(), create=create)

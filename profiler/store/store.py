@@ -1,14 +1,9 @@
-"""The SQLite store: runs, their steps, kernel and memory events, telemetry, artifacts.
-
-sqlite-utils owns the connection helpers; bulk event inserts go through
-`executemany` of multi-row INSERTs inside one transaction, which measured ten times
-faster here than `insert_all` at its default batch size. WAL lets readers (`watch`, `diff`) read
-while a run writes. Schema changes are migrations keyed on `PRAGMA user_version`,
-each applied in its own transaction.
-"""
+"""The SQLite store: opening it, its transactions, and every write to its tables."""
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import os
 import socket
@@ -17,16 +12,34 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, fields
-import itertools
 from itertools import chain, islice
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from profiler.errors import UserError
-from profiler.traces.events import EventColumns, TraceEvent, MemoryColumns, MemoryEvent, StepTiming
+from profiler.processes import process_alive_since
+from profiler.store.queries import Queries
+from profiler.store.schema import MIGRATIONS, SCHEMA_VERSION
+from profiler.traces.events import EventColumns, MemoryColumns, MemoryEvent, StepTiming, TraceEvent
 
 # How long a writer waits for another one before giving up; XPROF_BUSY_TIMEOUT_MS overrides.
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
+RUN_STATUSES = ("running", "ok", "failed", "interrupted")
+# meta key: telemetry samples before this time (ns) have been downsampled
+DOWNSAMPLED_UNTIL = "samples_downsampled_until_ns"
+# What makes two runs comparable; a change here is named when runs are compared.
+FINGERPRINT_KEYS = ("hostname", "cpu_model", "logical_cores", "framework_version", "threads",
+                    "device_name", "driver_version", "cuda_driver_version", "cuda", "cudnn",
+                    "cuda_build", "gpus")
+# Column order of the event tables, matching the dataclasses' field order.
+_EVENT_FIELDS = [f.name for f in fields(TraceEvent)]
+_MEMORY_FIELDS = [f.name for f in fields(MemoryEvent)]
+# Rows per INSERT statement: 50 bound at once beat one a statement by 25% (docs/store.md).
+ROWS_PER_INSERT = 50
+
+
+class StoreError(UserError, RuntimeError):
+    """A store that cannot be opened or written: unwritable, locked, newer, corrupt."""
 
 
 def busy_timeout_ms() -> int:
@@ -38,148 +51,20 @@ def busy_timeout_ms() -> int:
     except ValueError:
         raise StoreError(f"XPROF_BUSY_TIMEOUT_MS={text!r}: expected a whole number of milliseconds") from None
 
-RUN_STATUSES = ("running", "ok", "failed", "interrupted")
-# meta key: telemetry samples before this time (ns) have been downsampled
-DOWNSAMPLED_UNTIL = "samples_downsampled_until_ns"
-
-
-class StoreError(UserError, RuntimeError):
-    """A store that cannot be opened or written: unwritable, locked, newer, corrupt."""
-
-
-def _execute_script(db: sqlite3.Connection, script: str) -> None:
-    # not executescript(): it COMMITs first, breaking the migration's transaction
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-def _migration_1(db: sqlite3.Connection) -> None:
-    _execute_script(
-        db,
-        """
-        CREATE TABLE runs (
-            id TEXT PRIMARY KEY,
-            status TEXT NOT NULL,
-            framework TEXT NOT NULL,
-            framework_version TEXT,
-            workload TEXT,
-            mode TEXT,
-            execution TEXT,
-            size TEXT,
-            device TEXT,
-            host TEXT,
-            fingerprint TEXT,
-            env TEXT,
-            started_at REAL NOT NULL,
-            finished_at REAL,
-            error TEXT,
-            source TEXT NOT NULL,
-            source_path TEXT,
-            content_sha256 TEXT,
-            label TEXT,
-            batch_id TEXT,
-            steps_requested INTEGER,
-            repeats INTEGER,
-            warmup_steps INTEGER,
-            pid INTEGER,
-            step_ms_median REAL,
-            kernel_count INTEGER NOT NULL DEFAULT 0,
-            memory_event_count INTEGER NOT NULL DEFAULT 0
-        );
-        CREATE TABLE steps (
-            run_id TEXT NOT NULL REFERENCES runs(id),
-            repeat INTEGER NOT NULL,
-            step INTEGER NOT NULL,
-            wall_ns INTEGER NOT NULL,
-            profiled INTEGER NOT NULL,
-            start_ns INTEGER,
-            peak_bytes INTEGER,
-            reserved_bytes INTEGER
-        );
-        CREATE TABLE kernels (
-            run_id TEXT NOT NULL REFERENCES runs(id),
-            repeat INTEGER NOT NULL,
-            step INTEGER,
-            name TEXT NOT NULL,
-            op TEXT,
-            category TEXT,
-            kind TEXT NOT NULL,
-            device TEXT NOT NULL,
-            stream TEXT,
-            start_ns INTEGER NOT NULL,
-            dur_ns INTEGER NOT NULL,
-            self_ns INTEGER,
-            correlation INTEGER
-        );
-        CREATE TABLE memory_events (
-            run_id TEXT NOT NULL REFERENCES runs(id),
-            repeat INTEGER NOT NULL,
-            ts_ns INTEGER NOT NULL,
-            bytes INTEGER NOT NULL,
-            total_allocated INTEGER,
-            total_reserved INTEGER,
-            peak_bytes_in_use INTEGER,
-            fragmentation REAL,
-            device TEXT,
-            allocator TEXT
-        );
-        CREATE TABLE samples (
-            ts_ns INTEGER NOT NULL,
-            run_id TEXT,
-            source TEXT NOT NULL,
-            device TEXT NOT NULL,
-            utilization_pct REAL,
-            memory_used_bytes INTEGER,
-            memory_total_bytes INTEGER,
-            power_w REAL,
-            sm_clock_mhz REAL,
-            temperature_c REAL,
-            cpu_pct REAL,
-            rss_bytes INTEGER
-        );
-        CREATE TABLE artifacts (
-            run_id TEXT NOT NULL REFERENCES runs(id),
-            kind TEXT NOT NULL,
-            path TEXT NOT NULL,
-            sha256 TEXT NOT NULL,
-            bytes INTEGER NOT NULL,
-            summary TEXT
-        );
-        CREATE INDEX runs_by_workload ON runs(workload, framework, mode, started_at);
-        CREATE INDEX runs_by_status ON runs(status);
-        CREATE INDEX steps_by_run ON steps(run_id, repeat, step);
-        CREATE INDEX kernels_by_run ON kernels(run_id, kind, step);
-        CREATE INDEX memory_by_run ON memory_events(run_id, ts_ns);
-        CREATE INDEX samples_by_ts ON samples(ts_ns);
-        CREATE INDEX artifacts_by_run ON artifacts(run_id);
-        """
-    )
-
-
-def _migration_2(db: sqlite3.Connection) -> None:
-    """Store-wide facts that are not rows of a run, such as how far telemetry has been
-    downsampled."""
-    _execute_script(db, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);")
-
-
-MIGRATIONS = [_migration_1, _migration_2]
-SCHEMA_VERSION = len(MIGRATIONS)
-
-# Column order of the event tables, matching the dataclasses' field order.
-_KERNEL_FIELDS = [f.name for f in fields(TraceEvent)]
-_MEMORY_FIELDS = [f.name for f in fields(MemoryEvent)]
-# Rows per INSERT statement: binding and stepping 50 rows at once measured 25% faster
-# than a statement per row (0.28 against 0.39 s for 74k kernel rows).
-ROWS_PER_INSERT = 50
-
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-class Store:
-    """One SQLite file. Open with `Store.open(path)`; all writes are transactions."""
+def fingerprint(env: dict) -> str:
+    """A short hash of the environment facts that make two runs comparable."""
+    stable = {k: env.get(k) for k in FINGERPRINT_KEYS}
+    return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Store(Queries):
+    """One SQLite file. Open with `Store.open(path)`; all writes are transactions. The
+    reads analysis and the views need come from `Queries`."""
 
     def __init__(self, connection: sqlite3.Connection, path: Path | None):
         self.connection = connection
@@ -198,7 +83,7 @@ class Store:
         return self._db
 
     @classmethod
-    def open(cls, path, create: bool = True) -> "Store":
+    def open(cls, path, create: bool = True) -> Store:
         path = Path(path)
         if path.is_dir():
             raise StoreError(f"store path {path} is a directory, not a database file")
@@ -210,22 +95,26 @@ class Store:
             except OSError as error:
                 raise StoreError(f"cannot create store directory {path.parent}: {error.strerror}") from None
         try:
-            connection = sqlite3.connect(path, timeout=busy_timeout_ms() / 1000, isolation_level=None,
-                                         check_same_thread=False)
-            connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
-            store = cls(connection, path)
+            store = cls(_connect(path), path)
             # Look before touching anything: a newer store or another program's
             # database is refused exactly as it is (no WAL switch, no tables added).
             store.check_is_ours()
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = NORMAL")
-            connection.execute("PRAGMA foreign_keys = ON")
+            store.connection.execute("PRAGMA journal_mode = WAL")
+            store.connection.execute("PRAGMA synchronous = NORMAL")
+            store.connection.execute("PRAGMA foreign_keys = ON")
             # Each multi-row INSERT inside a transaction keeps a statement journal (to
-            # undo that statement alone); in a temp file that was 25,000 writes for a
-            # 100k-event import. In memory it costs a few MB while a statement runs.
-            connection.execute("PRAGMA temp_store = MEMORY")
+            # undo that statement alone); in memory rather than in a temp file.
+            store.connection.execute("PRAGMA temp_store = MEMORY")
         except sqlite3.Error as error:
             raise StoreError(_describe(path, error)) from None
+        store.migrate()
+        return store
+
+    @classmethod
+    def in_memory(cls) -> Store:
+        """A store that lives as long as the object: for tests and throwaway analysis."""
+        store = cls(_connect(":memory:"), None)
+        store.connection.execute("PRAGMA foreign_keys = ON")
         store.migrate()
         return store
 
@@ -252,6 +141,7 @@ class Store:
         return self.connection.execute("PRAGMA user_version").fetchone()[0]
 
     def migrate(self) -> None:
+        """Apply the migrations this store has not had, each in its own transaction."""
         try:
             self.check_is_ours()
             version = self.schema_version()
@@ -283,6 +173,18 @@ class Store:
             self.connection.execute("ROLLBACK")
             raise StoreError(_describe(self.path, error)) from None
 
+    @contextmanager
+    def savepoint(self, conn, name: str) -> Iterator[None]:
+        """A nested part of the caller's transaction, undone alone when it raises."""
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            raise
+        finally:
+            conn.execute(f"RELEASE {name}")
+
     # -- runs ---------------------------------------------------------------------
 
     def create_run(self, **columns) -> str:
@@ -290,47 +192,42 @@ class Store:
             return self.insert_run(conn, **columns)
 
     def insert_run(self, conn, **columns) -> str:
-        """A new runs row inside the caller's transaction; returns its id."""
+        """A new runs row inside the caller's transaction; returns its id. An `env` dict
+        is stored as JSON, with its fingerprint."""
         run_id = columns.pop("id", None) or new_run_id()
         row = {"id": run_id, "status": "running", "started_at": time.time(), "pid": os.getpid(),
                "host": socket.gethostname()}
-        row.update(columns)
-        if isinstance(row.get("env"), dict):
-            row["env"] = json.dumps(row["env"], sort_keys=True)
+        row.update(_run_columns(columns))
         names = ", ".join(row)
         conn.execute(f"INSERT INTO runs ({names}) VALUES ({', '.join('?' * len(row))})",
                      tuple(row.values()))
         return run_id
 
+    def set_run_columns(self, conn, run_id: str, **columns) -> None:
+        """Columns of a run, inside the caller's transaction; an `env` dict is stored as
+        JSON, with its fingerprint."""
+        row = _run_columns(columns)
+        assignments = ", ".join(f"{name} = ?" for name in row)
+        conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*row.values(), run_id))
+
     def update_run(self, run_id: str, **columns) -> None:
-        if isinstance(columns.get("env"), dict):
-            columns["env"] = json.dumps(columns["env"], sort_keys=True)
-        with self.transaction():
-            self.db["runs"].update(run_id, columns)
-
-    def mark_orphaned_runs(self) -> int:
-        """Runs left `running` by a process of this host that no longer exists (killed,
-        power loss) become `interrupted`; finished runs are never touched."""
-        from profiler.telemetry.host import process_alive_since
-
-        orphans = [
-            run_id for run_id, pid, host, started_at in self.connection.execute(
-                "SELECT id, pid, host, started_at FROM runs WHERE status = 'running'")
-            if host == socket.gethostname() and not process_alive_since(pid, started_at)
-        ]
-        for run_id in orphans:
-            self.finish_run(run_id, "interrupted", "interrupted: its xprof process is gone")
-        return len(orphans)
+        """set_run_columns in a transaction of its own."""
+        with self.transaction() as conn:
+            self.set_run_columns(conn, run_id, **columns)
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         assert status in RUN_STATUSES
         self.update_run(run_id, status=status, error=error, finished_at=time.time())
 
-    def runs(self, limit: int | None = None) -> list[dict]:
-        sql = "SELECT * FROM runs ORDER BY started_at DESC"
-        if limit:
-            sql += f" LIMIT {int(limit)}"
-        return [dict(r) for r in self.db.query(sql)]
+    def mark_orphaned_runs(self) -> int:
+        """Runs left `running` by a process of this host that no longer exists (killed,
+        power loss) become `interrupted`; finished runs are never touched."""
+        orphans = [run["id"] for run in self.running_runs()
+                   if run["host"] == socket.gethostname()
+                   and not process_alive_since(run["pid"], run["started_at"])]
+        for run_id in orphans:
+            self.finish_run(run_id, "interrupted", "interrupted: its xprof process is gone")
+        return len(orphans)
 
     # -- events -------------------------------------------------------------------
 
@@ -343,13 +240,13 @@ class Store:
         )
 
     def add_events(self, conn, run_id: str, repeat: int,
-                    events: EventColumns | Iterable[TraceEvent], classify=None) -> int:
+                   events: EventColumns | Iterable[TraceEvent], classify=None) -> int:
         """Store events; `classify(event)`, when given, sets their category. It is
         called once per distinct (name, kind, op), which is all the taxonomy reads."""
         if not isinstance(events, EventColumns):
             events = EventColumns.of(events)
         categories = _categories(events, classify) if classify else itertools.repeat(None)
-        _insert_rows(conn, "kernels", ["run_id", "repeat", *_KERNEL_FIELDS, "category"],
+        _insert_rows(conn, "events", ["run_id", "repeat", *_EVENT_FIELDS, "category"],
                      zip(itertools.repeat(run_id), itertools.repeat(repeat), *events.columns(), categories),
                      len(events))
         return len(events)
@@ -361,6 +258,21 @@ class Store:
         _insert_rows(conn, "memory_events", ["run_id", "repeat", *_MEMORY_FIELDS],
                      events.rows(run_id, repeat), len(events))
         return len(events)
+
+    def add_artifact(self, conn, run_id: str, kind: str, path: Path, sha256: str,
+                     size: int, summary: dict | None = None) -> None:
+        conn.execute(
+            "INSERT INTO artifacts (run_id, kind, path, sha256, bytes, summary) VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, kind, str(path), sha256, size, json.dumps(summary) if summary else None),
+        )
+
+    def artifacts_dir(self) -> Path:
+        """Raw traces live beside the database, in `<db name>.artifacts/`."""
+        if self.path is None:
+            raise StoreError("an in-memory store keeps no artifacts")
+        return self.path.with_name(self.path.name + ".artifacts")
+
+    # -- telemetry ----------------------------------------------------------------
 
     def add_samples(self, samples, run_id: str | None = None) -> None:
         rows = [dict(asdict(s), run_id=run_id) for s in samples]
@@ -394,25 +306,24 @@ class Store:
             self.set_meta(conn, DOWNSAMPLED_UNTIL, str(cutoff))
         return replaced
 
-    def meta(self, key: str) -> str | None:
-        row = self.connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
-
     def set_meta(self, conn, key: str, value: str) -> None:
         conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
-    def add_artifact(self, conn, run_id: str, kind: str, path: Path, sha256: str,
-                     size: int, summary: dict | None = None) -> None:
-        conn.execute(
-            "INSERT INTO artifacts (run_id, kind, path, sha256, bytes, summary) VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, kind, str(path), sha256, size, json.dumps(summary) if summary else None),
-        )
 
-    def artifacts_dir(self) -> Path:
-        """Raw traces live beside the database, in `<db name>.artifacts/`."""
-        assert self.path is not None
-        return self.path.with_name(self.path.name + ".artifacts")
+def _connect(path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, timeout=busy_timeout_ms() / 1000, isolation_level=None,
+                                 check_same_thread=False)
+    connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
+    return connection
+
+
+def _run_columns(columns: dict) -> dict:
+    """Run columns as stored: an `env` dict becomes JSON and sets the fingerprint."""
+    if isinstance(columns.get("env"), dict):
+        env = columns["env"]
+        columns = {**columns, "env": json.dumps(env, sort_keys=True), "fingerprint": fingerprint(env)}
+    return columns
 
 
 def _categories(events: EventColumns, classify: Callable[[TraceEvent], str]) -> Iterator[str]:

@@ -1,8 +1,5 @@
-"""Host telemetry with psutil: system CPU, and CPU and RSS of the process being profiled.
-
-The watched process is the current one by default; the orchestrator passes the pid of
-the framework subprocess it started.
-"""
+"""Host telemetry with psutil: system CPU and memory, and CPU and RSS of the watched
+process (a worker); host facts for the run's environment."""
 
 from __future__ import annotations
 
@@ -93,17 +90,3 @@ def cpu_model() -> str:
             if key.strip() == "model name":
                 return value.strip()
     return platform.processor()
-
-
-def process_alive_since(pid: int | None, started_at: float) -> bool:
-    """Whether process `pid` exists and is the one that started at `started_at` (not a
-    later process that reused its number)."""
-    if pid is None:
-        return False
-    try:
-        process = psutil.Process(pid)
-        # a zombie has exited: killed, and its parent (often an init that does not
-        # reap, in a container) has not collected it yet
-        return process.status() != psutil.STATUS_ZOMBIE and process.create_time() <= started_at + 1
-    except psutil.Error:
-        return False

@@ -1,14 +1,5 @@
-"""NVML: GPU telemetry and driver facts, through one wrapper (the nvitop way).
-
-Every NVML call goes through `Nvml`, which initialises the library on first use,
-shuts it down at exit, and turns "this device does not report that" into `NA`
-instead of an exception. Without a driver `Nvml.available` is False and
-`Nvml.reason` says why in one line; nothing raises.
-
-pynvml is imported inside `Nvml`, never at module import, so read-only commands
-start fast. Tests pass a fake module as `library`: the seam that stands in for a
-GPU on a CPU-only machine.
-"""
+"""NVML: GPU telemetry and driver facts through one wrapper (`Nvml`) with lazy init and an
+`NA` value; without a driver it says why and never raises."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Telemetry: periodic device and host readings, taken beside a profiled run.
-
-Each data source (NVML in `profiler.telemetry.nvml`, psutil in `profiler.telemetry.host`) is a `Sampler`
-that returns `TelemetrySample`s; `SamplerThread` polls a list of them on a timer, so
-the run orchestration never knows which source it is talking to.
-"""
+"""The sampler protocol, the sample record, and the thread that polls samplers on a
+timer, so the run orchestration never knows which source it is talking to."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""The records every collector produces and the store keeps.
-
-Times are nanoseconds on the trace's own clock (`start_ns`), durations in
-nanoseconds (`dur_ns`). Readers of torch (Kineto JSON) and TensorFlow (XSpace)
-traces both return a `TraceData`, so the run orchestration and `xprof import` do not
-know which framework a trace came from.
-"""
+"""The records every trace reader produces and the store keeps: trace events, memory
+events, steps, held as columns; times in nanoseconds on the trace's own clock."""
 
 from __future__ import annotations
 

@@ -1,18 +1,5 @@
-"""Decode one array of a JSON object a piece at a time, so that a document of several GB
-is never in memory whole: Kineto's `{..., "traceEvents": [event, event, ...], ...}`.
-
-A piece is cut where an item ends, at a `}` followed by `,`. Whether a given `},`
-really ends an item, rather than an object nested in one or text inside a string, is
-not decided by scanning here: `[` + the bytes up to that `}` + `]` goes to msgspec, which
-parses it only if the cut is an item boundary (a cut inside a string or a nested value
-leaves something open). A piece that does not parse is cut again at an earlier `},`, so
-the C parser does the scanning it does anyway, once per piece in the usual case. At the
-end of the input, msgspec also finds where the array stops: decoding `[` + the rest fails
-with "trailing characters (byte N)", N counting up to the first byte after the array.
-
-Errors are msgspec's own, their locations made absolute: `$[3]` of a piece becomes
-`$.traceEvents[1003]`, and `(byte 12)` an offset in the whole (decompressed) document.
-"""
+"""Decode one array of a JSON document a piece at a time, so a trace of several GB is
+never in memory whole; see docs/ingest.md."""
 
 from __future__ import annotations
 

@@ -1,16 +1,5 @@
-"""Read PyTorch profiler (Kineto) Chrome-trace JSON, `.json` or `.json.gz`, into a TraceData.
-
-Kineto writes one flat `traceEvents` list. Host activity (aten ops, CUDA/HIP runtime
-calls) sits on (pid, thread) tracks; device activity (kernels, memcpy, memset) on
-(device, stream) tracks. Times are microseconds, often with a fractional part; we keep
-integer nanoseconds.
-
-The file is read a piece of 256 KiB at a time (profiler/json_pieces.py): msgspec decodes
-a piece's events into structs of only the fields kept, and profiler/kineto_columns.py
-moves what is kept into columns, links kernels to ops and works out self time and
-steps. Memory holds those columns and one piece, never the whole file nor an object per
-event; a CPU trace is also handed over in segments as it is read (`on_segment`).
-"""
+"""Read PyTorch profiler (Kineto) Chrome-trace JSON, `.json` or `.json.gz`, into a
+TraceData, a piece at a time; see docs/ingest.md."""
 
 from __future__ import annotations
 
@@ -53,11 +42,11 @@ def read_kineto(path, chunk_bytes: int = CHUNK_BYTES, between_pieces: Callable[[
     """Read one Kineto trace, `chunk_bytes` of it at a time, calling `between_pieces()`
     after each piece. With `on_segment`, events final before the trace ends are given to
     it in segments of about `segment_events` (default SEGMENT_EVENTS; see
-    profiler/kineto_columns.py), and the TraceData returned holds the rest, with every
+    profiler/traces/kineto_columns.py), and the TraceData returned holds the rest, with every
     step; NotInTimeOrder then means the segments given are void. `time_cuts` False
     gives no segment before the end but memory events (a re-read after NotInTimeOrder).
     A trace that cannot be cut as it is read (a GPU's) moves its events to disk past
-    `spill_events` held (default SPILL_EVENTS; see profiler/kineto_spill.py) and, with
+    `spill_events` held (default SPILL_EVENTS; see profiler/traces/kineto_spill.py) and, with
     `on_segment`, gives them in segments at the end. Raises TraceFormatError, naming
     the file, for anything that is not a well-formed Kineto trace."""
     path = Path(path)

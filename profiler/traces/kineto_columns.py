@@ -1,24 +1,5 @@
-"""Kineto events, decoded a piece at a time (profiler/kineto.py), into the columns of a
-TraceData; then each kernel linked to the op that launched it, self time and steps.
-
-Which op launched a kernel: the kernel's `correlation` names the runtime call that
-launched it, and that call was made inside the innermost CPU op open on its thread. We
-find that op by time nesting rather than by "External id" because older traces (the
-A100 fixtures) put the correlation id in the runtime call's and kernel's "External id",
-where it collides with unrelated ops' External ids. "External id" is the link of last
-resort, for device events whose runtime call is not in the trace; newer traces (the
-MI250 one) agree on both links.
-
-Links, self time and steps need every event of a track, and Kineto writes a thread's
-runtime calls after all of its ops: so in general they are worked out at the end, over
-columns of about 100 bytes an event. A trace of host ops alone (a CPU trace), though,
-comes in time order, and then an event is final once no event open across some point in
-time can still nest in it: `cut` hands those over as a segment to store at once, so the
-columns hold a bounded number of events however long the trace. Should a later event
-break that order (start before the cut, be a runtime call or kernel, or a step or scope
-start before it), the reader raises NotInTimeOrder and the caller, having stored
-segments, reads the trace again without cutting.
-"""
+"""Kineto events into columns; each kernel linked to the op that launched it, self time
+and steps worked out, and segments cut where events are final; see docs/ingest.md."""
 
 from __future__ import annotations
 
@@ -30,21 +11,9 @@ from itertools import accumulate, compress, repeat
 from operator import add, attrgetter, mul, sub
 from typing import Iterator, Sequence
 
-from profiler.traces.events import (
-    CPU_OP,
-    KERNEL,
-    MEMCPY,
-    MEMSET,
-    RUNTIME,
-    EventColumns,
-    MemoryColumns,
-    NotInTimeOrder,
-    StepTiming,
-    TraceData,
-    self_times,
-    steps_at,
-    track_order,
-)
+from profiler.traces.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME
+from profiler.traces.events import EventColumns, MemoryColumns, NotInTimeOrder, self_times, steps_at
+from profiler.traces.events import StepTiming, TraceData, track_order
 
 # Kineto "cat" -> TraceEvent.kind. "operator" is what torch < 1.9 called cpu_op.
 HOST_KINDS = {"cpu_op": CPU_OP, "operator": CPU_OP, "cuda_runtime": RUNTIME, "cuda_driver": RUNTIME}
@@ -62,12 +31,12 @@ OTHER_NAMES = (MEMORY, "ProfilerStep#")
 NO_ID = -(1 << 63)  # an absent "External id" in an array of them
 # Events held before a cut is looked for: 8,192 make under 1 MB of columns, and small
 # segments let an import store one while its reader reads the next
-# (profiler/reader_process.py): 0.40 s against 0.56 s with 65,536, measured in process
+# (profiler/traces/reading.py): 0.40 s against 0.56 s with 65,536, measured in process
 # on a 104k-event trace.
 SEGMENT_EVENTS = 1 << 13
 
 
-class _Track:
+class Track:
     """A host thread or a device stream: its events (indices into the columns, in
     trace order) and, on a thread, the optimizer scopes."""
 
@@ -104,13 +73,13 @@ class TraceBuilder:
         self.external_ids = array("q")  # per event in `events`, NO_ID where absent
         self.memory = MemoryColumns()
         self.steps: list[StepTiming] = []
-        self.threads: dict[tuple, _Track] = {}  # by (pid, tid)
-        self.streams: dict[tuple[int, int], _Track] = {}  # by (device, stream)
+        self.threads: dict[tuple, Track] = {}  # by (pid, tid)
+        self.streams: dict[tuple[int, int], Track] = {}  # by (device, stream)
         self.names: dict[str, str] = {}  # one str object per distinct name
         self.total_events = 0
         self.segment_events = segment_events
         # how many events held makes the next look for a cut: the first comes early, so
-        # that storing can start while the rest is read (profiler/reader_process.py)
+        # that storing can start while the rest is read (profiler/traces/reading.py)
         self.cut_at = segment_events and max(1, segment_events // 4)
         self.final_until: int | None = None  # the events cut so far ended by then
         self.held_last = 0  # events held after the piece before
@@ -128,7 +97,7 @@ class TraceBuilder:
         host and device events in one pass (measured 2x faster than a loop filling all
         columns an event at a time)."""
         kept: list = []
-        tracks: list[_Track] = []
+        tracks: list[Track] = []
         memory: list = []
         threads, kind_of = self.threads, KIND_OF_CATEGORY.get
         for event in events:
@@ -173,19 +142,19 @@ class TraceBuilder:
             return False
         return kind is not None
 
-    def _thread(self, event) -> _Track:
+    def _thread(self, event) -> Track:
         if event.pid is None or event.tid is None:
             raise TypeError
-        thread = self.threads[event.pid, event.tid] = _Track("cpu", str(event.tid))
+        thread = self.threads[event.pid, event.tid] = Track("cpu", str(event.tid))
         return thread
 
-    def _stream(self, args) -> _Track:
+    def _stream(self, args) -> Track:
         if args.device is None or type(args.stream) is not int:
             raise TypeError
         stream = self.streams.get((args.device, args.stream))
         if stream is None:
             # torch calls ROCm devices "cuda" too, and so do we
-            stream = self.streams[args.device, args.stream] = _Track(f"cuda:{args.device}",
+            stream = self.streams[args.device, args.stream] = Track(f"cuda:{args.device}",
                                                                      str(args.stream))
         return stream
 
@@ -194,7 +163,7 @@ class TraceBuilder:
         if self.final_until is not None and start_ns <= self.final_until:
             raise NotInTimeOrder
 
-    def _add_columns(self, kept: list, tracks: list[_Track]) -> None:
+    def _add_columns(self, kept: list, tracks: list[Track]) -> None:
         columns = self.events
         first = len(columns.name)
         columns.start_ns.extend(_ns_all(kept, _TS))
@@ -271,7 +240,7 @@ class TraceBuilder:
         head.memory, self.memory = self.memory, MemoryColumns()
         for key, thread in self.threads.items():
             held = bisect.bisect_left(thread.events, count)
-            part = head.threads[key] = _Track(thread.device, thread.stream)
+            part = head.threads[key] = Track(thread.device, thread.stream)
             part.events, part.scopes = thread.events[:held], thread.scopes
             thread.events = array("q", map(sub, thread.events[held:], repeat(count)))
         return head.finish({})
@@ -280,7 +249,7 @@ class TraceBuilder:
         events = self.events
         starts, durs = events.start_ns, events.dur_ns
         # self time counts per (device, stream): threads of two processes with one tid share it
-        host_tracks: dict[str, list[_Track]] = {}
+        host_tracks: dict[str, list[Track]] = {}
         for thread in self.threads.values():
             host_tracks.setdefault(thread.stream, []).append(thread)
         orders = {}  # thread -> its events in track order
@@ -322,7 +291,7 @@ class TraceBuilder:
             if correlation in launcher_op:
                 events.op[index] = launcher_op[correlation]
                 continue
-            if events.op[index] is not None:  # found already (profiler/kineto_spill.py)
+            if events.op[index] is not None:  # found already (profiler/traces/kineto_spill.py)
                 continue
             if op_by_external_id is None:  # the last resort, built when first needed
                 op_by_external_id = {

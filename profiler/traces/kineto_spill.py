@@ -1,20 +1,5 @@
-"""A GPU trace's events, held on disk until the trace has been read.
-
-Kineto writes a GPU trace's ops first and its runtime calls and device events after
-them, so no event of it is final before the end (profiler/kineto_columns.py): read
-whole, it holds columns of about 100 bytes an event (290 MB of RSS for a 300 MB trace).
-Past SPILL_EVENTS held, the reader moves them into a private SQLite database on disk
-instead (deleted when closed), and at the end reads them back in time order, each device
-event placed just after the runtime call that launched it, and cuts wherever no host
-event is open across the point: each part is then finished as a whole trace would be
-(links, self time, steps), knowing every step and optimizer scope of the trace. Memory
-holds one part, the steps, scopes and distinct names, and SQLite's cache and sorter.
-
-What a part cannot see is settled in SQL first: which runtime call (by correlation id)
-a device event belongs to, and for one whose call is not in the trace, the op with its
-"External id". Nesting on a device stream is taken within a part only (kernels on one
-stream run one after another).
-"""
+"""A GPU trace's events held in a temporary SQLite file until the trace has been read, so
+memory stays flat however large it is; see docs/ingest.md."""
 
 from __future__ import annotations
 
@@ -26,7 +11,7 @@ from typing import Callable, Iterator
 
 from profiler.errors import UserError
 from profiler.traces.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME, StepTiming, TraceData
-from profiler.traces.kineto_columns import NO_ID, TraceBuilder, _Track
+from profiler.traces.kineto_columns import NO_ID, TraceBuilder, Track
 
 # Held events that make the reader spill: 65,536 are about 7 MB of columns.
 SPILL_EVENTS = 1 << 16
@@ -124,7 +109,7 @@ class Spill:
         """Give every event back in parts of about `segment_events`, finished, through
         `on_segment`; return the last part with the memory events left, the devices and
         every step (a trace without steps is given one, its whole span, as
-        profiler/ingest.py would)."""
+        profiler/interchange/ingest.py would)."""
         self.add(builder)
         with self._disk():
             if not builder.steps:
@@ -178,11 +163,11 @@ class Spill:
         return part
 
     @staticmethod
-    def _part_track(builder: TraceBuilder, part: TraceBuilder, key: tuple) -> _Track:
+    def _part_track(builder: TraceBuilder, part: TraceBuilder, key: tuple) -> Track:
         kind, *where = key
         where = tuple(where)
         source = (builder.threads if kind == "thread" else builder.streams)[where]
-        track = _Track(source.device, source.stream)
+        track = Track(source.device, source.stream)
         track.scopes = source.scopes
         (part.threads if kind == "thread" else part.streams)[where] = track
         return track

@@ -1,30 +1,5 @@
-"""Read a trace in a child process while this one stores what it sends.
-
-An import is two jobs of about equal size: reading the trace (decoding, columns, links,
-self time, steps) and storing it (categories, inserting rows). Both need the GIL, so
-threads cannot overlap them: a thread inserting rows takes the GIL back at every
-statement, and an insert that took 0.24 s alone took 2.2 s beside a busy thread. A
-forked child can. It reads the trace and sends each segment the reader gives
-(profiler/kineto.py) through a pipe, pickled (about 20 ms for 100k events), so this
-process stores one while the child reads the next. Iterating a TraceReading gives:
-
-- ("segment", TraceData) for each segment;
-- ("rest", TraceData): the rest of the trace, with every step;
-
-and raises the child's own exception if the reading fails, so a malformed trace fails
-with the reader's message, as in one process.
-
-Where the work is split was measured on a 104k-event CPU trace: reading 0.18 s and
-finishing segments (links, self time, steps) 0.04 s in the child; categories 0.01 s,
-inserting 0.18 s and the commit 0.03 s here. Finishing in this process instead left it
-the slower side by 0.06 s; categories in the child, the child by about as much.
-
-The pipe holds 1 MiB where Linux allows (about one segment; 64 KiB by default), so the
-child can send a segment and go on while this process still stores the one before
-(measured 3% off the whole import); a child further ahead waits, so memory stays
-bounded. Without fork() (Windows), the reading runs on a thread of this process, in
-turn with the storing rather than beside it.
-"""
+"""Read a trace in a forked child process while this one stores the segments it sends
+(on a thread where there is no fork); see docs/ingest.md."""
 
 from __future__ import annotations
 
@@ -41,7 +16,7 @@ from typing import Callable, Iterator
 from profiler.errors import UserError
 
 # Light on purpose: the import command forks the reader before it loads the store and the
-# rest (profiler/ingest.py), so the reader's own modules are imported where they run.
+# rest (profiler/interchange/ingest.py), so the reader's own modules are imported where they run.
 
 _HEADER = struct.Struct("<Q")
 PIPE_BYTES = 1 << 20  # /proc/sys/fs/pipe-max-size is 1 MiB by default
@@ -72,6 +47,11 @@ class TraceReading:
         self._pipe: int | None = None
         self._queue: queue.Queue | None = None
         self._closed = False
+
+    @property
+    def child_pid(self) -> int | None:
+        """The reading child's pid while it reads; None on a thread."""
+        return self._child
 
     def __enter__(self) -> TraceReading:
         """Start the reading; entered again (a reading started early), nothing more."""
@@ -120,7 +100,7 @@ class TraceReading:
 
     def _fork(self) -> None:
         readable, writable = os.pipe()
-        _widen(writable)
+        widen_pipe(writable)
         parent = os.getpid()
         child = os.fork()
         if child == 0:  # pragma: no cover - the child, which leaves by os._exit
@@ -139,7 +119,7 @@ class TraceReading:
         def send(kind: str, payload) -> None:
             _send(fd, kind, payload)
             if not watched:
-                from profiler.collect.worker import die_with_parent
+                from profiler.processes import die_with_parent
 
                 die_with_parent(parent)
                 watched.append(parent)
@@ -199,7 +179,7 @@ def _send_error(send: Callable[[str, object], None], err: BaseException) -> None
             pass
 
 
-def _widen(fd: int) -> None:
+def widen_pipe(fd: int) -> None:
     """Let the pipe hold PIPE_BYTES, where the system has a way and allows it."""
     import fcntl
 

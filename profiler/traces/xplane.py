@@ -1,15 +1,5 @@
-"""Read TensorFlow profiler XSpace files (`*.xplane.pb`) into a `TraceData`.
-
-An XSpace holds planes (one per device, plus the host), a plane holds lines
-(a GPU stream, a host thread), a line holds events. Event and stat names live in
-the plane's `event_metadata` / `stat_metadata` maps, keyed by id. Time: a line starts
-at `timestamp_ns`; its events sit at `offset_ps` from that start and last
-`duration_ps`. Aggregated events (`num_occurrences` instead of `offset_ps`) have no
-place on the timeline and are not kept.
-
-The proto module is TensorFlow's own `xplane_pb2`, loaded from its file so that
-reading a trace never runs `import tensorflow` (seconds) in a read-only command.
-"""
+"""Read TensorFlow profiler XSpace files (`*.xplane.pb`) into a TraceData, with
+TensorFlow's own `xplane_pb2` loaded without importing TensorFlow."""
 
 from __future__ import annotations
 
@@ -22,22 +12,9 @@ from pathlib import Path
 from types import ModuleType
 
 from profiler.errors import UserError
-from profiler.traces.events import (
-    CPU_OP,
-    KERNEL,
-    MEMCPY,
-    MEMSET,
-    RUNTIME,
-    EventColumns,
-    TraceEvent,
-    MemoryColumns,
-    MemoryEvent,
-    StepTiming,
-    TraceData,
-    TraceFormatError,
-    assign_self_time,
-    assign_steps,
-)
+from profiler.traces.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME
+from profiler.traces.events import assign_self_time, assign_steps, EventColumns, MemoryColumns
+from profiler.traces.events import MemoryEvent, StepTiming, TraceData, TraceEvent, TraceFormatError
 
 XPLANE_PB2_FILE = ("tsl", "profiler", "protobuf", "xplane_pb2.py")
 INSTALL_HINT = "reading .xplane.pb traces needs TensorFlow's profiler protos: pip install tensorflow"

@@ -1,0 +1,152 @@
+"""Run settings, declared once with their defaults, allowed values and help: what
+`xprof run`, the daemon (flags and TOML config) and the orchestrator take."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from profiler.errors import UserError
+from workloads import DEFAULT_SEED, EXECUTIONS, FRAMEWORKS, MODES, SIZES, WORKLOADS, get_workload
+from workloads.spec import resolve_execution
+
+# Allowed ranges, inclusive, of the numeric settings (and of the flags that set them).
+LIMITS = {
+    "steps": (1, 100_000),
+    "warmup": (0, 10_000),
+    "repeats": (1, 1000),
+    "telemetry_interval": (0.05, 60),
+    "baseline": (1, 1000),
+    "min_effect": (0, 10),
+}
+# Each setting's allowed values, where they are a fixed list.
+CHOICES = {"suite": SIZES, "workloads": tuple(WORKLOADS), "frameworks": FRAMEWORKS,
+           "mode": MODES, "execution": EXECUTIONS}
+# A setting's flags where they are not just --its-name: the long one first.
+FLAGS = {"workloads": ("--workload", "-w"), "frameworks": ("--framework", "-f"), "execution": ("--exec",)}
+
+
+def flags(name: str) -> tuple[str, ...]:
+    return FLAGS.get(name, ("--" + name.replace("_", "-"),))
+
+
+def flag(name: str) -> str:
+    """How a message names a setting: '-w/--workload', '--steps'."""
+    return "/".join(reversed(flags(name)))
+
+
+def setting(default=None, help: str = "", shown: str | None = None, **options):
+    """A dataclass field with the help text of its flag; `shown` is how help names the
+    default when it is not the value itself."""
+    if isinstance(default, list):
+        options["default_factory"] = list
+    else:
+        options["default"] = default
+    return field(metadata={"help": help, "shown": shown}, **options)
+
+
+@dataclass
+class RunRequest:
+    """One run: a workload in one framework, its repeats each in a worker process."""
+
+    workload: str
+    framework: str
+    mode: str
+    execution: str | None
+    size: str
+    steps: int
+    warmup: int
+    repeats: int
+    python_profile: bool = False
+    seed: int = DEFAULT_SEED
+
+    def __post_init__(self):
+        get_workload(self.workload).config(self.size)
+        self.execution = resolve_execution(self.framework, self.execution)
+
+
+@dataclass
+class RunSettings:
+    """What to profile and how. Empty `workloads` or `frameworks` mean all of them."""
+
+    suite: str = setting("small", "Size of every workload: tiny (tests), small, large (GPU).")
+    workloads: list[str] = setting([], "Only these workloads (repeatable; default: all).")
+    frameworks: list[str] = setting([], "Only these frameworks (repeatable; default: both).")
+    mode: str = setting("train", "Train (forward, backward, update) or infer (forward only).")
+    execution: str | None = setting(None, "Execution style (default: torch eager, TensorFlow graph).")
+    steps: int = setting(10, "Timed steps without the profiler, then as many under it.")
+    warmup: int = setting(3, "Unmeasured steps first (tracing, compilation, caches).")
+    repeats: int = setting(5, "Worker processes per run; frameworks interleaved, order alternated.")
+    python_profile: bool = setting(False, "Also record one pyinstrument profile of the Python side per repeat.")
+    aa: bool = setting(False, "Two identical runs per framework, their repeats interleaved: an A/A check "
+                              "(`xprof diff` of the pair should find nothing significant).")
+    telemetry_interval: float = setting(1.0, "Seconds between host/NVML samples during a run.")
+
+    @classmethod
+    def default(cls, name: str):
+        """The default of one setting."""
+        return getattr(cls(), name)
+
+    def requests(self) -> list[RunRequest]:
+        """One request per workload, mode and framework; with `aa`, two identical runs
+        of each, which the orchestrator interleaves like two frameworks."""
+        copies = 2 if self.aa else 1
+        return [
+            RunRequest(workload, framework, self.mode, self.execution, self.suite, self.steps,
+                       self.warmup, self.repeats, self.python_profile)
+            for workload in self.workloads or list(WORKLOADS)
+            for framework in self.frameworks or list(FRAMEWORKS)
+            for _ in range(copies)
+        ]
+
+    def check(self) -> None:
+        """Every value of the right kind, among its choices and within its range: values
+        from a config file are checked as strictly as flags."""
+        for f in fields(self):
+            check_type(f.name, getattr(self, f.name), f.type)
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            for item in value if isinstance(value, list) else [value]:
+                if item is not None and item not in allowed:
+                    raise UserError(f"{flag(name)}: {item!r} is not one of {', '.join(allowed)}")
+        check_limits(self)
+
+
+@dataclass
+class CheckSettings:
+    """How stored runs are compared (diff, report, regressions): here so that the CLI,
+    the daemon's config and analysis share the defaults."""
+
+    baseline: int = setting(5, "Ok runs before the latest that form its baseline.")
+    min_effect: float = setting(0.05, "Smallest relative difference that can be significant.")
+
+
+DEFAULT_BASELINE = CheckSettings.baseline
+DEFAULT_MIN_EFFECT = CheckSettings.min_effect
+
+
+def check_limits(settings) -> None:
+    """Each numeric setting of `settings` that LIMITS names within its range."""
+    for name, (least, most) in LIMITS.items():
+        value = getattr(settings, name, None)
+        if value is not None and not least <= value <= most:
+            raise UserError(f"{flag(name)} must be between {least} and {most}, not {value!r}")
+
+
+# annotation -> (accepted values' types, how an error names them)
+_KINDS = {"str": ((str,), "a string"), "int": ((int,), "a whole number"),
+          "float": ((int, float), "a number"), "bool": ((bool,), "true or false"),
+          "list[str]": ((list,), "a list of strings")}
+
+
+def check_type(name: str, value, annotation: str) -> None:
+    """A config file can hold any TOML value; say which key has the wrong kind, now."""
+    kinds = [k.strip() for k in annotation.split("|")]
+    if value is None and "None" in kinds:
+        return
+    allowed = tuple(t for k in kinds if k in _KINDS for t in _KINDS[k][0])
+    wrong = not isinstance(value, allowed) or (isinstance(value, bool) and "bool" not in kinds)
+    if not wrong and isinstance(value, list):
+        wrong = not all(isinstance(item, str) for item in value)
+    if wrong:
+        kind = " or ".join(_KINDS[k][1] for k in kinds if k in _KINDS)
+        raise UserError(f"--{name.replace('_', '-')} must be {kind}, not {value!r}")

@@ -1,0 +1,23 @@
+"""How runs and workloads are named in every output."""
+
+from __future__ import annotations
+
+
+def workload_label(workload, mode=None, size=None) -> str:
+    """'cnn train small'; an imported run may lack any of them: those are left out, and a
+    run with none is an 'imported trace'."""
+    return " ".join(str(part) for part in (workload, mode, size) if part) or "imported trace"
+
+
+def run_label(run: dict, repeats: int | None = None, with_workload: bool = False) -> str:
+    """'torch eager (3f2a9c1b)'; with the repeats compared, '(3f2a9c1b, 5 repeats)'; with
+    the workload, 'torch eager cnn (3f2a9c1b)'."""
+    parts = (run["framework"], run["execution"]) + ((run["workload"],) if with_workload else ())
+    what = " ".join(str(part) for part in parts if part)
+    detail = run["id"][:8] + ("" if repeats is None else f", {repeats} repeats")
+    return f"{what} ({detail})"
+
+
+def trace_label(run: dict) -> str:
+    """A run's name in an exported trace viewer: framework, style and workload."""
+    return run_label(run, with_workload=True)

@@ -1,0 +1,360 @@
+"""What the commands print on a terminal: tables and lines drawn with rich, and JSON for
+scripts. Each function takes what a library call returned; none reads the store."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from views.labels import run_label, workload_label
+from views.numbers import (bytes_text, change_text, clock_text, count_text, delta_text,
+                           duration_text, interval_text, ms_text, ratio_text, ratio_word, si_text)
+
+STATUS_COLOURS = {"ok": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+
+
+def _table(**options) -> Table:
+    return Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold underline",
+                 **options)
+
+
+def emit_json(payload) -> None:
+    click.echo(json.dumps(_finite(payload), indent=2, allow_nan=False))
+
+
+def _finite(value):
+    """JSON has no infinity or NaN: an unbounded or undefined figure is null."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+# -- workloads --------------------------------------------------------------------
+
+def print_workloads(rows, size, mode) -> None:
+    table = Table(title=f"workloads at size {size} (FLOPs per {mode} step)", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("workload", no_wrap=True, min_width=11)
+    table.add_column("params", justify="right", no_wrap=True, min_width=10)
+    table.add_column("FLOPs/step", justify="right", no_wrap=True, min_width=10)
+    has_parity = any(row["parity"] for row in rows)
+    if has_parity:
+        table.add_column("parity: max |diff| <= tolerance", no_wrap=True)
+    else:
+        table.add_column("what it is", no_wrap=True, overflow="ellipsis")
+    for row in rows:
+        torch_side = row["frameworks"]["torch"]
+        tf_side = row["frameworks"]["tensorflow"]
+        params = f"{torch_side['params']:,}"
+        if torch_side["params"] != tf_side["params"]:
+            params = f"{torch_side['params']:,} / {tf_side['params']:,}"
+        cells = [row["name"], params, si_text(torch_side["flops_per_step"])]
+        if has_parity:
+            parity = row["parity"]
+            if parity["ok"]:
+                cells.append(f"[green]ok[/] {parity['max_abs_diff']:.1e} <= {parity['atol']:.0e}")
+            else:
+                cells.append(f"[red]FAIL[/] {parity['error']}")
+        else:
+            cells.append(row["description"])
+        table.add_row(*cells)
+    Console().print(table)
+
+
+def announce_parity(names, size) -> None:
+    plural = "s" if len(names) > 1 else ""
+    click.echo(f"checking parity of {len(names)} workload{plural} at size {size} "
+               "(torch, then tensorflow, each in its own process)...", err=True)
+
+
+# -- runs -------------------------------------------------------------------------
+
+def run_row(run: dict) -> dict:
+    """A stored run as `xprof runs` shows it (and `xprof run --json` for a new one)."""
+    return {
+        "id": run["id"], "status": run["status"], "framework": run["framework"],
+        "framework_version": run["framework_version"], "workload": run["workload"],
+        "mode": run["mode"], "execution": run["execution"], "size": run["size"],
+        "device": run["device"], "source": run["source"], "started_at": run["started_at"],
+        "step_ms_median": run["step_ms_median"], "kernels": run["event_count"],
+        "memory_events": run["memory_event_count"], "error": run["error"],
+    }
+
+
+def print_runs(rows, title) -> None:
+    table = _table(title=title)
+    cells = [
+        ((row["id"] or "-")[:8], f"[{STATUS_COLOURS.get(row['status'], 'white')}]{row['status']}[/]",
+         row["workload"] or "-", row["mode"] or "-", row["size"] or "-",
+         "tf" if row["framework"] == "tensorflow" else row["framework"], row["execution"] or "-",
+         ms_text(row["step_ms_median"]), f"{row['kernels']:,}", f"{row['memory_events']:,}")
+        for row in rows
+    ]
+    numeric = ("step ms", "events", "mem ev")  # events: ops, runtime calls and device events stored
+    for i, column in enumerate(("id", "status", "workload", "mode", "size", "fw", "exec") + numeric):
+        if column in numeric:
+            # numbers are never cut short: the text columns give way first
+            width = max([len(column)] + [len(c[i]) for c in cells])
+            table.add_column(column, justify="right", no_wrap=True, min_width=width)
+        else:
+            table.add_column(column, no_wrap=True, overflow="ellipsis")
+    for row_cells in cells:
+        table.add_row(*row_cells)
+    console = Console()
+    console.print(table)
+    for row in rows:
+        if row["error"]:
+            console.print(f"[red]{row['id']}[/] {row['workload']} {row['framework']}: "
+                          f"{escape(row['error'])}", highlight=False)
+
+
+class RunProgress:
+    """A rich progress bar on a terminal, one line per finished repeat otherwise."""
+
+    def __init__(self, runs, repeats, quiet):
+        self.total = runs * repeats
+        self.quiet = quiet
+        self.done = 0
+        self.bar = None
+
+    def __enter__(self):
+        if not self.quiet and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), transient=True)
+            self.bar.__enter__()
+            self.task = self.bar.add_task("profiling", total=self.total)
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.__exit__(*exc)
+
+    def update(self, event, outcome, repeat):
+        r = outcome.request
+        what = f"{r.workload}/{r.mode} {r.framework} ({r.execution}) repeat {repeat + 1}/{r.repeats}"
+        if event == "start":
+            if self.bar:
+                self.bar.update(self.task, description=f"profiling {what}")
+            return
+        self.done += 1
+        if self.bar:
+            self.bar.advance(self.task)
+        elif not self.quiet:
+            status = "ok" if outcome.status == "running" else outcome.status
+            click.echo(f"[{self.done}/{self.total}] {what}: {status}", err=True)
+
+
+# -- diff and report --------------------------------------------------------------
+
+def _ratio_cell(row) -> str:
+    text = ratio_word(row["ratio"]) + interval_text(row["ci_low"], row["ci_high"])
+    if row["significant"]:
+        colour = "red" if row["delta_ms"] > 0 else "green"
+        return f"[{colour}]{text}[/]"
+    return f"[dim]{text}[/]"
+
+
+def print_diff(result, top) -> None:
+    console = Console(highlight=False)
+    a, b, step = result["a"], result["b"], result["step"]
+    console.print(f"[bold]{escape(workload_label(a['workload'], a['mode'], a['size']))}[/]: "
+                  f"A = {run_label(a, a['repeats'])}, B = {run_label(b, b['repeats'])}")
+    steps = ("profiled steps: an imported run has no others" if step.get("steps") == "profiled"
+             else "unprofiled steps")
+    console.print(f"step time ({steps}): A {ms_text(step['a_ms'])} ms, "
+                  f"B {ms_text(step['b_ms'])} ms, B/A {_ratio_cell(step)}")
+    table = _table(title=f"per step, by {result['by']} ({a['basis']} time), |delta| first")
+    cells = [(escape(row["key"]), ms_text(row["a_ms"]), ms_text(row["b_ms"]),
+              delta_text(row["delta_ms"]), _ratio_cell(row))
+             for row in result["rows"][:top]]
+    # figures are never cut short: the name column gives way (a kernel name can be long)
+    headers = ("A ms", "B ms", "delta ms", "B/A \\[interval]")
+    widths = [max([len(h.replace("\\", ""))] + [Text.from_markup(c[i]).cell_len for c in cells])
+              for i, h in enumerate(headers, start=1)]
+    table.add_column(result["by"], no_wrap=True, overflow="ellipsis",
+                     max_width=max(12, console.width - sum(widths) - len(widths) - 1))
+    for i, (column, width) in enumerate(zip(headers, widths), start=1):
+        table.add_column(column, justify="right" if i < 4 else "left", no_wrap=True,
+                         min_width=width)
+    for row_cells in cells:
+        table.add_row(*row_cells)
+    console.print(table)
+    hidden = len(result["rows"]) - top
+    if hidden > 0:
+        console.print(f"[dim]{hidden} more rows (--top, or --json for all)[/]")
+    console.print(f"peak memory: A {bytes_text(a['peak_bytes'])}, B {bytes_text(b['peak_bytes'])}; "
+                  f"allocations per step: A {count_text(a['allocations_per_step'])}, "
+                  f"B {count_text(b['allocations_per_step'])}")
+    console.print(f"[dim]significant = {int(result['confidence'] * 100)}% interval excludes 1, effect > "
+                  f"{result['min_effect']:.0%}, |delta| > timer resolution; {result['method']}[/]")
+    for note in result["notes"]:
+        console.print(f"[yellow]note:[/] {note}")
+    for difference in result["environment_differences"]:
+        console.print(f"[yellow]environment differs:[/] {difference}")
+
+
+def _interval(entry) -> str:
+    return interval_text(entry.get("ci_low"), entry.get("ci_high"))
+
+
+def print_report(report) -> None:
+    console = Console(highlight=False)
+    table = _table(title="verdict per workload (TF/torch: TensorFlow / torch step time)")
+    for column in ("workload", "mode", "size", "torch ms", "tf ms", "TF/torch \\[interval]",
+                   "peak torch/tf"):
+        table.add_column(column, no_wrap=True, justify="right" if "ms" in column else "left")
+    details = []
+    for entry in report["workloads"]:
+        fws = entry["frameworks"]
+        torch_side, tf_side = fws.get("torch", {}), fws.get("tensorflow", {})
+        ratio = entry.get("ratio")
+        if ratio is None:
+            cell = "[dim]-[/]"
+        else:
+            colour = {"torch": "cyan", "tensorflow": "magenta"}.get(entry.get("faster"), "dim")
+            cell = f"[{colour}]{ratio_text(ratio)}x{_interval(entry)}[/]"
+        table.add_row(entry["workload"], entry["mode"] or "-", entry["size"] or "-",
+                      ms_text(torch_side.get("step_ms")), ms_text(tf_side.get("step_ms")), cell,
+                      f"{bytes_text(torch_side.get('peak_bytes'))}/{bytes_text(tf_side.get('peak_bytes'))}")
+        details.append(_report_line(entry))
+    console.print(table)
+    for line in details:
+        console.print(line)
+    notes = [note for entry in report["workloads"] for note in entry.get("notes", [])]
+    for note in notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+    console.print("[dim]n.s. = not significant; intervals and significance as in `xprof diff`[/]")
+
+
+def _report_line(entry) -> str:
+    """The verdict of one workload, the categories behind the gap, the other styles."""
+    why = ", ".join(f"{c['category']} {delta_text(c['delta_ms'])} ms"
+                    f"{'' if c['significant'] else ' (n.s.)'}" for c in entry.get("top_categories", []))
+    effects = [f"{framework} {execution} {ratio_text(effect['ratio'])}x{_interval(effect)}"
+               for framework, side in entry["frameworks"].items()
+               for execution, effect in side["execution_effects"].items()
+               if effect["ratio"] is not None]
+    line = (f"[bold]{escape(workload_label(entry['workload'], entry['mode'], entry['size']))}[/]: "
+            f"{entry['verdict']}")
+    if why:
+        line += f"; gap (tf - torch) from {why}"
+    if effects:
+        line += f"; vs usual style: {', '.join(effects)}"
+    return line
+
+
+# -- regressions ------------------------------------------------------------------
+
+def print_regressions(result) -> None:
+    console = Console(highlight=False)
+    found = result["regressions"]
+    console.print(f"checked {result['configurations_checked']} configurations against up to "
+                  f"{result['baseline']} runs each ({result['comparisons']} comparisons): "
+                  f"{len(found)} regression{'s' if len(found) != 1 else ''}")
+    if not found:
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    for column in ("workload", "framework", "key", "baseline ms", "latest ms", "ratio \\[interval]"):
+        table.add_column(column, no_wrap=True, justify="right" if "ms" in column else "left")
+    for r in found:
+        table.add_row(r["workload"], f"{r['framework']} {r['execution']}", escape(r["key"]),
+                      ms_text(r["baseline_ms"]), ms_text(r["latest_ms"]),
+                      f"[red]{change_text(r['ratio'])}{_interval(r)}[/]")
+    console.print(table)
+    for r in found:
+        for change in r["environment_changed"]:
+            console.print(f"[yellow]{r['workload']} {r['framework']}: environment changed, "
+                          f"a likely cause:[/] {escape(change)}")
+
+
+# -- import, doctor, daemon ---------------------------------------------------------
+
+def import_progress(quiet: bool):
+    """A line per file as an import starts it, on a terminal; None otherwise."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    return lambda path: click.echo(f"importing {path}", err=True)
+
+
+def print_imported(runs) -> None:
+    for r in runs:
+        if r.duplicate_of:
+            click.echo(f"{r.path}: already imported as run {r.id}")
+        else:
+            click.echo(f"{r.path}: run {r.id}, {r.events:,} events, {r.kernels:,} kernels "
+                       f"({r.kernel_time_ms:.3f} ms), {r.memcpy:,} memcpy, {r.memset:,} memset, "
+                       f"device {r.device}")
+
+
+def print_exported(exported) -> None:
+    if exported.format == "perfetto":
+        click.echo(f"wrote {exported.output}: {exported.events:,} events from {exported.runs} "
+                   f"run{'s' * (exported.runs != 1)} (open in ui.perfetto.dev)")
+        return
+    for path in exported.paths:
+        click.echo(f"wrote {path}")
+    if exported.format == "tensorboard":
+        click.echo(f"open with: tensorboard --logdir {exported.output}")
+
+
+def print_doctor(facts: dict) -> None:
+    console = Console(highlight=False)
+    for section, values in facts.items():
+        console.print(f"[bold]{section}[/]")
+        if isinstance(values, dict):
+            for key, value in values.items():
+                console.print(f"  {key}: {value}")
+        else:
+            console.print(f"  {values}")
+
+
+def describe_daemon(status: dict) -> str:
+    """`xprof daemon status` in lines: whether it runs, since when, its last and next cycle."""
+    now = time.time()
+    if not status["running"]:
+        stale = (f"; stale pid file for pid {status['stale_pid']}, which is gone"
+                 if status["stale_pid"] else "")
+        lines = [f"no xprof daemon runs on store {status['store']}{stale}"]
+        if status.get("stopped_at"):
+            lines.append(f"last stopped: {clock_text(status['stopped_at'])} "
+                         f"({duration_text(now - status['stopped_at'])} ago)")
+    else:
+        lines = [f"xprof daemon runs on store {status['store']}: pid {status['pid']}"]
+    if status["running"] and status.get("started_at"):
+        lines[0] += (f", since {clock_text(status['started_at'])} "
+                     f"({duration_text(now - status['started_at'])} ago)")
+        lines.append(f"schedule: {status['schedule']}; now {status['phase']}"
+                     + (f" ({status['activity']})" if status.get("activity") else ""))
+    last = status.get("last_cycle")
+    if last:
+        lines.append(f"last cycle: {last['number']} at {clock_text(last['started_at'])}, "
+                     f"{last['runs_ok']} runs ok, {last['runs_failed']} failed, "
+                     f"{last['regressions']} regression(s); summary {last['summary'] or '-'}")
+        if last.get("error"):
+            lines.append(f"last cycle error: {last['error']}")
+        if last.get("hook"):
+            lines.append(f"--on-regression: {last['hook']}")
+    elif status["running"]:
+        lines.append("last cycle: none yet")
+    if status["running"] and status.get("next_cycle_at") and status.get("phase") == "waiting":
+        lines.append(f"next cycle: {clock_text(status['next_cycle_at'])} "
+                     f"(in {duration_text(status['next_cycle_at'] - now)})")
+    if status["running"] and status.get("consecutive_failures"):
+        lines.append(f"{status['consecutive_failures']} failed cycle(s) in a row: backing off")
+    if status["running"] or status.get("log"):
+        lines.append(f"log: {status.get('log') or 'stderr of the foreground `xprof daemon run`'}")
+    return "\n".join(lines)
