@@ -4,6 +4,7 @@ hands the result to one renderer in views/. Each imports what it uses when it ru
 
 from __future__ import annotations
 
+import importlib
 import sys
 from dataclasses import MISSING, fields
 
@@ -13,6 +14,7 @@ from profiler.collect.settings import CHOICES, LIMITS, RunSettings, flags
 from profiler.daemon.config import DaemonConfig, config_keys
 from profiler.errors import UserError
 from workloads import EXECUTIONS, FRAMEWORKS, MODES, SIZES, WORKLOADS, WorkloadError
+from workloads.spec import ParityError
 
 SETTINGS = {f.name: f for f in fields(DaemonConfig)}  # run, check and daemon settings
 
@@ -68,6 +70,16 @@ def _store(db_path, create=False):
     return open_store(db_path, create)
 
 
+def _show(result, as_json: bool, renderer: str, *args) -> None:
+    """JSON for scripts, else views.terminal's `renderer`: rich loads only for the latter."""
+    from views.lines import emit_json
+
+    if as_json:
+        emit_json(result)
+    else:
+        getattr(importlib.import_module("views.terminal"), renderer)(result, *args)
+
+
 def _classify_event(event) -> str:
     """The taxonomy's category of an event, loaded at the first call (after an import forks)."""
     from analysis.taxonomy import classify_event
@@ -98,18 +110,14 @@ def workloads_command(names, size, mode, parity, as_json):
     Example:
       xprof workloads --parity --size small
     """
-    from views.terminal import announce_parity, emit_json, print_workloads
+    from views.lines import announce_parity
     from workloads.catalog import catalog_rows
-    from workloads.spec import ParityError
 
     names = list(dict.fromkeys(names)) or list(WORKLOADS)
     if parity and not as_json:
         announce_parity(names, size)
-    try:
-        rows = catalog_rows(names, size, mode, parity)
-    except ParityError as error:
-        raise click.ClickException(str(error)) from None
-    emit_json(rows) if as_json else print_workloads(rows, size, mode)
+    rows = catalog_rows(names, size, mode, parity)
+    _show(rows, as_json, "print_workloads", size, mode)
     failed = [row["name"] for row in rows if row["parity"] and not row["parity"]["ok"]]
     if failed:
         raise click.ClickException(f"parity failed for: {', '.join(failed)}")
@@ -129,7 +137,7 @@ def run_command(as_json, db_path, **settings):
       xprof run --suite tiny -w mlp -f torch --aa   # A/A: two interleaved runs to diff
     """
     from profiler.collect.orchestrate import profile
-    from views.terminal import RunProgress, emit_json, print_runs
+    from views.terminal import RunProgress
 
     settings = RunSettings(**{k: list(dict.fromkeys(v)) if isinstance(v, tuple) else v
                               for k, v in settings.items()})
@@ -143,7 +151,7 @@ def run_command(as_json, db_path, **settings):
         error.exit_code = 130
         raise error from None
     rows = [o.as_json() for o in outcomes]
-    emit_json({"runs": rows}) if as_json else print_runs(rows, title=f"runs stored in {store.path}")
+    _show({"runs": rows} if as_json else rows, as_json, "print_runs", f"runs stored in {store.path}")
     failed = [o for o in outcomes if o.status != "ok"]
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(outcomes)} runs failed (errors above)")
@@ -159,11 +167,11 @@ def runs_command(limit, as_json, db_path):
     Example:
       xprof runs --limit 10
     """
-    from views.terminal import emit_json, print_runs, run_row
+    from views.lines import run_row
 
     store = _store(db_path)
     rows = [run_row(r) for r in store.runs(limit)]
-    emit_json({"runs": rows}) if as_json else print_runs(rows, title=f"latest {len(rows)} runs in {store.path}")
+    _show({"runs": rows} if as_json else rows, as_json, "print_runs", f"latest {len(rows)} runs in {store.path}")
 
 
 @cli.command("diff")
@@ -198,7 +206,6 @@ def diff_command(run_ids, workload, framework_a, framework_b, mode, size, a_exec
     """
     from analysis.diff import compare
     from analysis.runs import latest_pair
-    from views.terminal import emit_json, print_diff
 
     store = _store(db_path)
     if run_ids:
@@ -210,7 +217,7 @@ def diff_command(run_ids, workload, framework_a, framework_b, mode, size, a_exec
     else:
         raise click.UsageError("give two run ids or --workload W")
     result = compare(store, run_a, run_b, by, min_effect)
-    emit_json(result) if as_json else print_diff(result, top)
+    _show(result, as_json, "print_diff", top)
 
 
 @cli.command("report")
@@ -227,10 +234,9 @@ def report_command(names, min_effect, as_json, db_path):
       xprof report -w cnn -w transformer --json
     """
     from analysis.report import build_report
-    from views.terminal import emit_json, print_report
 
     report = build_report(_store(db_path), list(dict.fromkeys(names)), min_effect)
-    emit_json(report) if as_json else print_report(report)
+    _show(report, as_json, "print_report")
 
 
 @cli.command("regressions")
@@ -248,10 +254,9 @@ def regressions_command(workload, baseline, min_effect, fail_on_regression, as_j
       xprof regressions --baseline 7 --fail-on-regression --json   # for nightly jobs and CI
     """
     from analysis.regressions import find_regressions
-    from views.terminal import emit_json, print_regressions
 
     result = find_regressions(_store(db_path), workload, baseline, min_effect)
-    emit_json(result) if as_json else print_regressions(result)
+    _show(result, as_json, "print_regressions")
     if fail_on_regression and result["regressions"]:
         sys.exit(1)
 
@@ -277,7 +282,7 @@ def import_command(paths, workload, mode, size, label, as_json, db_path):
     """
     from profiler.interchange.ingest import import_traces
 
-    from views.terminal import emit_json, import_progress, print_imported
+    from views.lines import emit_json, import_progress, print_imported
 
     # the store opens, and the taxonomy loads, once the first file's reader has started,
     # so that they go on at once
@@ -314,7 +319,7 @@ def export_command(run_ids, fmt, output, step_range, repeat, db_path):
 
     from profiler.interchange import export
     from views.labels import trace_label
-    from views.terminal import print_exported
+    from views.lines import print_exported
 
     store = _store(db_path)
     runs = [store.run(ref) for ref in dict.fromkeys(run_ids)]
@@ -355,9 +360,7 @@ def watch_command(interval, once, state_dir, db_path):
 def daemon_options(command):
     """The options `daemon run` and `daemon start` share: every key of a config file,
     which fills what the flags leave unset."""
-    order = ("every", "cron", *(f.name for f in fields(RunSettings)), "baseline", "min_effect")
-    names = [name for name in order if name in config_keys()]
-    names += [name for name in config_keys() if name not in names]
+    names = [f.name for f in fields(DaemonConfig) if f.name in config_keys()]  # run settings first
     for option in reversed([
         click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
                      help="TOML file of the options below ([daemon] table; flags win)."),
@@ -427,7 +430,7 @@ def daemon_status_command(as_json, state_dir, db_path):
     """Whether a daemon runs on the store, since when, its last and next cycle.
     Exits 0 when it runs, 3 when it does not."""
     from profiler.daemon.files import DaemonFiles, read_status
-    from views.terminal import describe_daemon, emit_json
+    from views.lines import describe_daemon, emit_json
 
     files = DaemonFiles.of(db_path, state_dir)
     if not files.store.exists():
@@ -461,10 +464,9 @@ def doctor_command(as_json, db_path):
       xprof doctor --json
     """
     from profiler.doctor import report
-    from views.terminal import emit_json, print_doctor
 
     facts = report(db_path)
-    emit_json(facts) if as_json else print_doctor(facts)
+    _show(facts, as_json, "print_doctor")
 
 
 def main(argv=None) -> int:
@@ -483,7 +485,7 @@ def main(argv=None) -> int:
     except click.ClickException as error:
         click.echo(f"xprof: error: {error.format_message()}", err=True)
         return error.exit_code
-    except (WorkloadError, UserError) as error:  # a bad name (2), or anything else the user can fix
+    except (WorkloadError, ParityError, UserError) as error:  # a bad name (2), or else to fix (1)
         click.echo(f"xprof: error: {error}", err=True)
         return 2 if isinstance(error, WorkloadError) else 1
     except KeyboardInterrupt:

@@ -1,11 +1,9 @@
-"""What the commands print on a terminal: tables and lines drawn with rich, and JSON for
-scripts. Each function takes what a library call returned; none reads the store."""
+"""The tables and progress the commands draw with rich on a terminal. Each function takes
+what a library call returned; none reads the store."""
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 
 import click
 from rich import box
@@ -15,8 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from views.labels import run_label, workload_label
-from views.numbers import (bytes_text, change_text, clock_text, count_text, delta_text,
-                           duration_text, interval_text, ms_text, ratio_text, ratio_word, si_text)
+from views.numbers import (bytes_text, change_text, count_text, delta_text,
+                           interval_text, ms_text, ratio_text, ratio_word, si_text)
 
 STATUS_COLOURS = {"ok": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
 
@@ -24,21 +22,6 @@ STATUS_COLOURS = {"ok": "green", "failed": "red", "interrupted": "yellow", "runn
 def _table(**options) -> Table:
     return Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold underline",
                  **options)
-
-
-def emit_json(payload) -> None:
-    click.echo(json.dumps(_finite(payload), indent=2, allow_nan=False))
-
-
-def _finite(value):
-    """JSON has no infinity or NaN: an unbounded or undefined figure is null."""
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 # -- workloads --------------------------------------------------------------------
@@ -73,25 +56,7 @@ def print_workloads(rows, size, mode) -> None:
     Console().print(table)
 
 
-def announce_parity(names, size) -> None:
-    plural = "s" if len(names) > 1 else ""
-    click.echo(f"checking parity of {len(names)} workload{plural} at size {size} "
-               "(torch, then tensorflow, each in its own process)...", err=True)
-
-
 # -- runs -------------------------------------------------------------------------
-
-def run_row(run: dict) -> dict:
-    """A stored run as `xprof runs` shows it (and `xprof run --json` for a new one)."""
-    return {
-        "id": run["id"], "status": run["status"], "framework": run["framework"],
-        "framework_version": run["framework_version"], "workload": run["workload"],
-        "mode": run["mode"], "execution": run["execution"], "size": run["size"],
-        "device": run["device"], "source": run["source"], "started_at": run["started_at"],
-        "step_ms_median": run["step_ms_median"], "kernels": run["event_count"],
-        "memory_events": run["memory_event_count"], "error": run["error"],
-    }
-
 
 def print_runs(rows, title) -> None:
     table = _table(title=title)
@@ -283,34 +248,6 @@ def print_regressions(result) -> None:
 
 # -- import, doctor, daemon ---------------------------------------------------------
 
-def import_progress(quiet: bool):
-    """A line per file as an import starts it, on a terminal; None otherwise."""
-    if quiet or not sys.stderr.isatty():
-        return None
-    return lambda path: click.echo(f"importing {path}", err=True)
-
-
-def print_imported(runs) -> None:
-    for r in runs:
-        if r.duplicate_of:
-            click.echo(f"{r.path}: already imported as run {r.id}")
-        else:
-            click.echo(f"{r.path}: run {r.id}, {r.events:,} events, {r.kernels:,} kernels "
-                       f"({r.kernel_time_ms:.3f} ms), {r.memcpy:,} memcpy, {r.memset:,} memset, "
-                       f"device {r.device}")
-
-
-def print_exported(exported) -> None:
-    if exported.format == "perfetto":
-        click.echo(f"wrote {exported.output}: {exported.events:,} events from {exported.runs} "
-                   f"run{'s' * (exported.runs != 1)} (open in ui.perfetto.dev)")
-        return
-    for path in exported.paths:
-        click.echo(f"wrote {path}")
-    if exported.format == "tensorboard":
-        click.echo(f"open with: tensorboard --logdir {exported.output}")
-
-
 def print_doctor(facts: dict) -> None:
     console = Console(highlight=False)
     for section, values in facts.items():
@@ -320,41 +257,3 @@ def print_doctor(facts: dict) -> None:
                 console.print(f"  {key}: {value}")
         else:
             console.print(f"  {values}")
-
-
-def describe_daemon(status: dict) -> str:
-    """`xprof daemon status` in lines: whether it runs, since when, its last and next cycle."""
-    now = time.time()
-    if not status["running"]:
-        stale = (f"; stale pid file for pid {status['stale_pid']}, which is gone"
-                 if status["stale_pid"] else "")
-        lines = [f"no xprof daemon runs on store {status['store']}{stale}"]
-        if status.get("stopped_at"):
-            lines.append(f"last stopped: {clock_text(status['stopped_at'])} "
-                         f"({duration_text(now - status['stopped_at'])} ago)")
-    else:
-        lines = [f"xprof daemon runs on store {status['store']}: pid {status['pid']}"]
-    if status["running"] and status.get("started_at"):
-        lines[0] += (f", since {clock_text(status['started_at'])} "
-                     f"({duration_text(now - status['started_at'])} ago)")
-        lines.append(f"schedule: {status['schedule']}; now {status['phase']}"
-                     + (f" ({status['activity']})" if status.get("activity") else ""))
-    last = status.get("last_cycle")
-    if last:
-        lines.append(f"last cycle: {last['number']} at {clock_text(last['started_at'])}, "
-                     f"{last['runs_ok']} runs ok, {last['runs_failed']} failed, "
-                     f"{last['regressions']} regression(s); summary {last['summary'] or '-'}")
-        if last.get("error"):
-            lines.append(f"last cycle error: {last['error']}")
-        if last.get("hook"):
-            lines.append(f"--on-regression: {last['hook']}")
-    elif status["running"]:
-        lines.append("last cycle: none yet")
-    if status["running"] and status.get("next_cycle_at") and status.get("phase") == "waiting":
-        lines.append(f"next cycle: {clock_text(status['next_cycle_at'])} "
-                     f"(in {duration_text(status['next_cycle_at'] - now)})")
-    if status["running"] and status.get("consecutive_failures"):
-        lines.append(f"{status['consecutive_failures']} failed cycle(s) in a row: backing off")
-    if status["running"] or status.get("log"):
-        lines.append(f"log: {status.get('log') or 'stderr of the foreground `xprof daemon run`'}")
-    return "\n".join(lines)

@@ -3,8 +3,6 @@ from a TOML file with command-line flags on top."""
 
 from __future__ import annotations
 
-import shlex
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -19,7 +17,7 @@ RUN_ONLY = ("python_profile", "aa", "telemetry_interval")
 
 
 @dataclass
-class DaemonConfig(RunSettings, CheckSettings):
+class DaemonConfig(CheckSettings, RunSettings):
     """The run settings of each cycle, how its regressions are checked, and what the
     daemon does around them."""
 
@@ -52,6 +50,8 @@ class DaemonConfig(RunSettings, CheckSettings):
             raise UserError(f"--telemetry-every {self.telemetry_every!r} is faster than "
                             f"{MIN_TELEMETRY_S:g} s: telemetry between cycles is meant to be cheap")
         if self.on_regression is not None:
+            import shlex
+
             try:
                 shlex.split(self.on_regression)
             except ValueError as error:
@@ -67,6 +67,8 @@ def load_config(path: Path | None, overrides: dict) -> DaemonConfig:
     """The TOML file's [daemon] table (or top level), then every flag that was given."""
     values: dict = {}
     if path is not None:
+        import tomllib  # here: every command's flags are made from this module
+
         try:
             document = tomllib.loads(Path(path).read_text())
         except OSError as error:
