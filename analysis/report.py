@@ -20,7 +20,7 @@ def _latest(store, workload, framework, mode, size, execution):
         return None
 
 
-def _execution_effects(store, workload, framework, mode, size, usual_figures) -> dict:
+def _execution_effects(store, workload, framework, mode, size, usual_figures, min_effect) -> dict:
     effects = {}
     for execution in ("eager", "graph", "compiled"):
         if execution == DEFAULT_EXECUTION[framework]:
@@ -28,7 +28,7 @@ def _execution_effects(store, workload, framework, mode, size, usual_figures) ->
         run = _latest(store, workload, framework, mode, size, execution)
         if run is None:
             continue
-        row = step_time_difference(usual_figures, run_figures(store, run))
+        row = step_time_difference(usual_figures, run_figures(store, run), min_effect)
         effects[execution] = {"run": run["id"], "step_ms": row.b_ms, "ratio": row.ratio,
                               "ci_low": row.ci_low, "ci_high": row.ci_high,
                               "significant": row.significant}
@@ -57,7 +57,7 @@ def verdict(store: Store, workload: str, mode: str, size: str,
             "run": run["id"], "execution": run["execution"], "repeats": len(f.repeats),
             "step_ms": summarize(f.step_ms) or None,
             "peak_bytes": f.peak_bytes,
-            "execution_effects": _execution_effects(store, workload, framework, mode, size, f),
+            "execution_effects": _execution_effects(store, workload, framework, mode, size, f, min_effect),
         }
     if len(figures) < 2:
         missing = [fw for fw in DEFAULT_EXECUTION if fw not in figures]

@@ -86,8 +86,6 @@ def test_execution_effects_compare_other_styles_with_the_usual_one(store):
     assert entry["verdict"] == "torch is 1.67x faster per step"
 
 
-@pytest.mark.xfail(strict=True, reason="verdict() does not pass min_effect to the execution "
-                   "effects: they are judged at the default 5% whatever --min-effect says")
 def test_execution_effects_use_the_report_s_min_effect(store):
     add_run(store, [{"matmul": 1.0}] * 3)  # 2 ms steps
     add_run(store, [{"matmul": 1.0}] * 3, execution="compiled", step_ms=[1.94] * 3)  # 3% faster
