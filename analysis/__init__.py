@@ -1,2 +1,3 @@
 """Analysis: per-run figures, statistics, diff, report, regressions, the watch snapshot and
-review summaries. It reads the store through profiler.store and never imports a framework."""
+review summaries. Of profiler it imports the store, trace record types and check settings;
+never a framework, never views."""

@@ -11,6 +11,7 @@ from profiler.store import Store
 from workloads import DEFAULT_EXECUTION
 
 TOP_CATEGORIES = 3
+NO_DIFFERENCE = "no significant difference in step time"
 
 
 def _latest(store, workload, framework, mode, size, execution):
@@ -69,7 +70,7 @@ def verdict(store: Store, workload: str, mode: str, size: str,
     entry.update(ratio=step.ratio, ci_low=step.ci_low, ci_high=step.ci_high,
                  significant=step.significant)
     entry["faster"] = None
-    entry["verdict"] = "no significant difference in step time"
+    entry["verdict"] = NO_DIFFERENCE
     if step.significant:
         faster, _, speedup = faster_side("torch", "tensorflow", step.ratio)
         entry["faster"] = faster

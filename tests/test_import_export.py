@@ -257,6 +257,7 @@ def test_export_errors(profiled, tmp_path):
         run_xprof("export", ids["torch"], "--format", "perfetto", "-o", tmp_path / "t.json", "--steps", "x", "--db", db))
     assert "no profiled steps in repeat 0 within steps 50:60" in one_line_error(
         run_xprof("export", ids["torch"], "--format", "perfetto", "-o", tmp_path / "t.json", "--steps", "50:60", "--db", db))
+    assert list(tmp_path.glob("t.json*")) == []  # no half-written trace left behind
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert "cannot write" in one_line_error(

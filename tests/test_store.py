@@ -89,6 +89,24 @@ def test_a_migrated_store_compares_as_it_did_before(old_store):
     store.close()
 
 
+@pytest.mark.slow
+def test_processes_opening_an_old_store_at_once_migrate_it_once(old_store):
+    import subprocess
+    import sys
+
+    import time
+
+    # each waits for the same instant, then opens: the first migration is run by one of them
+    code = ("import sys, time; from profiler.store import Store; time.sleep(float(sys.argv[2]) - time.time());"
+            " Store.open(sys.argv[1]).close()")
+    at = time.time() + 1.5
+    openers = [subprocess.Popen([sys.executable, "-c", code, str(old_store), str(at)],
+                                stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    errors = [p.communicate()[1] for p in openers]
+    assert [p.returncode for p in openers] == [0] * 6, errors
+    assert _count(old_store, "events") == 934
+
+
 def test_migrating_twice_changes_nothing(old_store):
     Store.open(old_store).close()
     dump = list(sqlite3.connect(old_store).iterdump())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from statistics import median
 
-from analysis.report import faster_side
+from analysis.report import NO_DIFFERENCE, faster_side
 from views.labels import run_label, workload_label
 from views.numbers import delta_text, interval_text, ms_text, ratio_text, ratio_word
 
@@ -122,7 +122,7 @@ def _verdict(summary) -> str:
     if step["ci_low"] is not None:
         interval = f" (interval{interval_text(step['ci_low'], step['ci_high'], ' to ')})"
     if not step["significant"]:
-        return (f"No significant difference in step time between {escape(run_label(a))} and "
+        return (f"{NO_DIFFERENCE.capitalize()} between {escape(run_label(a))} and "
                 f"{escape(run_label(b))}: B/A {ratio_text(step['ratio'])}x{interval}.")
     faster, slower, speedup = faster_side(a, b, step["ratio"])
     return (f"<b>{escape(run_label(faster))}</b> is {speedup} than "

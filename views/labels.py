@@ -9,12 +9,18 @@ def workload_label(workload, mode=None, size=None) -> str:
     return " ".join(str(part) for part in (workload, mode, size) if part) or "imported trace"
 
 
+def short_id(run_id: str | None) -> str:
+    """The first 8 of a run id's 12 hex digits: unique enough to read, and a prefix
+    every command takes."""
+    return (run_id or "-")[:8]
+
+
 def run_label(run: dict, repeats: int | None = None, with_workload: bool = False) -> str:
     """'torch eager (3f2a9c1b)'; with the repeats compared, '(3f2a9c1b, 5 repeats)'; with
     the workload, 'torch eager cnn (3f2a9c1b)'."""
     parts = (run["framework"], run["execution"]) + ((run["workload"],) if with_workload else ())
     what = " ".join(str(part) for part in parts if part)
-    detail = run["id"][:8] + ("" if repeats is None else f", {repeats} repeats")
+    detail = short_id(run["id"]) + ("" if repeats is None else f", {repeats} repeats")
     return f"{what} ({detail})"
 
 

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from views.labels import run_label, workload_label
+from views.labels import run_label, short_id, workload_label
 from views.numbers import (bytes_text, change_text, count_text, delta_text,
                            interval_text, ms_text, ratio_text, ratio_word, si_text)
 
@@ -61,7 +61,7 @@ def print_workloads(rows, size, mode) -> None:
 def print_runs(rows, title) -> None:
     table = _table(title=title)
     cells = [
-        ((row["id"] or "-")[:8], f"[{STATUS_COLOURS.get(row['status'], 'white')}]{row['status']}[/]",
+        (short_id(row["id"]), f"[{STATUS_COLOURS.get(row['status'], 'white')}]{row['status']}[/]",
          row["workload"] or "-", row["mode"] or "-", row["size"] or "-",
          "tf" if row["framework"] == "tensorflow" else row["framework"], row["execution"] or "-",
          ms_text(row["step_ms_median"]), f"{row['kernels']:,}", f"{row['memory_events']:,}")

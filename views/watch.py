@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from views.labels import short_id
 from views.numbers import gib_text, interval_text, ms_text, ratio_text
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -85,7 +86,7 @@ def _recent_table(snapshot, rows: int) -> Table:
     colours = {"ok": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
     for r in snapshot["recent"][:rows]:
         median = r["step_ms_median"]
-        table.add_row(r["id"][:8], f"[{colours.get(r['status'], 'white')}]{r['status']}[/]",
+        table.add_row(short_id(r["id"]), f"[{colours.get(r['status'], 'white')}]{r['status']}[/]",
                       f"{r['workload'] or '-'} {r['mode'] or ''}",
                       f"{r['framework']} {r['execution'] or ''}",
                       ms_text(median))

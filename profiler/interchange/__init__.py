@@ -1,2 +1,2 @@
 """Traces in and out: `xprof import` reads trace files into the store, `xprof export`
-writes stored runs as Perfetto, TensorBoard or CSV. Imports traces and store only."""
+writes stored runs as Perfetto, TensorBoard or CSV. Imports traces, store and errors only."""

@@ -87,24 +87,29 @@ def write_perfetto(store: Store, runs: list[dict], path: Path, label: Callable[[
     first profiled step, kernels and ops on a track per (device, stream), steps on a
     track of their own, memory as a counter. Returns the number of events written."""
     path = writable(path)
+    partial = path.with_name(path.name + ".partial")  # a failed export leaves no half file
     written = 0
     try:
-        out = open(path, "w")
+        out = open(partial, "w")
     except OSError as error:
         raise ExportError(f"cannot write {path}: {error.strerror}") from None
-    with out:
-        out.write('{"displayTimeUnit": "ns", "traceEvents": [\n')
-        first = True
+    try:
+        with out:
+            out.write('{"displayTimeUnit": "ns", "traceEvents": [\n')
+            first = True
 
-        def emit(event):
-            nonlocal first, written
-            out.write(("" if first else ",\n") + json.dumps(event, separators=(",", ":")))
-            first = False
-            written += 1
+            def emit(event):
+                nonlocal first, written
+                out.write(("" if first else ",\n") + json.dumps(event, separators=(",", ":")))
+                first = False
+                written += 1
 
-        for pid, run in enumerate(runs, start=1):
-            _perfetto_run(store, run, label(run), pid, repeat, steps, emit)
-        out.write("\n]}\n")
+            for pid, run in enumerate(runs, start=1):
+                _perfetto_run(store, run, label(run), pid, repeat, steps, emit)
+            out.write("\n]}\n")
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
     return written
 
 

@@ -131,8 +131,8 @@ def import_traces(store: Store | Callable[[], Store], paths, workload=None, labe
 @contextmanager
 def _cycle_collector_paused():
     """An import makes no reference cycles, so the cycle collector's walks over its
-    growing columns only cost time (20 ms of a 0.6 s import of a 38 MB trace);
-    reference counting still frees everything."""
+    growing columns only cost time (docs/ingest.md); reference counting still frees
+    everything."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -152,8 +152,7 @@ class _RawCopy:
     """The raw trace kept beside the store, gzip-compressed. A thread hashes the file,
     then compresses it, while the reader's child process reads it and this process
     stores it (hashlib and ISA-L let go of the GIL, and the storing waits for segments
-    often enough to leave the thread room): 0.06 s of CPU for a 38 MB trace, off the
-    critical path. `check`, called between segments, stops the import as soon as the
+    often enough to leave the thread room), off the critical path. `check`, called between segments, stops the import as soon as the
     hash shows the file was imported before, and starts the copy once it shows it is
     new. `start` comes after the reader has forked: no thread may run at a fork."""
 

@@ -1,5 +1,6 @@
 """The store owns the schema and every SQL statement: migrations, writes, the reads
-analysis and the views need, raw-trace artifacts. It imports profiler.traces only."""
+analysis and the views need, raw-trace artifacts. Of xprof it imports only traces,
+processes and errors."""
 
 from profiler.store.paths import default_db_path
 from profiler.store.queries import RunNotFound

@@ -141,14 +141,15 @@ class Store(Queries):
         return self.connection.execute("PRAGMA user_version").fetchone()[0]
 
     def migrate(self) -> None:
-        """Apply the migrations this store has not had, each in its own transaction."""
+        """Apply the migrations this store has not had, each in its own transaction. The
+        version is read again inside it: another process may have just applied it."""
         try:
             self.check_is_ours()
-            version = self.schema_version()
-            for number in range(version + 1, SCHEMA_VERSION + 1):
+            for number in range(self.schema_version() + 1, SCHEMA_VERSION + 1):
                 with self.transaction():
-                    MIGRATIONS[number - 1](self.connection)
-                    self.connection.execute(f"PRAGMA user_version = {number}")
+                    if self.schema_version() < number:
+                        MIGRATIONS[number - 1](self.connection)
+                        self.connection.execute(f"PRAGMA user_version = {number}")
         except sqlite3.Error as error:
             raise StoreError(_describe(self.path, error)) from None
 

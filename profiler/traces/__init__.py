@@ -1,4 +1,5 @@
-"""Pick the reader for a trace file by its name: Kineto JSON or XSpace protobuf."""
+"""Trace files and what they hold: the record types and a reader per format, picked here by
+the file's name (Kineto JSON or XSpace). Imports nothing else of xprof but its errors."""
 
 from __future__ import annotations
 

@@ -94,8 +94,8 @@ class TraceBuilder:
 
     def _add(self, events: list) -> None:
         """Sort the piece's events one by one, cheaply; then fill each column from the
-        host and device events in one pass (measured 2x faster than a loop filling all
-        columns an event at a time)."""
+        host and device events in one pass, rather than filling all columns an event at
+        a time (see docs/ingest.md)."""
         kept: list = []
         tracks: list[Track] = []
         memory: list = []
