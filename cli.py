@@ -4,6 +4,7 @@ hands the result to one renderer in views/. Each imports what it uses when it ru
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 from dataclasses import MISSING, fields
@@ -49,19 +50,14 @@ def _option(f, daemon: bool) -> dict:
 def store_options(json: bool = True, state_dir: bool = False):
     """--db PATH on every command that touches the store; --json where it prints results;
     --state-dir where the daemon's files matter."""
-    def decorate(command):
-        command = click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=str),
-                               default=None, help="SQLite store (default: $XPROF_DB, else "
-                               "xprof.db in the user data directory).")(command)
-        if state_dir:
-            command = click.option("--state-dir", type=click.Path(file_okay=False), default=None,
-                                   help="Pid, log and status files (default: $XPROF_STATE_DIR, "
-                                        "else the user state directory).")(command)
-        if json:
-            command = click.option("--json", "as_json", is_flag=True,
-                                   help="Print JSON for scripts.")(command)
-        return command
-    return decorate
+    options = [click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=str), help=(
+        "SQLite store (default: $XPROF_DB, else xprof.db in the user data directory)."))]
+    if state_dir:
+        options.append(click.option("--state-dir", type=click.Path(file_okay=False), help=(
+            "Pid, log and status files (default: $XPROF_STATE_DIR, else the user state directory).")))
+    if json:
+        options.append(click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts."))
+    return lambda command: functools.reduce(lambda decorated, option: option(decorated), options, command)
 
 
 def _store(db_path, create=False):
@@ -71,13 +67,15 @@ def _store(db_path, create=False):
 
 
 def _show(result, as_json: bool, renderer: str, *args) -> None:
-    """JSON for scripts, else views.terminal's `renderer`: rich loads only for the latter."""
+    """JSON for scripts, else `renderer` ("terminal:print_diff": a function of views.terminal,
+    loaded only then, as rich is; views.lines draws without rich)."""
     from views.lines import emit_json
 
+    module, function = renderer.split(":")
     if as_json:
         emit_json(result)
     else:
-        getattr(importlib.import_module("views.terminal"), renderer)(result, *args)
+        getattr(importlib.import_module(f"views.{module}"), function)(result, *args)
 
 
 def _classify_event(event) -> str:
@@ -117,7 +115,7 @@ def workloads_command(names, size, mode, parity, as_json):
     if parity and not as_json:
         announce_parity(names, size)
     rows = catalog_rows(names, size, mode, parity)
-    _show(rows, as_json, "print_workloads", size, mode)
+    _show(rows, as_json, "terminal:print_workloads", size, mode)
     failed = [row["name"] for row in rows if row["parity"] and not row["parity"]["ok"]]
     if failed:
         raise click.ClickException(f"parity failed for: {', '.join(failed)}")
@@ -139,8 +137,7 @@ def run_command(as_json, db_path, **settings):
     from profiler.collect.orchestrate import profile
     from views.terminal import RunProgress
 
-    settings = RunSettings(**{k: list(dict.fromkeys(v)) if isinstance(v, tuple) else v
-                              for k, v in settings.items()})
+    settings = RunSettings.from_flags(settings)
     store = _store(db_path, create=True)
     progress = RunProgress(len(settings.requests()), settings.repeats, quiet=as_json)
     try:
@@ -151,7 +148,7 @@ def run_command(as_json, db_path, **settings):
         error.exit_code = 130
         raise error from None
     rows = [o.as_json() for o in outcomes]
-    _show({"runs": rows} if as_json else rows, as_json, "print_runs", f"runs stored in {store.path}")
+    _show({"runs": rows} if as_json else rows, as_json, "terminal:print_runs", f"runs stored in {store.path}")
     failed = [o for o in outcomes if o.status != "ok"]
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(outcomes)} runs failed (errors above)")
@@ -171,7 +168,8 @@ def runs_command(limit, as_json, db_path):
 
     store = _store(db_path)
     rows = [run_row(r) for r in store.runs(limit)]
-    _show({"runs": rows} if as_json else rows, as_json, "print_runs", f"latest {len(rows)} runs in {store.path}")
+    _show({"runs": rows} if as_json else rows, as_json, "terminal:print_runs",
+          f"latest {len(rows)} runs in {store.path}")
 
 
 @cli.command("diff")
@@ -217,7 +215,7 @@ def diff_command(run_ids, workload, framework_a, framework_b, mode, size, a_exec
     else:
         raise click.UsageError("give two run ids or --workload W")
     result = compare(store, run_a, run_b, by, min_effect)
-    _show(result, as_json, "print_diff", top)
+    _show(result, as_json, "terminal:print_diff", top)
 
 
 @cli.command("report")
@@ -236,7 +234,7 @@ def report_command(names, min_effect, as_json, db_path):
     from analysis.report import build_report
 
     report = build_report(_store(db_path), list(dict.fromkeys(names)), min_effect)
-    _show(report, as_json, "print_report")
+    _show(report, as_json, "terminal:print_report")
 
 
 @cli.command("regressions")
@@ -256,7 +254,7 @@ def regressions_command(workload, baseline, min_effect, fail_on_regression, as_j
     from analysis.regressions import find_regressions
 
     result = find_regressions(_store(db_path), workload, baseline, min_effect)
-    _show(result, as_json, "print_regressions")
+    _show(result, as_json, "terminal:print_regressions")
     if fail_on_regression and result["regressions"]:
         sys.exit(1)
 
@@ -282,14 +280,14 @@ def import_command(paths, workload, mode, size, label, as_json, db_path):
     """
     from profiler.interchange.ingest import import_traces
 
-    from views.lines import emit_json, import_progress, print_imported
+    from views.lines import import_progress
 
     # the store opens, and the taxonomy loads, once the first file's reader has started,
     # so that they go on at once
     runs = import_traces(lambda: _store(db_path, create=True), paths, workload, label,
                          _classify_event, progress=import_progress(as_json), mode=mode, size=size)
 
-    emit_json({"runs": [r.as_json() for r in runs]}) if as_json else print_imported(runs)
+    _show({"runs": [r.as_json() for r in runs]} if as_json else runs, as_json, "lines:print_imported")
 
 
 @cli.command("export")
@@ -317,20 +315,31 @@ def export_command(run_ids, fmt, output, step_range, repeat, db_path):
     """
     from pathlib import Path
 
-    from profiler.interchange import export
-    from views.labels import trace_label
     from views.lines import print_exported
+    from views.review import export
 
     store = _store(db_path)
     runs = [store.run(ref) for ref in dict.fromkeys(run_ids)]
-    steps = export.parse_step_range(step_range, fmt)
-    if fmt in ("html", "md"):
-        from analysis.summary import review_summary
-        from views.review import write_review
+    print_exported(export(store, runs, fmt, Path(output), step_range, repeat))
 
-        print_exported(write_review(review_summary(store, runs), fmt, Path(output)))
-    else:
-        print_exported(export.write(store, runs, fmt, Path(output), steps, repeat, trace_label))
+
+@cli.command("prune")
+@setting_options("keep_events", "keep_last")
+@click.option("--dry-run", is_flag=True, help="Say what would go, remove nothing.")
+@store_options()
+def prune_command(keep_events, keep_last, dry_run, as_json, db_path):
+    """Remove the raw events, memory events and raw traces of old runs and give the space
+    back; runs, their steps and their figures stay, so diff, report and regressions work.
+
+    \b
+    Examples:
+      xprof prune --dry-run
+      xprof prune --older-than 14d --keep-last 3 --json
+    """
+    from profiler.daemon.schedule import parse_duration
+
+    older_than_s = parse_duration(keep_events, "--older-than")
+    _show(_store(db_path).prune(older_than_s, keep_last, dry_run), as_json, "lines:print_pruned")
 
 
 @cli.command("watch")
@@ -387,21 +396,16 @@ def daemon_group():
 @daemon_options
 def daemon_run_command(config_path, state_dir, db_path, **flags):
     """Run the daemon in the foreground; logs go to stderr. SIGTERM stops it cleanly."""
-    import time
-
     from analysis.regressions import find_regressions
     from profiler.daemon.config import load_config
     from profiler.daemon.files import DaemonFiles
     from profiler.daemon.loop import Daemon
+    from views.lines import log_line
     from views.markdown import render_cycle_summary
 
     config = load_config(config_path, flags)
     files = DaemonFiles.of(db_path, state_dir).prepare()
-
-    def log(message):
-        click.echo(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", err=True)
-
-    Daemon(_store(files.store, create=True), files, config, log=log, classify=_classify_event,
+    Daemon(_store(files.store, create=True), files, config, log=log_line, classify=_classify_event,
            check_regressions=lambda store: find_regressions(store, None, config.baseline, config.min_effect),
            render_summary=render_cycle_summary).run()
 
@@ -430,13 +434,12 @@ def daemon_status_command(as_json, state_dir, db_path):
     """Whether a daemon runs on the store, since when, its last and next cycle.
     Exits 0 when it runs, 3 when it does not."""
     from profiler.daemon.files import DaemonFiles, read_status
-    from views.lines import describe_daemon, emit_json
 
     files = DaemonFiles.of(db_path, state_dir)
     if not files.store.exists():
         raise click.ClickException(f"no store at {files.store} (run `xprof run` or start the daemon first)")
     status = read_status(files)
-    emit_json(status) if as_json else click.echo(describe_daemon(status))
+    _show(status, as_json, "lines:print_daemon_status")
     if not status["running"]:
         raise click.exceptions.Exit(3)
 
@@ -466,14 +469,12 @@ def doctor_command(as_json, db_path):
     from profiler.doctor import report
 
     facts = report(db_path)
-    _show(facts, as_json, "print_doctor")
+    _show(facts, as_json, "terminal:print_doctor")
 
 
 def main(argv=None) -> int:
     """Console entry point: user errors become one line on stderr and a non-zero exit."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv:
-        argv = ["--help"]
+    argv = (sys.argv[1:] if argv is None else list(argv)) or ["--help"]
     try:
         # without standalone mode, click returns an Exit's code rather than raising it
         code = cli.main(args=argv, prog_name="xprof", standalone_mode=False)

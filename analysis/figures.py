@@ -9,7 +9,6 @@ from statistics import median
 
 from analysis.stats import summarize
 from profiler.store import Store
-from profiler.store.queries import DEVICE_KINDS
 
 
 # On the CPU, the part of a profiled step that no op accounts for: the framework's
@@ -60,7 +59,6 @@ def run_figures(store: Store, run: dict, by: str = "category") -> RunFigures:
     run_id = run["id"]
     has_device = store.has_device_events(run_id)
     basis = "device" if has_device else "cpu"
-    kinds = DEVICE_KINDS if has_device else ("cpu_op",)
 
     steps = defaultdict(list)  # (repeat) -> profiled step numbers
     plain = defaultdict(list)
@@ -88,7 +86,7 @@ def run_figures(store: Store, run: dict, by: str = "category") -> RunFigures:
         figures.spread = max(figures.step_ms) / min(figures.step_ms)
 
     per_step: dict[str, dict[tuple[int, int], float]] = defaultdict(dict)
-    for row in store.time_per_step(run_id, by, kinds, self_time=not has_device):
+    for row in store.time_per_step(run_id, by):
         per_step[row["key"]][row["repeat"], row["step"]] = (row["ns"] or 0) / 1e6
     if basis == "cpu" and per_step:
         in_ops = defaultdict(float)

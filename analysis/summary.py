@@ -39,6 +39,7 @@ def review_summary(store: Store, runs: list[dict]) -> dict:
             "categories": {k: sum(v) / len(v) for k, v in figures.per_repeat.items() if v},
             "peak_bytes": figures.peak_bytes,
             "memory": _memory_timeline(store, run["id"]),
+            "events_pruned_at": run.get("events_pruned_at"),
         })
     if len(runs) >= 2:
         try:

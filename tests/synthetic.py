@@ -65,6 +65,7 @@ def add_events(store, run: dict, repeat: int, events: list[TraceEvent],
     with store.transaction() as conn:
         store.add_events(conn, run["id"], repeat, events,
                          classify=lambda e: (categories or {}).get(e.name, e.name))
+        store.keep_figures(conn, run["id"])  # as finishing the run would
 
 
 def add_memory(store, run: dict, repeat: int, allocations: list[tuple[int, int, int]],
@@ -74,6 +75,7 @@ def add_memory(store, run: dict, repeat: int, allocations: list[tuple[int, int, 
     with store.transaction() as conn:
         store.add_memory(conn, run["id"], repeat,
                          [MemoryEvent(ts, size, total, device) for ts, size, total in allocations])
+        store.keep_figures(conn, run["id"])
 
 
 def ms_event(name: str, start_ms: float, dur_ms: float, *, step: int, kind=CPU_OP, device="cpu",

@@ -62,7 +62,9 @@ def foreground(db, state, *args, env=None):
 
 def test_a_short_schedule_makes_runs_and_keeps_telemetry_between_them(tmp_path):
     db, state = tmp_path / "x.db", tmp_path / "state"
-    daemon = foreground(db, state, "--every", "4s", "-w", "linear", *TINY)
+    # raw events of all but the newest run go after each cycle: the figures stay
+    daemon = foreground(db, state, "--every", "4s", "-w", "linear", *TINY, "--keep-events", "1s",
+                        "--keep-last", "1")
     readings = []
 
     def ok_runs():
@@ -85,6 +87,9 @@ def test_a_short_schedule_makes_runs_and_keeps_telemetry_between_them(tmp_path):
         _, log = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, log
     assert "cycle 1 done" in log and "cycle 2: profiling 1 run(s)" in log and "stopping" in log
+    assert "pruned the raw events of 1 run(s) older than 1s" in log
+    assert rows(db, "SELECT count(*) FROM runs WHERE events_pruned_at IS NOT NULL")[0][0] >= 1
+    assert run_xprof("regressions", "--json", "--db", db).returncode == 0  # figures of pruned runs
     # telemetry between cycles: host readings that belong to no run
     assert rows(db, "SELECT count(*) FROM samples WHERE run_id IS NULL AND source = 'host'")[0][0] >= 3
     summary = next(state.glob("*.summary.md")).read_text()
@@ -98,7 +103,7 @@ def test_sigkill_mid_run_then_a_restart_marks_the_cut_run_and_keeps_the_rest(tmp
     db, state = tmp_path / "x.db", tmp_path / "state"
     run_xprof("run", "--suite", "tiny", "-w", "linear", "-f", "torch", "--repeats", "1", "--steps", "3",
               "--db", db, check=0)
-    kept = rows(db, "SELECT r.id, count(k.rowid), sum(k.dur_ns) FROM runs r JOIN events k "
+    kept = rows(db, "SELECT r.id, count(*), sum(k.dur_ns) FROM runs r JOIN event_rows k "
                     "ON k.run_id = r.id GROUP BY r.id")
     started = run_xprof("daemon", "start", "--every", "1h", "-w", "mlp", *TINY, "--db", db,
                         "--state-dir", state, env={"XPROF_INJECT_FAULT": "mlp:hang"}, check=0)
@@ -136,7 +141,7 @@ def test_sigkill_mid_run_then_a_restart_marks_the_cut_run_and_keeps_the_rest(tmp
         assert "stopped" in stopped.stdout
     assert rows(db, "PRAGMA integrity_check") == [("ok",)]
     for run_id, count, total in kept:  # finished runs untouched
-        assert rows(db, "SELECT count(*), sum(dur_ns) FROM events WHERE run_id = ?", (run_id,)) == [(count, total)]
+        assert rows(db, "SELECT count(*), sum(dur_ns) FROM event_rows WHERE run_id = ?", (run_id,)) == [(count, total)]
         assert rows(db, "SELECT status FROM runs WHERE id = ?", (run_id,)) == [("ok",)]
     log = next(state.glob("*.log")).read_text()
     assert f"replacing a stale pid file (pid {pid} is gone)" in log

@@ -37,7 +37,7 @@ def test_fixtures_import_with_their_counts(tmp_path, name, kernels, kernel_ms, m
     assert (run["kernels"], run["memcpy"], run["memset"], run["device"]) == (kernels, memcpy, memset, device)
     assert run["kernel_time_ms"] == pytest.approx(kernel_ms)
     conn = sqlite3.connect(db)
-    stored = conn.execute("SELECT count(*), COALESCE(SUM(dur_ns), 0) FROM events WHERE kind = 'kernel'").fetchone()
+    stored = conn.execute("SELECT count(*), COALESCE(SUM(dur_ns), 0) FROM event_rows WHERE kind = 'kernel'").fetchone()
     assert stored[0] == kernels and stored[1] / 1e6 == pytest.approx(kernel_ms)
     assert conn.execute("SELECT source, status FROM runs").fetchall() == [("import", "ok")]
 
@@ -71,7 +71,7 @@ def test_a_trace_of_many_pieces_imports_whole(tmp_path):
     assert run["kernel_time_ms"] == pytest.approx(5 * 10.692)
     conn = sqlite3.connect(tmp_path / "x.db")
     # every device event found the op that launched it, in every copy
-    assert conn.execute("SELECT count(*) FROM events WHERE kind IN ('kernel', 'memcpy', 'memset')"
+    assert conn.execute("SELECT count(*) FROM event_rows WHERE kind IN ('kernel', 'memcpy', 'memset')"
                         " AND op IS NULL").fetchone()[0] == 0
     artifact = conn.execute("SELECT path FROM artifacts").fetchone()[0]
     assert gzip.decompress(open(artifact, "rb").read()) == path.read_bytes()
@@ -81,7 +81,7 @@ def test_a_trace_of_many_pieces_imports_whole(tmp_path):
 def test_a_trace_cut_off_after_several_pieces_leaves_the_store_as_it_was(tmp_path):
     db = tmp_path / "x.db"
     _import(db, fixture_path("kineto", "cpu_only.json.gz"))
-    before = sqlite3.connect(db).execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM events),"
+    before = sqlite3.connect(db).execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM event_rows),"
                                          " (SELECT count(*) FROM artifacts)").fetchone()
     whole = _repeated_a100(tmp_path, 5)
     cut = tmp_path / "cut.pt.trace.json"
@@ -89,7 +89,7 @@ def test_a_trace_cut_off_after_several_pieces_leaves_the_store_as_it_was(tmp_pat
     line = one_line_error(run_xprof("import", cut, "--db", db))
     assert str(cut) in line and "truncated: the input ends inside traceEvents" in line
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM events),"
+    assert conn.execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM event_rows),"
                         " (SELECT count(*) FROM artifacts)").fetchone() == before
     assert len(list((tmp_path / "x.db.artifacts").iterdir())) == 1
 
@@ -113,7 +113,7 @@ def test_imported_runs_sit_beside_profiled_ones(tmp_path):
     assert row == ("cnn", "a100", "torch", "NVIDIA A100-PG509-200")
     # categories were applied on the way in
     cats = dict(sqlite3.connect(db).execute(
-        "SELECT category, count(*) FROM events WHERE kind = 'kernel' GROUP BY category"))
+        "SELECT category, count(*) FROM event_rows WHERE kind = 'kernel' GROUP BY category"))
     assert cats.get("convolution", 0) > 0 and cats.get("matmul", 0) > 0
 
 
@@ -127,7 +127,7 @@ def profiled(tmp_path_factory):
 
 def _repeat0(db, run_id):
     return sqlite3.connect(db).execute(
-        "SELECT count(*), SUM(dur_ns) FROM events WHERE run_id = ? AND repeat = 0", (run_id,)).fetchone()
+        "SELECT count(*), SUM(dur_ns) FROM event_rows WHERE run_id = ? AND repeat = 0", (run_id,)).fetchone()
 
 
 @pytest.mark.slow
@@ -223,14 +223,14 @@ def test_bad_input_leaves_the_store_as_it_was(tmp_path, name):
     db = tmp_path / "x.db"
     good = fixture_path("kineto", "cpu_only.json.gz")
     _import(db, good)
-    before = sqlite3.connect(db).execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM events)").fetchone()
+    before = sqlite3.connect(db).execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM event_rows)").fetchone()
     bad = tmp_path / name
     bad.write_bytes(BAD_TRACES[name](gzip.decompress(good.read_bytes())))
     other = fixture_path("kineto", "mi250_minitoy_train.json.gz")
     line = one_line_error(run_xprof("import", other, bad, "--db", db))  # good file first: all or nothing
     assert str(bad) in line
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM events)").fetchone() == before
+    assert conn.execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM event_rows)").fetchone() == before
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert len(list((tmp_path / "x.db.artifacts").iterdir())) == 1  # the good import's only
 
@@ -270,9 +270,9 @@ def _stored(db):
     conn = sqlite3.connect(db)
     return (
         conn.execute("SELECT step, name, op, category, kind, device, stream, start_ns, dur_ns, self_ns,"
-                     " correlation FROM events ORDER BY rowid").fetchall(),
-        conn.execute("SELECT ts_ns, bytes, total_allocated, total_reserved, device FROM memory_events"
-                     " ORDER BY rowid").fetchall(),
+                     " correlation FROM event_rows ORDER BY repeat, seq").fetchall(),
+        conn.execute("SELECT ts_ns, bytes, total_allocated, total_reserved, device FROM memory_rows"
+                     " ORDER BY repeat, seq").fetchall(),
         conn.execute("SELECT step, wall_ns, start_ns FROM steps ORDER BY rowid").fetchall(),
         conn.execute("SELECT framework, device, fingerprint, env, content_sha256, event_count,"
                      " memory_event_count, step_ms_median FROM runs").fetchall(),

@@ -43,9 +43,9 @@ def test_tiny_suite_profiles_every_workload_in_both_frameworks(tiny_suite):
         assert conn.execute("SELECT count(*) FROM steps WHERE run_id = ? AND profiled AND start_ns IS NULL",
                             (rid,)).fetchone()[0] == 0
         kernels, positive, in_steps = conn.execute(
-            "SELECT count(*), sum(dur_ns > 0), count(step) FROM events WHERE run_id = ?", (rid,)).fetchone()
+            "SELECT count(*), sum(dur_ns > 0), count(step) FROM event_rows WHERE run_id = ?", (rid,)).fetchone()
         assert kernels == run["kernels"] and positive > 0 and in_steps > 0
-        assert conn.execute("SELECT count(*) FROM memory_events WHERE run_id = ?",
+        assert conn.execute("SELECT count(*) FROM memory_rows WHERE run_id = ?",
                             (rid,)).fetchone()[0] == run["memory_events"]
         env = json.loads(conn.execute("SELECT env FROM runs WHERE id = ?", (rid,)).fetchone()[0])
         assert env["framework"] == run["framework"] and env["framework_version"]
@@ -55,9 +55,9 @@ def test_tiny_suite_profiles_every_workload_in_both_frameworks(tiny_suite):
         assert path.endswith(".gz") and size > 0
     # the framework's own op names, so the two sides can be told apart
     torch_ops = {r[0] for r in conn.execute(
-        "SELECT k.op FROM events k JOIN runs r ON r.id = k.run_id WHERE r.framework = 'torch'")}
+        "SELECT k.op FROM event_rows k JOIN runs r ON r.id = k.run_id WHERE r.framework = 'torch'")}
     tf_ops = {r[0] for r in conn.execute(
-        "SELECT k.op FROM events k JOIN runs r ON r.id = k.run_id WHERE r.framework = 'tensorflow'")}
+        "SELECT k.op FROM event_rows k JOIN runs r ON r.id = k.run_id WHERE r.framework = 'tensorflow'")}
     assert "aten::addmm" in torch_ops and "aten::convolution" in torch_ops
     # oneDNN builds name them _MklMatMul / _MklNativeFusedMatMul
     assert any(op.endswith("MatMul") for op in tf_ops), tf_ops
@@ -138,7 +138,7 @@ def test_locked_and_newer_stores_are_refused_and_left_intact(tiny_suite, tmp_pat
     db = tmp_path / "copy.db"
     source = sqlite3.connect(tiny_suite[0])
     source.backup(sqlite3.connect(db))
-    before = sqlite3.connect(db).execute("SELECT count(*) FROM events").fetchone()[0]
+    before = sqlite3.connect(db).execute("SELECT count(*) FROM event_rows").fetchone()[0]
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     line = one_line_error(run_xprof("run", "--suite", "tiny", "-w", "linear", "--db", db,
@@ -152,7 +152,7 @@ def test_locked_and_newer_stores_are_refused_and_left_intact(tiny_suite, tmp_pat
     holder.close()
     check = sqlite3.connect(db)
     assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert check.execute("SELECT count(*) FROM events").fetchone()[0] == before
+    assert check.execute("SELECT count(*) FROM event_rows").fetchone()[0] == before
 
 
 def test_doctor_states_why_nvml_is_absent(tmp_path):

@@ -52,8 +52,9 @@ def test_config_file_values_and_flags(tmp_path):
 def test_a_config_file_takes_the_daemons_keys_only():
     # the TOML contract: what contrib/xprof.toml documents
     assert config_keys() == ["baseline", "cron", "downsample_to", "every", "execution", "frameworks",
-                             "keep_raw", "min_effect", "mode", "on_regression", "repeats", "steps",
-                             "suite", "summary", "telemetry_every", "warmup", "worker_timeout", "workloads"]
+                             "keep_events", "keep_last", "keep_raw", "min_effect", "mode", "on_regression",
+                             "repeats", "steps", "suite", "summary", "telemetry_every", "warmup",
+                             "worker_timeout", "workloads"]
     with pytest.raises(UserError, match="--min-effect must be between 0 and 10, not 11"):
         DaemonConfig(every="1h", min_effect=11).check()
 

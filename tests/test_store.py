@@ -2,16 +2,20 @@
 queries find what analysis asks for, and a reader never waits for a writer."""
 
 import gzip
+import math
 import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from analysis.diff import compare
 from profiler.store import RunNotFound, Store, StoreError
 from profiler.store.schema import SCHEMA_VERSION
-from profiler.store.store import ROWS_PER_INSERT, fingerprint
+from profiler.store.rows import ROWS_PER_INSERT, decimal_code, from_decimal_code
+from profiler.store.store import fingerprint
 from profiler.traces.events import CPU_OP, KERNEL, EventColumns, MemoryColumns, MemoryEvent, TraceEvent
 from synthetic import add_run
 
@@ -49,29 +53,38 @@ def _count(path, table):
 
 # -- migrations -------------------------------------------------------------------------
 
-def test_a_store_of_the_previous_schema_opens_with_every_row(old_store):
+MEMORY_COLUMNS = "ts_ns, bytes, total_allocated, total_reserved, peak_bytes_in_use, device, allocator"
+
+
+def test_a_store_of_an_earlier_schema_opens_with_every_row(old_store):
     raw = sqlite3.connect(old_store)
     assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
     before = {table: _count(old_store, table)
               for table in ("runs", "steps", "kernels", "memory_events", "samples", "artifacts", "meta")}
     kernel_counts = dict(raw.execute("SELECT id, kernel_count FROM runs"))
     kernel_rows = raw.execute(f"SELECT run_id, repeat, {EVENT_COLUMNS} FROM kernels ORDER BY rowid").fetchall()
+    memory_rows = raw.execute(f"SELECT run_id, repeat, {MEMORY_COLUMNS}, fragmentation FROM memory_events"
+                              " ORDER BY rowid").fetchall()
     raw.close()
     assert before == {"runs": 3, "steps": 18, "kernels": 934, "memory_events": 391, "samples": 12,
                       "artifacts": 5, "meta": 1}
 
     store = Store.open(old_store, create=False)
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION == 4
     store.close()
     after = sqlite3.connect(old_store)
     for table, count in before.items():
-        assert _count(old_store, "events" if table == "kernels" else table) == count
-    assert after.execute(f"SELECT run_id, repeat, {EVENT_COLUMNS} FROM events ORDER BY rowid").fetchall() \
-        == kernel_rows
+        assert _count(old_store, {"kernels": "event_rows", "memory_events": "memory_rows"}.get(table, table)) == count
+    # every value of every row, read back as it was written (times, self time, names)
+    assert after.execute(f"SELECT run_id, repeat, {EVENT_COLUMNS} FROM event_rows ORDER BY run_id, repeat, seq"
+                         ).fetchall() == sorted(kernel_rows, key=lambda r: (r[0], r[1]))
+    assert [(*row[:-1], from_decimal_code(row[-1])) for row in after.execute(
+        f"SELECT run_id, repeat, {MEMORY_COLUMNS}, fragmentation_code FROM memory_rows ORDER BY run_id, repeat, seq")
+    ] == sorted(memory_rows, key=lambda r: (r[0], r[1]))
     assert dict(after.execute("SELECT id, event_count FROM runs")) == kernel_counts \
         == {"bf0803eb07c7": 636, "97d5ff02840b": 288, "805a53b154f8": 10}
-    indexes = {name for name, in after.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert "events_by_run" in indexes and "kernels_by_run" not in indexes
+    tables = {name for name, in after.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"events", "memory_events", "figures", "strings", "repeats"} <= tables and "kernels" not in tables
     assert after.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
@@ -104,7 +117,7 @@ def test_processes_opening_an_old_store_at_once_migrate_it_once(old_store):
                                 stderr=subprocess.PIPE, text=True) for _ in range(6)]
     errors = [p.communicate()[1] for p in openers]
     assert [p.returncode for p in openers] == [0] * 6, errors
-    assert _count(old_store, "events") == 934
+    assert _count(old_store, "event_rows") == 934
 
 
 def test_migrating_twice_changes_nothing(old_store):
@@ -148,7 +161,7 @@ def test_event_rows_come_back_exactly(store, count):
 
     with store.transaction() as conn:
         assert store.add_events(conn, "e1", 2, EventColumns.of(events), classify) == count
-    rows = store.connection.execute(f"SELECT run_id, repeat, {EVENT_COLUMNS} FROM events ORDER BY rowid").fetchall()
+    rows = store.connection.execute(f"SELECT run_id, repeat, {EVENT_COLUMNS} FROM event_rows ORDER BY seq").fetchall()
     assert rows == [("e1", 2, e.name, e.kind, e.start_ns, e.dur_ns, e.device, e.stream, e.op, e.self_ns,
                      e.correlation, e.step, f"{e.kind}/{e.op}") for e in events]
     # called once for each distinct (name, kind, op), which is all a category may depend on
@@ -164,12 +177,12 @@ def test_event_objects_store_like_columns(store):
         store.add_memory(conn, "e1", 0, memory)
         store.add_memory(conn, "e1", 1, MemoryColumns.of(memory))
     db = store.connection
-    stored = [db.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE repeat = ? ORDER BY rowid", (r,)).fetchall()
+    stored = [db.execute(f"SELECT {EVENT_COLUMNS} FROM event_rows WHERE repeat = ? ORDER BY seq", (r,)).fetchall()
               for r in (0, 1)]
     assert stored[0] == stored[1] and len(stored[0]) == len(events)
-    memory_rows = [db.execute("SELECT ts_ns, bytes, total_allocated, device, allocator, total_reserved,"
-                              " peak_bytes_in_use, fragmentation FROM memory_events WHERE repeat = ?"
-                              " ORDER BY rowid", (r,)).fetchall() for r in (0, 1)]
+    memory_rows = [[(*row[:7], from_decimal_code(row[7])) for row in db.execute(
+        "SELECT ts_ns, bytes, total_allocated, device, allocator, total_reserved, peak_bytes_in_use,"
+        " fragmentation_code FROM memory_rows WHERE repeat = ? ORDER BY seq", (r,))] for r in (0, 1)]
     assert memory_rows[0] == memory_rows[1] == [(m.ts_ns, m.bytes, m.total_allocated, m.device, m.allocator,
                                                  m.total_reserved, m.peak_bytes_in_use, m.fragmentation)
                                                 for m in memory]
@@ -188,7 +201,7 @@ def test_a_failed_transaction_leaves_nothing(store):
         with store.transaction() as conn:
             store.add_events(conn, "e1", 0, _events(120))
             1 / 0
-    assert store.connection.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    assert store.connection.execute("SELECT count(*) FROM event_rows").fetchone() == (0,)
 
 
 def test_a_savepoint_undoes_its_part_alone(store):
@@ -198,7 +211,7 @@ def test_a_savepoint_undoes_its_part_alone(store):
             with store.savepoint(conn, "part"):
                 store.add_events(conn, "e1", 1, _events(5))
                 raise KeyError("a duplicate, found late")
-    assert store.connection.execute("SELECT repeat, count(*) FROM events GROUP BY repeat").fetchall() == [(0, 3)]
+    assert store.connection.execute("SELECT repeat, count(*) FROM event_rows GROUP BY repeat").fetchall() == [(0, 3)]
 
 
 def test_an_environment_is_stored_with_its_fingerprint(store):
@@ -278,15 +291,42 @@ def test_latest_runs_configurations_and_history():
     assert tf["size"] == "small"
 
 
-def test_time_per_step_groups_by_category_op_or_name():
+def test_time_per_step_by_category_and_op_from_figures_by_kernel_from_events():
     store = Store.in_memory()
     run = add_run(store, [{"matmul": 1.5, "elementwise": 0.25}], steps=2)
-    rows = store.time_per_step(run["id"], "category", (CPU_OP,), self_time=True)
-    assert sorted((r["step"], r["key"], r["ns"]) for r in rows) == [
-        (1, "elementwise", 250_000), (1, "matmul", 1_500_000), (2, "elementwise", 250_000), (2, "matmul", 1_500_000)]
-    assert {r["key"] for r in store.time_per_step(run["id"], "kernel", (CPU_OP,), self_time=False)} \
-        == {"matmul", "elementwise"}
-    assert store.time_per_step(run["id"], "op", (KERNEL,), self_time=False) == []
+    expected = [(1, "elementwise", 250_000), (1, "matmul", 1_500_000), (2, "elementwise", 250_000),
+                (2, "matmul", 1_500_000)]
+    for by in ("category", "op", "kernel"):  # synthetic events: name, op and category alike
+        assert sorted((r["step"], r["key"], r["ns"]) for r in store.time_per_step(run["id"], by)) == expected
+    assert not store.has_device_events(run["id"])
+    gpu = add_run(store, [{"matmul": 2.0}], device="cuda:0", steps=1)
+    assert store.has_device_events(gpu["id"])
+    assert [(r["key"], r["ns"]) for r in store.time_per_step(gpu["id"], "category")] == [("matmul", 2_000_000)]
+
+
+def test_pruned_runs_keep_their_figures_and_give_the_space_back(tmp_path):
+    from profiler.store import EventsPruned
+
+    store = Store.open(tmp_path / "x.db")
+    old = add_run(store, [{"matmul": 1.0, "elementwise": 0.5}] * 3, steps=400)
+    kept = add_run(store, [{"matmul": 1.0}] * 3, steps=5)
+    trace = tmp_path / "r0.pt.trace.json.gz"
+    trace.write_bytes(b"x" * 1000)
+    with store.transaction() as conn:
+        store.add_artifact(conn, old["id"], "trace", trace, "0" * 64, 1000)
+    store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = (tmp_path / "x.db").stat().st_size
+    (events_bytes,) = store.connection.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'events'").fetchone()
+    figures = sorted(map(tuple, map(dict.values, store.time_per_step(old["id"], "category"))))
+    gone = store.prune_events([old["id"]])
+    assert gone == {"runs": 1, "events": 2400, "memory_events": 0, "artifact_bytes": 1000}
+    assert not trace.exists() and (tmp_path / "x.db").stat().st_size <= size - 0.8 * events_bytes
+    assert sorted(map(tuple, map(dict.values, store.time_per_step(old["id"], "category")))) == figures
+    assert len(store.step_rows(old["id"])) == 2 * 400 * 3
+    with pytest.raises(EventsPruned, match=rf"run {old['id']}'s raw events were pruned on \d{{4}}-\d\d-\d\d, "
+                                           r"and --by kernel needs them; keep them longer next time"):
+        store.time_per_step(old["id"], "kernel")
+    assert len(store.time_per_step(kept["id"], "kernel")) == 15  # other runs untouched
 
 
 def test_the_csv_tables_keep_their_column_names():
@@ -308,7 +348,7 @@ def test_a_reader_never_waits_for_a_writer(tmp_path):
         writer.add_events(conn, writer.runs()[0]["id"], 1, _events(500))
         seen = reader.runs()  # answers at once, from the last commit
         assert len(seen) == 1 and reader.run(seen[0]["id"])["event_count"] == 3
-    assert reader.connection.execute("SELECT count(*) FROM events").fetchone() == (503,)
+    assert reader.connection.execute("SELECT count(*) FROM event_rows").fetchone() == (503,)
 
 
 def test_a_second_writer_waits_then_gets_one_line(tmp_path, monkeypatch):
@@ -321,3 +361,17 @@ def test_a_second_writer_waits_then_gets_one_line(tmp_path, monkeypatch):
             second.create_run(framework="torch", source="profile")
     second.create_run(id="1a7e", framework="torch", source="profile")  # free again
     assert first.run("1a7e")["status"] == "running"
+
+
+@given(st.floats(allow_nan=False) | st.none())
+def test_a_fragmentation_figure_comes_back_exactly(value):
+    code = decimal_code(value)
+    assert from_decimal_code(code) == value or (value is not None and math.isnan(value))
+    if value is not None and math.isfinite(value):
+        assert repr(from_decimal_code(code)) == repr(value)  # the sign of a zero too
+
+
+def test_fragmentation_packs_small():
+    assert decimal_code(0.321786) == 321786 * 2048 + 1024 - 6 and decimal_code(None) is None
+    assert decimal_code(0.1 + 0.2) == 0.1 + 0.2  # 17 digits do not fit: kept as the float
+    assert decimal_code(float("inf")) == float("inf")

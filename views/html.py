@@ -79,8 +79,11 @@ def _step_distributions(runs) -> str:
 
 def _memory_plot(runs) -> str:
     series = [(i, r) for i, r in enumerate(runs) if r["memory"]]
+    pruned = [run_label(r) for r in runs if r.get("events_pruned_at")]
+    note = (f"<p>The raw memory events of {escape(', '.join(pruned))} were pruned (xprof prune).</p>"
+            if pruned else "")
     if not series:
-        return "<p>No memory events recorded.</p>"
+        return note or "<p>No memory events recorded.</p>"
     t_max = max(t for _, r in series for t, _ in r["memory"]) or 1.0
     b_max = max(b for _, r in series for _, b in r["memory"]) or 1
     width, height, left = 640, 220, 60
@@ -95,7 +98,7 @@ def _memory_plot(runs) -> str:
                  f'<text x="{width - 90}" y="{height + 20}">{t_max:.1f} ms</text></svg>')
     legend = "".join(f'<span><i class="swatch" style="background:{RUN_COLOURS[i % 6]}"></i>'
                      f"{escape(run_label(r))}</span>" for i, r in series)
-    return "".join(parts) + f'<div class="legend">{legend}</div>'
+    return note + "".join(parts) + f'<div class="legend">{legend}</div>'
 
 
 def _diff_table(diff) -> str:

@@ -9,7 +9,7 @@ import time
 
 import click
 
-from views.numbers import clock_text, duration_text
+from views.numbers import bytes_text, clock_text, duration_text
 
 
 def emit_json(payload) -> None:
@@ -71,6 +71,26 @@ def print_exported(exported) -> None:
         click.echo(f"wrote {path}")
     if exported.format == "tensorboard":
         click.echo(f"open with: tensorboard --logdir {exported.output}")
+
+
+def print_pruned(result: dict) -> None:
+    verb = "would prune" if result["dry_run"] else "pruned"
+    size = ""
+    if result["store_bytes_before"] is not None and not result["dry_run"]:
+        size = (f"; store {bytes_text(result['store_bytes_before'])} -> "
+                f"{bytes_text(result['store_bytes_after'])}")
+    click.echo(f"{verb} the raw events of {result['runs']} run{'s' * (result['runs'] != 1)}: "
+               f"{result['events']:,} events, {result['memory_events']:,} memory events, "
+               f"{bytes_text(result['artifact_bytes'])} of raw traces{size}")
+
+
+def log_line(message: str) -> None:
+    """A line of the daemon's log, on stderr, after the local date and time."""
+    click.echo(f"{clock_text(time.time())} {message}", err=True)
+
+
+def print_daemon_status(status: dict) -> None:
+    click.echo(describe_daemon(status))
 
 
 def describe_daemon(status: dict) -> str:

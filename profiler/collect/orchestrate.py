@@ -150,8 +150,7 @@ class Orchestrator:
     def _finish_ok(self, outcome: RunOutcome) -> None:
         outcome.status = "ok"
         median = statistics.median(outcome.step_ns) / 1e6 if outcome.step_ns else None
-        self.store.update_run(outcome.id, step_ms_median=median)
-        self.store.finish_run(outcome.id, "ok")
+        self.store.finish_run(outcome.id, "ok", step_ms_median=median)
 
     def _create(self, r: RunRequest) -> str:
         return self.store.create_run(

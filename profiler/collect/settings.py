@@ -17,12 +17,14 @@ LIMITS = {
     "telemetry_interval": (0.05, 60),
     "baseline": (1, 1000),
     "min_effect": (0, 10),
+    "keep_last": (0, 1_000_000),
 }
 # Each setting's allowed values, where they are a fixed list.
 CHOICES = {"suite": SIZES, "workloads": tuple(WORKLOADS), "frameworks": FRAMEWORKS,
            "mode": MODES, "execution": EXECUTIONS}
 # A setting's flags where they are not just --its-name: the long one first.
-FLAGS = {"workloads": ("--workload", "-w"), "frameworks": ("--framework", "-f"), "execution": ("--exec",)}
+FLAGS = {"workloads": ("--workload", "-w"), "frameworks": ("--framework", "-f"), "execution": ("--exec",),
+         "keep_events": ("--older-than", "--keep-events")}
 
 
 def flags(name: str) -> tuple[str, ...]:
@@ -82,6 +84,11 @@ class RunSettings:
     telemetry_interval: float = setting(1.0, "Seconds between host/NVML samples during a run.")
 
     @classmethod
+    def from_flags(cls, flags: dict) -> RunSettings:
+        """Settings from click's values: repeated flags come as tuples, duplicates dropped."""
+        return cls(**{k: list(dict.fromkeys(v)) if isinstance(v, tuple) else v for k, v in flags.items()})
+
+    @classmethod
     def default(cls, name: str):
         """The default of one setting."""
         return getattr(cls(), name)
@@ -118,6 +125,16 @@ class CheckSettings:
 
     baseline: int = setting(5, "Ok runs before the latest that form its baseline.")
     min_effect: float = setting(0.05, "Smallest relative difference that can be significant.")
+
+
+@dataclass
+class RetentionSettings:
+    """How long raw events stay (`xprof prune`, and the daemon after each cycle); runs, their
+    steps and their figures stay for good."""
+
+    keep_events: str = setting("30d", "Prune the raw events, memory events and traces of runs older "
+                                      "than this; runs, steps and figures stay.")
+    keep_last: int = setting(5, "Keep the raw events of the newest N runs of each configuration.")
 
 
 DEFAULT_BASELINE = CheckSettings.baseline

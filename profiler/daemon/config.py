@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from profiler.collect.settings import CheckSettings, RunSettings, check_type, setting
+from profiler.collect.settings import CheckSettings, RetentionSettings, RunSettings, check_type, setting
 from profiler.daemon.schedule import Schedule, parse_duration
 from profiler.errors import UserError
 
@@ -17,7 +17,7 @@ RUN_ONLY = ("python_profile", "aa", "telemetry_interval")
 
 
 @dataclass
-class DaemonConfig(CheckSettings, RunSettings):
+class DaemonConfig(RetentionSettings, CheckSettings, RunSettings):
     """The run settings of each cycle, how its regressions are checked, and what the
     daemon does around them."""
 
@@ -41,7 +41,7 @@ class DaemonConfig(CheckSettings, RunSettings):
         for f in fields(self):
             check_type(f.name, getattr(self, f.name), f.type)
         self.schedule
-        for name in ("telemetry_every", "keep_raw", "downsample_to", "worker_timeout"):
+        for name in ("telemetry_every", "keep_raw", "downsample_to", "worker_timeout", "keep_events"):
             parse_duration(getattr(self, name), "--" + name.replace("_", "-"))
         super().check()
         if self.schedule.every_s is not None and self.schedule.every_s < MIN_EVERY_S:

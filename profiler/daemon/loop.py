@@ -194,10 +194,20 @@ class Daemon:
         # stay silent
         if (result.regressions or result.runs_failed) and c.on_regression and result.summary:
             result.hook = self._run_hook(result.summary)
+        self._prune()
         self.last_cycle = result
         self.log(f"cycle {self.cycles} done in {format_duration(result.finished_at - result.started_at)}: "
                  f"{result.runs_ok} ok, {result.runs_failed} failed, {result.regressions} regression(s)")
         return result
+
+    def _prune(self) -> None:
+        """Raw events of runs older than --keep-events go; their figures stay."""
+        c = self.config
+        pruned = self._safely(lambda: self.store.prune(parse_duration(c.keep_events), c.keep_last),
+                              "pruning raw events")
+        if pruned and pruned["runs"]:
+            self.log(f"pruned the raw events of {pruned['runs']} run(s) older than {c.keep_events}: "
+                     f"{pruned['events']:,} events, {pruned['memory_events']:,} memory events")
 
     def _progress(self, event, outcome, repeat) -> None:
         r = outcome.request

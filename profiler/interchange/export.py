@@ -150,6 +150,7 @@ def write_tensorboard(store: Store, runs: list[dict], directory: Path,
     xplane.pb}, from the raw traces kept as artifacts."""
     written = []
     for run in runs:
+        store.require_events(run["id"], "--format tensorboard")
         kept = store.trace_artifact(run["id"], repeat)
         if kept is None or not Path(kept).exists():
             raise ExportError(f"run {run['id']} has no raw trace kept (its artifact is missing)")

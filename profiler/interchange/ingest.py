@@ -260,6 +260,7 @@ def _store_trace(store, conn, run_id: str, path: Path, raw: _RawCopy, place: dic
     walls = [s.wall_ns for s in trace.steps]
     env = {"imported_from": str(path.resolve()), "devices": trace.devices, "device_name": device,
            "trace_events": trace.total_events}
+    store.keep_figures(conn, run_id)
     store.set_run_columns(conn, run_id, device=device, env=env, content_sha256=raw.digest.result(),
                           event_count=stored.rows, memory_event_count=stored.memory,
                           step_ms_median=median(walls) / 1e6 if walls else None)

@@ -3,10 +3,10 @@ analysis and the views need, raw-trace artifacts. Of xprof it imports only trace
 processes and errors."""
 
 from profiler.store.paths import default_db_path
-from profiler.store.queries import RunNotFound
+from profiler.store.queries import EventsPruned, RunNotFound
 from profiler.store.store import Store, StoreError
 
-__all__ = ["Store", "StoreError", "RunNotFound", "default_db_path", "open_store"]
+__all__ = ["Store", "StoreError", "RunNotFound", "EventsPruned", "default_db_path", "open_store"]
 
 
 def open_store(db_path=None, create: bool = True) -> Store:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Iterator
 
 from profiler.errors import UserError
+from profiler.store.rows import DEVICE_KINDS, GROUPINGS
 
-DEVICE_KINDS = ("kernel", "memcpy", "memset")
-# What `--by` groups event time by: its category, its framework op, its own name.
-GROUPINGS = {"category": "COALESCE(category, 'other')", "op": "COALESCE(op, name)", "kernel": "name"}
 # What makes runs one configuration to follow over time (regressions).
 CONFIGURATION = ("workload", "framework", "mode", "execution", "size", "device")
 # Step numbers wide enough for "every step" in a range (see steps_clause).
@@ -18,6 +17,10 @@ FIRST_STEP, LAST_STEP = -(1 << 63), (1 << 63) - 1
 
 class RunNotFound(UserError, LookupError):
     """A run reference that names no run, or more than one."""
+
+
+class EventsPruned(UserError, LookupError):
+    """A run whose raw events `xprof prune` removed, asked for them."""
 
 
 def steps_clause(steps: tuple[int, int] | None) -> tuple[str, tuple]:
@@ -147,9 +150,8 @@ class Queries:
     # -- what the figures of a run are made of ------------------------------------
 
     def has_device_events(self, run_id: str) -> bool:
-        marks = ", ".join("?" * len(DEVICE_KINDS))
-        return bool(self._rows(f"SELECT 1 FROM events WHERE run_id = ? AND kind IN ({marks}) LIMIT 1",
-                               (run_id, *DEVICE_KINDS)))
+        """Whether the run's figures are device time (kernels, copies) rather than CPU time."""
+        return self._rows("SELECT basis = 'device' FROM runs WHERE id = ?", (run_id,))[0][0] == 1
 
     def step_rows(self, run_id: str) -> list[dict]:
         """repeat, step, wall_ns, profiled of every step of a run."""
@@ -161,20 +163,35 @@ class Queries:
             "SELECT wall_ns FROM steps WHERE run_id = ? AND profiled = ? ORDER BY repeat, step",
             (run_id, int(profiled)))]
 
-    def time_per_step(self, run_id: str, by: str, kinds: tuple[str, ...], self_time: bool) -> list[dict]:
-        """Nanoseconds of events of `kinds` per (repeat, step, key), keyed by GROUPINGS[by];
-        own time (less nested events) when `self_time`, else whole durations."""
-        column = "self_ns" if self_time else "dur_ns"
-        marks = ", ".join("?" * len(kinds))
+    def time_per_step(self, run_id: str, by: str) -> list[dict]:
+        """Nanoseconds per (repeat, step, key) of the run's timed events (device events, or
+        CPU ops by self time), keyed by category, op or kernel. Category and op come from the
+        figures kept when the run finished; kernel from its raw events."""
+        if by in GROUPINGS:
+            return self._dicts("SELECT repeat, step, key, time_ns AS ns FROM figure_rows"
+                               " WHERE run_id = ? AND grouping = ?", (run_id, GROUPINGS[by]))
+        self.require_events(run_id, f"--by {by}")
+        device = self.has_device_events(run_id)
+        kinds = DEVICE_KINDS if device else ("cpu_op",)
         return self._dicts(
-            f"SELECT repeat, step, {GROUPINGS[by]} AS key, SUM({column}) AS ns FROM events"
-            f" WHERE run_id = ? AND kind IN ({marks}) AND step IS NOT NULL GROUP BY repeat, step, key",
-            (run_id, *kinds))
+            f"SELECT repeat, step, name AS key, SUM({'dur_ns' if device else 'self_ns'}) AS ns"
+            f" FROM event_rows WHERE run_id = ? AND kind IN ({', '.join('?' * len(kinds))})"
+            " AND step IS NOT NULL GROUP BY repeat, step, key", (run_id, *kinds))
+
+    def require_events(self, run_id: str, what: str) -> None:
+        """EventsPruned when the run's raw events are gone, naming what needs them."""
+        pruned = self._rows("SELECT events_pruned_at FROM runs WHERE id = ?", (run_id,))
+        if pruned and pruned[0][0] is not None:
+            day = time.strftime("%Y-%m-%d", time.localtime(pruned[0][0]))
+            raise EventsPruned(f"run {run_id}'s raw events were pruned on {day}, and {what} needs "
+                               "them; keep them longer next time (xprof prune --older-than, "
+                               "or the daemon's --keep-events)")
 
     def memory_per_repeat(self, run_id: str) -> list[dict]:
-        """Peak allocated bytes and the number of allocations of each repeat."""
-        return self._dicts("SELECT repeat, MAX(total_allocated) AS peak, SUM(bytes > 0) AS allocations"
-                           " FROM memory_events WHERE run_id = ? GROUP BY repeat", (run_id,))
+        """Peak allocated bytes and the number of allocations of each repeat that had
+        memory events (kept when the run finished)."""
+        return self._dicts("SELECT repeat, peak_allocated AS peak, allocations FROM repeats"
+                           " WHERE run_id = ? AND allocations IS NOT NULL", (run_id,))
 
     def device_peak_bytes(self, run_id: str) -> int | None:
         """The largest device allocator peak a step of the run recorded (GPU runs)."""
@@ -184,8 +201,9 @@ class Queries:
         """kind -> (events, total ns) for each of `kinds` the run has."""
         marks = ", ".join("?" * len(kinds))
         return {kind: (n, ns) for kind, n, ns in self._rows(
-            f"SELECT kind, count(*), SUM(dur_ns) FROM events WHERE run_id = ? AND kind IN ({marks})"
-            " GROUP BY kind", (run_id, *kinds))}
+            "SELECT s.text, SUM(t.events), SUM(t.dur_ns) FROM kind_totals t JOIN repeats r ON r.id = t.repeat_id"
+            f" JOIN strings s ON s.id = t.kind_id WHERE r.run_id = ? AND s.text IN ({marks}) GROUP BY s.text",
+            (run_id, *kinds))}
 
     # -- timelines ----------------------------------------------------------------
 
@@ -203,14 +221,15 @@ class Queries:
     def timeline(self, run_id: str, repeat: int, steps=None) -> Iterator[tuple]:
         """(name, kind, op, category, device, stream, start_ns, dur_ns) of a repeat's
         events in time order, streamed."""
+        self.require_events(run_id, "this export")
         clause, params = steps_clause(steps)
         return self._cursor("SELECT name, kind, op, category, device, stream, start_ns, dur_ns"
-                            f" FROM events WHERE run_id = ? AND repeat = ?{clause} ORDER BY start_ns",
+                            f" FROM event_rows WHERE run_id = ? AND repeat = ?{clause} ORDER BY start_ns, seq",
                             (run_id, repeat, *params))
 
     def allocated_over_time(self, run_id: str, repeat: int, start_ns: int, end_ns: int) -> list[tuple]:
         """(ts_ns, total_allocated) of a repeat's memory events between two times."""
-        return self._rows("SELECT ts_ns, total_allocated FROM memory_events WHERE run_id = ? AND repeat = ?"
+        return self._rows("SELECT ts_ns, total_allocated FROM memory_rows WHERE run_id = ? AND repeat = ?"
                           " AND total_allocated IS NOT NULL AND ts_ns BETWEEN ? AND ? ORDER BY ts_ns",
                           (run_id, repeat, start_ns, end_ns))
 
@@ -231,6 +250,8 @@ class Queries:
     def export_tables(self, run_ids: list[str], steps=None) -> dict[str, sqlite3.Cursor]:
         """The CSV export's tables, each a cursor with its column names in `description`:
         the runs, their steps, and every event of the chosen steps."""
+        for run_id in run_ids:
+            self.require_events(run_id, "--format csv")
         marks = ", ".join("?" * len(run_ids))
         clause, params = steps_clause(steps)
         return {
@@ -244,9 +265,33 @@ class Queries:
                 " ORDER BY run_id, repeat, profiled, step", (*run_ids, *params)),
             "kernels.csv": self._cursor(
                 "SELECT run_id, repeat, step, kind, category, op, name, device, stream,"
-                f" start_ns, dur_ns, self_ns FROM events WHERE run_id IN ({marks}){clause}"
-                " ORDER BY run_id, repeat, start_ns", (*run_ids, *params)),
+                f" start_ns, dur_ns, self_ns FROM event_rows WHERE run_id IN ({marks}){clause}"
+                " ORDER BY run_id, repeat, start_ns, seq", (*run_ids, *params)),
         }
+
+    # -- retention ----------------------------------------------------------------
+
+    def runs_to_prune(self, started_before: float, keep_last: int) -> list[dict]:
+        """Finished runs started before `started_before` that still hold raw events or
+        traces, but for the `keep_last` newest of each configuration, oldest first."""
+        return self._dicts(
+            "SELECT * FROM (SELECT r.*, row_number() OVER (PARTITION BY "
+            f"{', '.join(CONFIGURATION)} ORDER BY started_at DESC) AS newness FROM runs r"
+            " WHERE status != 'running' AND events_pruned_at IS NULL"
+            " AND (EXISTS (SELECT 1 FROM repeats p WHERE p.run_id = r.id)"
+            "      OR EXISTS (SELECT 1 FROM artifacts a WHERE a.run_id = r.id AND a.kind = 'trace')))"
+            " WHERE newness > ? AND started_at < ? ORDER BY started_at", (keep_last, started_before))
+
+    def raw_counts(self, run_ids: list[str]) -> dict:
+        """What pruning `run_ids` would remove: {"runs", "events", "memory_events", "artifact_bytes"}."""
+        marks = ", ".join("?" * len(run_ids))
+        repeats = f"SELECT id FROM repeats WHERE run_id IN ({marks})"
+        return {"runs": len(run_ids),
+                "events": self._rows(f"SELECT count(*) FROM events WHERE repeat_id IN ({repeats})", run_ids)[0][0],
+                "memory_events": self._rows(f"SELECT count(*) FROM memory_events WHERE repeat_id IN ({repeats})",
+                                            run_ids)[0][0],
+                "artifact_bytes": self._rows(f"SELECT COALESCE(SUM(bytes), 0) FROM artifacts WHERE run_id IN"
+                                             f" ({marks}) AND kind = 'trace'", run_ids)[0][0]}
 
     # -- telemetry ----------------------------------------------------------------
 

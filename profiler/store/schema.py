@@ -137,5 +137,129 @@ def _migration_3(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3]
+def _migration_4(db: sqlite3.Connection) -> None:
+    """Compact rows and kept figures (see docs/store.md): names, ops, categories, kinds,
+    devices and streams interned in `strings`; each repeat's events and memory events
+    keyed by the repeat's row in `repeats`, their times after its origin; per-step figures
+    by category and op in `figures`, kept when a run finishes, so that they outlive the raw
+    events `xprof prune` removes. Every row's information is kept."""
+    from profiler.store.rows import decimal_code, keep_figures
+
+    db.create_function("decimal_code", 1, decimal_code, deterministic=True)
+    _execute_script(db, _COMPACT_TABLES + """
+        ALTER TABLE runs ADD COLUMN basis TEXT;
+        ALTER TABLE runs ADD COLUMN events_pruned_at REAL;
+        INSERT OR IGNORE INTO strings (text)
+            SELECT name FROM events UNION SELECT op FROM events UNION SELECT category FROM events
+            UNION SELECT kind FROM events UNION SELECT device FROM events UNION SELECT stream FROM events;
+        INSERT OR IGNORE INTO pools (device, allocator) SELECT DISTINCT device, allocator FROM memory_events;
+        INSERT INTO repeats (run_id, repeat, origin_ns)
+            SELECT run_id, repeat, MIN(t) FROM (
+                SELECT run_id, repeat, MIN(start_ns) AS t FROM events GROUP BY run_id, repeat
+                UNION ALL SELECT run_id, repeat, MIN(ts_ns) FROM memory_events GROUP BY run_id, repeat)
+            GROUP BY run_id, repeat ORDER BY run_id, repeat;
+        INSERT INTO compact_events
+            SELECT r.id, row_number() OVER (PARTITION BY r.id ORDER BY e.rowid) - 1, e.step,
+                   n.id, o.id, c.id, k.id, d.id, s.id, e.start_ns - r.origin_ns, e.dur_ns,
+                   e.dur_ns - e.self_ns, e.correlation
+            FROM events e JOIN repeats r ON r.run_id = e.run_id AND r.repeat = e.repeat
+            JOIN strings n ON n.text = e.name JOIN strings k ON k.text = e.kind
+            JOIN strings d ON d.text = e.device LEFT JOIN strings o ON o.text = e.op
+            LEFT JOIN strings c ON c.text = e.category LEFT JOIN strings s ON s.text = e.stream
+            ORDER BY r.id, e.rowid;
+        INSERT INTO compact_memory
+            SELECT r.id, row_number() OVER (PARTITION BY r.id ORDER BY m.rowid) - 1, m.ts_ns - r.origin_ns,
+                   m.bytes, m.total_allocated, m.total_reserved, m.peak_bytes_in_use,
+                   decimal_code(m.fragmentation), p.id
+            FROM memory_events m JOIN repeats r ON r.run_id = m.run_id AND r.repeat = m.repeat
+            JOIN pools p ON p.device IS m.device AND p.allocator IS m.allocator
+            ORDER BY r.id, m.rowid;
+        DROP TABLE events;
+        DROP TABLE memory_events;
+        ALTER TABLE compact_events RENAME TO events;
+        ALTER TABLE compact_memory RENAME TO memory_events;
+        """ + _VIEWS)
+    for (run_id,) in db.execute("SELECT id FROM runs").fetchall():
+        keep_figures(db, run_id)
+
+
+# The tables of migration 4, named as they are while the old ones still exist.
+_COMPACT_TABLES = """
+    CREATE TABLE strings (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
+    CREATE TABLE pools (id INTEGER PRIMARY KEY, device TEXT, allocator TEXT, UNIQUE (device, allocator));
+    CREATE TABLE repeats (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        repeat INTEGER NOT NULL,
+        origin_ns INTEGER NOT NULL,
+        peak_allocated INTEGER,
+        allocations INTEGER,
+        UNIQUE (run_id, repeat)
+    );
+    CREATE TABLE compact_events (
+        repeat_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        step INTEGER,
+        name_id INTEGER NOT NULL,
+        op_id INTEGER,
+        category_id INTEGER,
+        kind_id INTEGER NOT NULL,
+        device_id INTEGER NOT NULL,
+        stream_id INTEGER,
+        start_ns INTEGER NOT NULL,
+        dur_ns INTEGER NOT NULL,
+        nested_ns INTEGER,
+        correlation INTEGER,
+        PRIMARY KEY (repeat_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE compact_memory (
+        repeat_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        ts_ns INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        total_allocated INTEGER,
+        total_reserved INTEGER,
+        peak_bytes_in_use INTEGER,
+        fragmentation_code,
+        pool_id INTEGER NOT NULL,
+        PRIMARY KEY (repeat_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE figures (
+        repeat_id INTEGER NOT NULL,
+        grouping INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        key_id INTEGER NOT NULL,
+        time_ns INTEGER NOT NULL,
+        PRIMARY KEY (repeat_id, grouping, step, key_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE kind_totals (
+        repeat_id INTEGER NOT NULL,
+        kind_id INTEGER NOT NULL,
+        events INTEGER NOT NULL,
+        dur_ns INTEGER NOT NULL,
+        PRIMARY KEY (repeat_id, kind_id)
+    ) WITHOUT ROWID;
+"""
+
+# The rows as they read: names, absolute times and self time, for queries and people.
+_VIEWS = """
+    CREATE VIEW event_rows AS
+        SELECT r.run_id, r.repeat, e.seq, e.step, n.text AS name, o.text AS op, c.text AS category,
+               k.text AS kind, d.text AS device, s.text AS stream, e.start_ns + r.origin_ns AS start_ns,
+               e.dur_ns, e.dur_ns - e.nested_ns AS self_ns, e.correlation
+        FROM events e JOIN repeats r ON r.id = e.repeat_id
+        JOIN strings n ON n.id = e.name_id JOIN strings k ON k.id = e.kind_id
+        JOIN strings d ON d.id = e.device_id LEFT JOIN strings o ON o.id = e.op_id
+        LEFT JOIN strings c ON c.id = e.category_id LEFT JOIN strings s ON s.id = e.stream_id;
+    CREATE VIEW memory_rows AS
+        SELECT r.run_id, r.repeat, m.seq, m.ts_ns + r.origin_ns AS ts_ns, m.bytes, m.total_allocated,
+               m.total_reserved, m.peak_bytes_in_use, m.fragmentation_code, p.device, p.allocator
+        FROM memory_events m JOIN repeats r ON r.id = m.repeat_id JOIN pools p ON p.id = m.pool_id;
+    CREATE VIEW figure_rows AS
+        SELECT r.run_id, r.repeat, f.grouping, f.step, k.text AS key, f.time_ns
+        FROM figures f JOIN repeats r ON r.id = f.repeat_id JOIN strings k ON k.id = f.key_id
+"""
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4]
 SCHEMA_VERSION = len(MIGRATIONS)

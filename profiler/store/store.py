@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import socket
@@ -11,13 +10,13 @@ import sqlite3
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import asdict, fields
-from itertools import chain, islice
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 from profiler.errors import UserError
 from profiler.processes import process_alive_since
+from profiler.store import rows as compact
 from profiler.store.queries import Queries
 from profiler.store.schema import MIGRATIONS, SCHEMA_VERSION
 from profiler.traces.events import EventColumns, MemoryColumns, MemoryEvent, StepTiming, TraceEvent
@@ -31,11 +30,6 @@ DOWNSAMPLED_UNTIL = "samples_downsampled_until_ns"
 FINGERPRINT_KEYS = ("hostname", "cpu_model", "logical_cores", "framework_version", "threads",
                     "device_name", "driver_version", "cuda_driver_version", "cuda", "cudnn",
                     "cuda_build", "gpus")
-# Column order of the event tables, matching the dataclasses' field order.
-_EVENT_FIELDS = [f.name for f in fields(TraceEvent)]
-_MEMORY_FIELDS = [f.name for f in fields(MemoryEvent)]
-# Rows per INSERT statement: 50 bound at once beat one a statement by 25% (docs/store.md).
-ROWS_PER_INSERT = 50
 
 
 class StoreError(UserError, RuntimeError):
@@ -99,6 +93,8 @@ class Store(Queries):
             # Look before touching anything: a newer store or another program's
             # database is refused exactly as it is (no WAL switch, no tables added).
             store.check_is_ours()
+            if store.schema_version() == 0:  # a new file: pages freed by `prune` go back at once
+                store.connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
             store.connection.execute("PRAGMA journal_mode = WAL")
             store.connection.execute("PRAGMA synchronous = NORMAL")
             store.connection.execute("PRAGMA foreign_keys = ON")
@@ -145,13 +141,18 @@ class Store(Queries):
         version is read again inside it: another process may have just applied it."""
         try:
             self.check_is_ours()
+            existing = self.schema_version() > 0
+            applied = False
             for number in range(self.schema_version() + 1, SCHEMA_VERSION + 1):
                 with self.transaction():
                     if self.schema_version() < number:
                         MIGRATIONS[number - 1](self.connection)
                         self.connection.execute(f"PRAGMA user_version = {number}")
+                        applied = True
         except sqlite3.Error as error:
             raise StoreError(_describe(self.path, error)) from None
+        if applied and existing and self.path is not None:
+            self.reclaim_space()  # the rows a migration rewrote leave their old pages free
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -216,9 +217,13 @@ class Store(Queries):
         with self.transaction() as conn:
             self.set_run_columns(conn, run_id, **columns)
 
-    def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
+    def finish_run(self, run_id: str, status: str, error: str | None = None, **columns) -> None:
+        """The run's final status, and the figures analysis reads kept from its events."""
         assert status in RUN_STATUSES
-        self.update_run(run_id, status=status, error=error, finished_at=time.time())
+        with self.transaction() as conn:
+            self.keep_figures(conn, run_id)
+            self.set_run_columns(conn, run_id, status=status, error=error, finished_at=time.time(),
+                                 **columns)
 
     def mark_orphaned_runs(self) -> int:
         """Runs left `running` by a process of this host that no longer exists (killed,
@@ -242,23 +247,22 @@ class Store(Queries):
 
     def add_events(self, conn, run_id: str, repeat: int,
                    events: EventColumns | Iterable[TraceEvent], classify=None) -> int:
-        """Store events; `classify(event)`, when given, sets their category. It is
-        called once per distinct (name, kind, op), which is all the taxonomy reads."""
+        """Store events of a repeat after those it has; `classify(event)`, when given, sets
+        their category. It is called once per distinct (name, kind, op)."""
         if not isinstance(events, EventColumns):
             events = EventColumns.of(events)
-        categories = _categories(events, classify) if classify else itertools.repeat(None)
-        _insert_rows(conn, "events", ["run_id", "repeat", *_EVENT_FIELDS, "category"],
-                     zip(itertools.repeat(run_id), itertools.repeat(repeat), *events.columns(), categories),
-                     len(events))
-        return len(events)
+        return compact.add_events(conn, run_id, repeat, events, classify)
+
+    def keep_figures(self, conn, run_id: str) -> None:
+        """Make the figures analysis reads of a run from its events, inside the caller's
+        transaction: finishing a run and importing a trace do."""
+        compact.keep_figures(conn, run_id)
 
     def add_memory(self, conn, run_id: str, repeat: int,
                    events: MemoryColumns | Iterable[MemoryEvent]) -> int:
         if not isinstance(events, MemoryColumns):
             events = MemoryColumns.of(events)
-        _insert_rows(conn, "memory_events", ["run_id", "repeat", *_MEMORY_FIELDS],
-                     events.rows(run_id, repeat), len(events))
-        return len(events)
+        return compact.add_memory(conn, run_id, repeat, events)
 
     def add_artifact(self, conn, run_id: str, kind: str, path: Path, sha256: str,
                      size: int, summary: dict | None = None) -> None:
@@ -276,10 +280,10 @@ class Store(Queries):
     # -- telemetry ----------------------------------------------------------------
 
     def add_samples(self, samples, run_id: str | None = None) -> None:
-        rows = [dict(asdict(s), run_id=run_id) for s in samples]
-        if rows:
+        readings = [dict(asdict(s), run_id=run_id) for s in samples]
+        if readings:
             with self.transaction():
-                self.db["samples"].insert_all(rows)
+                self.db["samples"].insert_all(readings)
 
     def downsample_samples(self, keep_raw_s: float, bucket_s: float) -> int:
         """Telemetry older than `keep_raw_s` becomes one mean row per source, device, run
@@ -307,6 +311,64 @@ class Store(Queries):
             self.set_meta(conn, DOWNSAMPLED_UNTIL, str(cutoff))
         return replaced
 
+    # -- retention -------------------------------------------------------------------
+
+    def prune(self, older_than_s: float, keep_last: int, dry_run: bool = False) -> dict:
+        """Prune the raw events of runs older than `older_than_s`, keeping those of the
+        `keep_last` newest runs of each configuration (see prune_events). Returns what
+        went (or would go), the runs, and the store's bytes before and after."""
+        runs = self.runs_to_prune(time.time() - older_than_s, keep_last)
+        ids = [run["id"] for run in runs]
+        before = self.file_bytes()
+        gone = self.raw_counts(ids) if dry_run or not ids else self.prune_events(ids)
+        return {**gone, "run_ids": ids, "dry_run": dry_run, "store_bytes_before": before,
+                "store_bytes_after": before if dry_run else self.file_bytes()}
+
+    def file_bytes(self) -> int | None:
+        """The store's size on disk, its write-ahead log included."""
+        if self.path is None:
+            return None
+        return sum(p.stat().st_size for p in (self.path, self.path.with_name(self.path.name + "-wal"))
+                   if p.exists())
+
+    def prune_events(self, run_ids: list[str]) -> dict:
+        """Remove the raw events, memory events and kept raw traces of runs, keeping the
+        runs, their steps and their figures; then give the space back. Returns what went:
+        {"runs", "events", "memory_events", "artifact_bytes"}."""
+        gone = {"runs": len(run_ids), "events": 0, "memory_events": 0, "artifact_bytes": 0}
+        traces: list[Path] = []
+        with self.transaction() as conn:
+            for run_id in run_ids:
+                repeat_ids = [r[0] for r in conn.execute("SELECT id FROM repeats WHERE run_id = ?", (run_id,))]
+                marks = ", ".join("?" * len(repeat_ids))
+                for table in ("events", "memory_events"):
+                    gone[table] += conn.execute(f"DELETE FROM {table} WHERE repeat_id IN ({marks})",
+                                                repeat_ids).rowcount
+                for path, size in conn.execute("SELECT path, bytes FROM artifacts WHERE run_id = ?"
+                                               " AND kind = 'trace'", (run_id,)):
+                    traces.append(Path(path))
+                    gone["artifact_bytes"] += size
+                conn.execute("DELETE FROM artifacts WHERE run_id = ? AND kind = 'trace'", (run_id,))
+                self.set_run_columns(conn, run_id, events_pruned_at=time.time())
+        for path in traces:  # after the commit: a failed prune leaves every file its row names
+            path.unlink(missing_ok=True)
+        self.reclaim_space()
+        return gone
+
+    def reclaim_space(self) -> None:
+        """Give freed pages back to the file system. A store made before incremental vacuum
+        was on is rewritten once (VACUUM, beside readers in WAL mode), then freed pages
+        go back as they come."""
+        try:
+            if self.connection.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # INCREMENTAL
+                self.connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                self.connection.execute("VACUUM")
+            # executescript steps the pragma to its end; execute frees one page only
+            self.connection.executescript("PRAGMA incremental_vacuum;")
+            self.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as error:
+            raise StoreError(_describe(self.path, error)) from None
+
     def set_meta(self, conn, key: str, value: str) -> None:
         conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
@@ -325,29 +387,6 @@ def _run_columns(columns: dict) -> dict:
         env = columns["env"]
         columns = {**columns, "env": json.dumps(env, sort_keys=True), "fingerprint": fingerprint(env)}
     return columns
-
-
-def _categories(events: EventColumns, classify: Callable[[TraceEvent], str]) -> Iterator[str]:
-    """classify(event) for each event, called for one event of each distinct (name,
-    kind, op): a trace repeats a few hundred of them many times."""
-    # one index per distinct key, built in C (the last one's: any would do)
-    index_of = dict(zip(zip(events.name, events.kind, events.op), itertools.count()))
-    category = {key: classify(events[index]) for key, index in index_of.items()}
-    return map(category.__getitem__, zip(events.name, events.kind, events.op))
-
-
-def _insert_rows(conn, table: str, columns: list[str], rows: Iterator[tuple], count: int) -> None:
-    """INSERT `count` rows, ROWS_PER_INSERT to a statement, streaming them from `rows`."""
-    one_row = f"({', '.join('?' * len(columns))})"
-    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-    whole = count - count % ROWS_PER_INSERT
-    if whole:
-        values = chain.from_iterable(islice(rows, whole))
-        conn.executemany(insert + ", ".join([one_row] * ROWS_PER_INSERT),
-                         zip(*[values] * (len(columns) * ROWS_PER_INSERT)))
-    rest = list(rows)
-    if rest:
-        conn.execute(insert + ", ".join([one_row] * len(rest)), tuple(chain.from_iterable(rest)))
 
 
 def _describe(path, error: sqlite3.Error) -> str:

@@ -1,0 +1,95 @@
+"""`xprof prune` on synthetic stores: old runs lose their raw events, keep their figures,
+and every command that needs only figures answers as before; those that need raw events
+say so in one line."""
+
+import json
+import time
+
+import pytest
+
+import cli
+from analysis.diff import compare
+from analysis.regressions import find_regressions
+from analysis.report import build_report
+from profiler.store import EventsPruned, Store
+from synthetic import add_memory, add_run
+
+DAY = 86400
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store.open(tmp_path / "x.db")
+    now = time.time()
+    # four nights of each framework, 40 and 10 days old (then 3 and 2): the mlp's history
+    for night, age in enumerate((40, 10, 3, 2)):
+        for framework, slower in (("torch", 1.0), ("tensorflow", 1.6)):
+            ms = [{"matmul": 1.0 * slower + 0.01 * r, "elementwise": 0.5} for r in range(3)]
+            run = add_run(store, ms, framework=framework, started_at=now - age * DAY, steps=50)
+            add_memory(store, run, 0, [(i, 1024, 1024 * (i + 1)) for i in range(30)])
+    yield store
+    store.close()
+
+
+def _everything(store):
+    """What diff, report and regressions show, for every pair of runs of the store."""
+    runs = sorted(store.runs(), key=lambda r: (r["framework"], r["started_at"]))
+    torch = [r for r in runs if r["framework"] == "torch"]
+    tf = [r for r in runs if r["framework"] == "tensorflow"]
+    diffs = [{k: v for k, v in compare(store, a, b, by).items() if k not in ("a", "b")}
+             | {"a_peak": compare(store, a, b)["a"]["peak_bytes"]}
+             for a, b in zip(torch, tf) for by in ("category", "op")]
+    return diffs, build_report(store), find_regressions(store, baseline=3)
+
+
+def test_pruning_keeps_every_figure_diff_report_and_regressions_show(store):
+    before = _everything(store)
+    result = store.prune(older_than_s=7 * DAY, keep_last=0)
+    assert result["runs"] == 4 and result["events"] == 4 * 3 * 50 * 2 and result["memory_events"] == 4 * 30
+    assert result["store_bytes_after"] < result["store_bytes_before"]
+    assert _everything(store) == before
+    pruned = [r for r in store.runs() if r["events_pruned_at"]]
+    assert len(pruned) == 4 and all(r["started_at"] < time.time() - 7 * DAY for r in pruned)
+    with pytest.raises(EventsPruned, match="--by kernel needs them"):
+        compare(store, *[r for r in pruned if r["started_at"] < time.time() - 20 * DAY], "kernel")
+
+
+def test_the_newest_runs_of_each_configuration_are_kept(store):
+    assert store.prune(older_than_s=1 * DAY, keep_last=3)["runs"] == 2  # the 40-day-old pair
+    assert store.prune(older_than_s=1 * DAY, keep_last=3)["runs"] == 0  # nothing left to prune
+    assert store.prune(older_than_s=1 * DAY, keep_last=0, dry_run=True)["runs"] == 6
+    assert len([r for r in store.runs() if r["events_pruned_at"]]) == 2  # a dry run removes nothing
+
+
+def _xprof(capsys, *args):
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_prune_on_the_command_line(store, capsys):
+    db = store.path
+    code, out, _ = _xprof(capsys, "prune", "--dry-run", "--keep-last", "3", "--db", db)
+    assert code == 0 and out.startswith("would prune the raw events of 2 runs: 600 events, 60 memory events")
+    code, out, _ = _xprof(capsys, "prune", "--older-than", "7d", "--keep-last", "0", "--json", "--db", db)
+    result = json.loads(out)
+    assert code == 0 and (result["runs"], result["dry_run"], len(result["run_ids"])) == (4, False, 4)
+    old = result["run_ids"][0]
+    code, _, err = _xprof(capsys, "diff", old, result["run_ids"][1], "--by", "kernel", "--db", db)
+    assert code == 1 and err.startswith(f"xprof: error: run {old}'s raw events were pruned on ")
+    assert "keep them longer next time (xprof prune --older-than, or the daemon's --keep-events)" in err
+    code, _, err = _xprof(capsys, "export", old, "--format", "csv", "-o", db.parent / "csv", "--db", db)
+    assert code == 1 and "--format csv needs them" in err and not (db.parent / "csv").exists()
+    code, out, _ = _xprof(capsys, "diff", old, result["run_ids"][1], "--db", db)
+    assert code == 0 and "matmul" in out  # by category: from the kept figures
+    code, _, err = _xprof(capsys, "prune", "--older-than", "soon", "--db", db)
+    assert code == 1 and "--older-than 'soon' is not a duration" in err
+
+
+def test_an_html_review_of_a_pruned_run_says_its_memory_events_went(store, tmp_path, capsys):
+    store.prune(older_than_s=7 * DAY, keep_last=0)
+    runs = sorted(store.runs(), key=lambda r: r["started_at"])[:2]
+    code, _, _ = _xprof(capsys, "export", runs[0]["id"], runs[1]["id"], "--format", "html",
+                        "-o", tmp_path / "r.html", "--db", store.path)
+    page = (tmp_path / "r.html").read_text()
+    assert code == 0 and "were pruned (xprof prune)" in page and "faster per step" in page
