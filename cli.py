@@ -63,7 +63,7 @@ def store_options(json: bool = True, state_dir: bool = False):
 def _store(db_path, create=False):
     from profiler.store import open_store
 
-    return open_store(db_path, create)
+    return open_store(db_path, create, notice=lambda text: click.echo(text, err=True))
 
 
 def _show(result, as_json: bool, renderer: str, *args) -> None:
@@ -336,10 +336,10 @@ def prune_command(keep_events, keep_last, dry_run, as_json, db_path):
       xprof prune --dry-run
       xprof prune --older-than 14d --keep-last 3 --json
     """
-    from profiler.daemon.schedule import parse_duration
+    from profiler.collect.settings import RetentionSettings
 
-    older_than_s = parse_duration(keep_events, "--older-than")
-    _show(_store(db_path).prune(older_than_s, keep_last, dry_run), as_json, "lines:print_pruned")
+    retention = RetentionSettings(keep_events, keep_last)
+    _show(_store(db_path).prune(retention.keep_events_s, keep_last, dry_run), as_json, "lines:print_pruned")
 
 
 @cli.command("watch")

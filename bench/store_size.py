@@ -32,6 +32,7 @@ def table_bytes(db: Path) -> dict[str, int]:
 
 
 def measure(db: Path, cycles: int) -> None:
+    """Print bytes per raw row, a cycle's size and a year's, for a store of `cycles` cycles."""
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in RAW_TABLES + ("runs",)}
@@ -59,6 +60,7 @@ def measure(db: Path, cycles: int) -> None:
 
 
 def main() -> None:
+    """Measure the store given, or one a fresh run of the suite makes."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, help="measure this store instead of profiling a suite")
     parser.add_argument("--cycles", type=int, default=1, help="how many cycles --db holds")

@@ -2,12 +2,16 @@
 and every command that needs only figures answers as before; those that need raw events
 say so in one line."""
 
+import gzip
 import json
+import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
 import cli
+from conftest import fixture_path
 from analysis.diff import compare
 from analysis.regressions import find_regressions
 from analysis.report import build_report
@@ -93,3 +97,61 @@ def test_an_html_review_of_a_pruned_run_says_its_memory_events_went(store, tmp_p
                         "-o", tmp_path / "r.html", "--db", store.path)
     page = (tmp_path / "r.html").read_text()
     assert code == 0 and "were pruned (xprof prune)" in page and "faster per step" in page
+
+
+def test_one_pool_row_per_device_and_allocator_even_without_an_allocator(store):
+    # every run of the fixture stored memory events on "cpu" with no allocator named
+    assert store._rows("SELECT device, allocator, count(*) FROM pools GROUP BY device, allocator") == [
+        ("cpu", None, 1)]
+
+
+def test_figures_are_not_made_again_from_nothing_for_a_pruned_run(store):
+    old = store.prune(older_than_s=7 * DAY, keep_last=0)["run_ids"][0]
+    kept = store._rows("SELECT * FROM figure_rows WHERE run_id = ? ORDER BY 1, 2, 3, 4, 5", (old,))
+    with store.transaction() as conn:
+        store.keep_figures(conn, old)
+    assert kept and store._rows("SELECT * FROM figure_rows WHERE run_id = ? ORDER BY 1, 2, 3, 4, 5",
+                                (old,)) == kept
+
+
+def test_zero_prunes_all_but_the_newest_and_a_bad_age_names_both_flags(store, capsys):
+    code, out, _ = _xprof(capsys, "prune", "--older-than", "0s", "--keep-last", "1", "--json", "--db", store.path)
+    assert code == 0 and json.loads(out)["runs"] == 6
+    code, _, err = _xprof(capsys, "prune", "--keep-events", "1x", "--db", store.path)
+    assert code == 1 and "--keep-events/--older-than '1x' is not a duration" in err
+
+
+def test_runs_marks_the_pruned_ones(store, capsys):
+    store.prune(older_than_s=7 * DAY, keep_last=0)
+    code, out, _ = _xprof(capsys, "runs", "--db", store.path)
+    assert code == 0 and "* raw events pruned (xprof prune)" in out
+    assert sum(line.rstrip().endswith("0*") for line in out.splitlines()) == 4  # the pruned runs
+    code, out, _ = _xprof(capsys, "runs", "--json", "--db", store.path)
+    assert sum(r["events_pruned_at"] is not None for r in json.loads(out)["runs"]) == 4
+
+
+def test_prune_finds_trace_files_whatever_the_working_directory(tmp_path, monkeypatch, capsys):
+    """A store named by a relative path from one directory and pruned from another; and a
+    row written by an older xprof with its path relative to where the run was made."""
+    trace = fixture_path("kineto", "cpu_only.json.gz")
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir(), elsewhere.mkdir()
+    monkeypatch.chdir(home)
+    code, out, _ = _xprof(capsys, "import", trace, "--json", "--db", "x.db")
+    run_id = json.loads(out)["runs"][0]["id"]
+    second = tmp_path / "second.json.gz"  # the same events, another file: a second run
+    second.write_bytes(gzip.compress(gzip.decompress(trace.read_bytes()) + b" "))
+    code, out, _ = _xprof(capsys, "import", second, "--json", "--db", "x.db")
+    other_id = json.loads(out)["runs"][0]["id"]
+    artifacts = home / "x.db.artifacts"
+    assert code == 0 and sorted(p.name for p in artifacts.iterdir()) == sorted([run_id, other_id])
+    with sqlite3.connect(home / "x.db") as conn:  # as xprof before 0.4 wrote it
+        [(path,)] = conn.execute("SELECT path FROM artifacts WHERE run_id = ?", (other_id,))
+        conn.execute("UPDATE artifacts SET path = ? WHERE run_id = ?",
+                     (str(Path(path).relative_to(home)), other_id))
+    monkeypatch.chdir(elsewhere)
+    code, out, _ = _xprof(capsys, "prune", "--older-than", "0s", "--keep-last", "0", "--db", home / "x.db")
+    assert code == 0 and "pruned the raw events of 2 runs" in out
+    assert list(artifacts.iterdir()) == []  # files and their run directories gone
+    code, out, _ = _xprof(capsys, "import", trace, "--db", home / "x.db")
+    assert code == 0 and f"already imported as run {run_id} (its raw events were pruned" in out

@@ -102,6 +102,47 @@ def test_a_migrated_store_compares_as_it_did_before(old_store):
     store.close()
 
 
+# A store of schema 3, the last before compact rows (written by tests/data/make_store_v3.py):
+# a torch run on the CPU and a TensorFlow one on a GPU, memory events with and without an
+# allocator, events without op, stream or self time, an artifact row with a relative path.
+STORE_V3 = Path(__file__).parent / "data" / "store_v3.db.gz"
+V3_COLUMNS = "name, kind, start_ns, dur_ns, device, stream, op, self_ns, correlation, step, category"
+
+
+def test_a_schema_3_store_becomes_schema_4_with_every_value_and_the_same_figures(tmp_path):
+    path = tmp_path / "v3.db"
+    path.write_bytes(gzip.decompress(STORE_V3.read_bytes()))
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+    events = raw.execute(f"SELECT run_id, repeat, {V3_COLUMNS} FROM events ORDER BY run_id, repeat, rowid").fetchall()
+    memory = raw.execute(f"SELECT run_id, repeat, {MEMORY_COLUMNS}, fragmentation FROM memory_events"
+                         " ORDER BY run_id, repeat, rowid").fetchall()
+    raw.close()
+    told = []
+    store = Store.open(path, notice=told.append)
+    assert len(told) == 2 and told[0].startswith(f"upgrading store {path} from schema 3 to 4, once (")
+    assert told[1].startswith(f"upgraded store {path} in ")
+    assert store._rows(f"SELECT run_id, repeat, {V3_COLUMNS} FROM event_rows ORDER BY run_id, repeat, seq") == events
+    assert [(*row[:-1], from_decimal_code(row[-1])) for row in store._rows(
+        f"SELECT run_id, repeat, {MEMORY_COLUMNS}, fragmentation_code FROM memory_rows ORDER BY run_id, repeat, seq")
+    ] == memory
+    assert store._rows("SELECT device, allocator FROM pools ORDER BY id") == [("cpu", None),
+                                                                            ("/device:GPU:0", "GPU_0_bfc")]
+    assert len(events) == 26 and len(memory) == 44
+    # what `xprof diff --json` printed on this store with the xprof that wrote it
+    result = compare(store, store.run("1b76979ac3db"), store.run("e18d72bfc956"))
+    assert (result["step"]["a_ms"], result["step"]["b_ms"], result["step"]["ci_high"]) == pytest.approx(
+        (2.6457513110645903, 2.229798197146997, 1.5123963362478317))
+    assert [row["key"] for row in result["rows"]] == [
+        "(between ops)", "convolution", "matmul", "elementwise", "MemcpyHtoD"]
+    assert [(row["a_ms"], row["b_ms"]) for row in result["rows"]] == [pytest.approx(pair) for pair in (
+        (1.3249999999999997, 0.0), (0.0, 0.405), (1.0488088481701516, 0.7099295739719539), (0.275, 0.0), (0.0, 0.0))]
+    assert result["a"]["peak_bytes"] == 16384 and result["b"]["peak_bytes"] == 10485760
+    assert store.artifact_file(store.trace_artifact("1b76979ac3db", 0)) == \
+        path.with_name("v3.db.artifacts") / "1b76979ac3db" / "r0.pt.trace.json.gz"
+    store.close()
+
+
 @pytest.mark.slow
 def test_processes_opening_an_old_store_at_once_migrate_it_once(old_store):
     import subprocess

@@ -36,6 +36,7 @@ def run_row(run: dict) -> dict:
         "device": run["device"], "source": run["source"], "started_at": run["started_at"],
         "step_ms_median": run["step_ms_median"], "kernels": run["event_count"],
         "memory_events": run["memory_event_count"], "error": run["error"],
+        "events_pruned_at": run["events_pruned_at"],
     }
 
 
@@ -55,7 +56,9 @@ def import_progress(quiet: bool):
 def print_imported(runs) -> None:
     for r in runs:
         if r.duplicate_of:
-            click.echo(f"{r.path}: already imported as run {r.id}")
+            pruned = (" (its raw events were pruned: diff, report and regressions use its kept "
+                      "figures; exports that need events cannot be made again)") if r.events_pruned else ""
+            click.echo(f"{r.path}: already imported as run {r.id}{pruned}")
         else:
             click.echo(f"{r.path}: run {r.id}, {r.events:,} events, {r.kernels:,} kernels "
                        f"({r.kernel_time_ms:.3f} ms), {r.memcpy:,} memcpy, {r.memset:,} memset, "
@@ -74,11 +77,15 @@ def print_exported(exported) -> None:
 
 
 def print_pruned(result: dict) -> None:
+    """`xprof prune` in one line: what went (or would go) and the store's size."""
     verb = "would prune" if result["dry_run"] else "pruned"
     size = ""
     if result["store_bytes_before"] is not None and not result["dry_run"]:
         size = (f"; store {bytes_text(result['store_bytes_before'])} -> "
                 f"{bytes_text(result['store_bytes_after'])}")
+        if result["wal_bytes"]:
+            size += (f", {bytes_text(result['wal_bytes'])} of it write-ahead log that goes "
+                     "when the store's readers close")
     click.echo(f"{verb} the raw events of {result['runs']} run{'s' * (result['runs'] != 1)}: "
                f"{result['events']:,} events, {result['memory_events']:,} memory events, "
                f"{bytes_text(result['artifact_bytes'])} of raw traces{size}")
@@ -90,6 +97,7 @@ def log_line(message: str) -> None:
 
 
 def print_daemon_status(status: dict) -> None:
+    """`xprof daemon status`, as describe_daemon says it."""
     click.echo(describe_daemon(status))
 
 

@@ -59,12 +59,14 @@ def print_workloads(rows, size, mode) -> None:
 # -- runs -------------------------------------------------------------------------
 
 def print_runs(rows, title) -> None:
+    """The runs table; a run whose raw events were pruned has its counts starred."""
     table = _table(title=title)
     cells = [
         (short_id(row["id"]), f"[{STATUS_COLOURS.get(row['status'], 'white')}]{row['status']}[/]",
          row["workload"] or "-", row["mode"] or "-", row["size"] or "-",
          "tf" if row["framework"] == "tensorflow" else row["framework"], row["execution"] or "-",
-         ms_text(row["step_ms_median"]), f"{row['kernels']:,}", f"{row['memory_events']:,}")
+         ms_text(row["step_ms_median"]), *(f"{row[count]:,}{PRUNED_MARK * _pruned(row)}"
+                                           for count in ("kernels", "memory_events")))
         for row in rows
     ]
     numeric = ("step ms", "events", "mem ev")  # events: ops, runtime calls and device events stored
@@ -79,10 +81,20 @@ def print_runs(rows, title) -> None:
         table.add_row(*row_cells)
     console = Console()
     console.print(table)
+    if any(_pruned(row) for row in rows):
+        console.print(f"{PRUNED_MARK} raw events pruned (xprof prune): the counts are those stored, "
+                      "the figures stay", highlight=False)
     for row in rows:
         if row["error"]:
             console.print(f"[red]{row['id']}[/] {row['workload']} {row['framework']}: "
                           f"{escape(row['error'])}", highlight=False)
+
+
+PRUNED_MARK = "*"
+
+
+def _pruned(row) -> bool:
+    return row.get("events_pruned_at") is not None
 
 
 class RunProgress:

@@ -136,6 +136,13 @@ class RetentionSettings:
                                       "than this; runs, steps and figures stay.")
     keep_last: int = setting(5, "Keep the raw events of the newest N runs of each configuration.")
 
+    @property
+    def keep_events_s(self) -> float:
+        """--keep-events in seconds; zero prunes all but the newest --keep-last."""
+        from profiler.daemon.schedule import parse_duration
+
+        return parse_duration(self.keep_events, flag("keep_events"), zero=True)
+
 
 DEFAULT_BASELINE = CheckSettings.baseline
 DEFAULT_MIN_EFFECT = CheckSettings.min_effect

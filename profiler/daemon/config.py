@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from profiler.collect.settings import CheckSettings, RetentionSettings, RunSettings, check_type, setting
+from profiler.collect.settings import CheckSettings, RetentionSettings, RunSettings, check_type, flag, setting
 from profiler.daemon.schedule import Schedule, parse_duration
 from profiler.errors import UserError
 
@@ -41,8 +41,9 @@ class DaemonConfig(RetentionSettings, CheckSettings, RunSettings):
         for f in fields(self):
             check_type(f.name, getattr(self, f.name), f.type)
         self.schedule
-        for name in ("telemetry_every", "keep_raw", "downsample_to", "worker_timeout", "keep_events"):
-            parse_duration(getattr(self, name), "--" + name.replace("_", "-"))
+        for name in ("telemetry_every", "keep_raw", "downsample_to", "worker_timeout"):
+            parse_duration(getattr(self, name), flag(name))
+        self.keep_events_s
         super().check()
         if self.schedule.every_s is not None and self.schedule.every_s < MIN_EVERY_S:
             raise UserError(f"--every {self.every!r} is shorter than {MIN_EVERY_S:g} s")

@@ -203,11 +203,12 @@ class Daemon:
     def _prune(self) -> None:
         """Raw events of runs older than --keep-events go; their figures stay."""
         c = self.config
-        pruned = self._safely(lambda: self.store.prune(parse_duration(c.keep_events), c.keep_last),
+        pruned = self._safely(lambda: self.store.prune(c.keep_events_s, c.keep_last),
                               "pruning raw events")
         if pruned and pruned["runs"]:
-            self.log(f"pruned the raw events of {pruned['runs']} run(s) older than {c.keep_events}: "
-                     f"{pruned['events']:,} events, {pruned['memory_events']:,} memory events")
+            self.log(f"pruned the raw events of {len(pruned['run_ids'])} run(s) older than {c.keep_events} "
+                     f"({', '.join(pruned['run_ids'])}): {pruned['events']:,} events, {pruned['memory_events']:,} "
+                     f"memory events, {pruned['artifact_bytes']:,} bytes of raw traces")
 
     def _progress(self, event, outcome, repeat) -> None:
         r = outcome.request

@@ -13,15 +13,16 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 
 
-def parse_duration(text: str, what: str = "duration") -> float:
-    """Seconds in `text` such as "30m" or "1h30m"; a UserError naming `what` otherwise."""
+def parse_duration(text: str, what: str = "duration", zero: bool = False) -> float:
+    """Seconds in `text` such as "30m" or "1h30m" (or "0s" where `zero` allows it); a
+    UserError naming `what` otherwise."""
     cleaned = str(text).strip().lower()
     parts = _DURATION.findall(cleaned)
     if not cleaned or "".join(n + u for n, u in parts) != cleaned:
         raise UserError(f"{what} {text!r} is not a duration: write a number and a unit "
                         "s, m, h or d, such as 90s, 30m, 6h, 1d")
     seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not zero):
         raise UserError(f"{what} {text!r} must be longer than zero")
     return seconds
 

@@ -152,9 +152,9 @@ def write_tensorboard(store: Store, runs: list[dict], directory: Path,
     for run in runs:
         store.require_events(run["id"], "--format tensorboard")
         kept = store.trace_artifact(run["id"], repeat)
-        if kept is None or not Path(kept).exists():
+        source = kept and store.artifact_file(kept)
+        if source is None or not source.exists():
             raise ExportError(f"run {run['id']} has no raw trace kept (its artifact is missing)")
-        source = Path(kept)
         host = (run.get("host") or "xprof").replace("/", "_")
         target_dir = directory / "plugins" / "profile" / run["id"]
         try:

@@ -44,12 +44,13 @@ class ImportedRun:
     memcpy: int = 0
     memset: int = 0
     duplicate_of: str | None = None
+    events_pruned: bool = False  # a duplicate whose raw events `xprof prune` removed
 
     def as_json(self) -> dict:
         return {"id": self.id, "path": self.path, "events": self.events, "kernels": self.kernels,
                 "kernel_time_ms": self.kernel_time_ms, "memcpy": self.memcpy,
                 "memset": self.memset, "device": self.device,
-                "already_imported": self.duplicate_of is not None}
+                "already_imported": self.duplicate_of is not None, "events_pruned": self.events_pruned}
 
 
 def trace_files(path: Path) -> list[Path]:
@@ -285,7 +286,9 @@ def _earlier_import(store: Store, path: Path, run_id: str) -> ImportedRun:
     """The run a file was imported as before, with what that import counted."""
     counts = dict.fromkeys((KERNEL, MEMCPY, MEMSET), (0, 0))
     counts.update(store.event_counts(run_id, (KERNEL, MEMCPY, MEMSET)))
-    env = json.loads(store.run(run_id)["env"] or "{}")
+    run = store.run(run_id)
+    env = json.loads(run["env"] or "{}")
     return ImportedRun(run_id, str(path), env.get("trace_events"), counts[KERNEL][0],
                        (counts[KERNEL][1] or 0) / 1e6, env.get("device_name"), counts[MEMCPY][0],
-                       counts[MEMSET][0], duplicate_of=run_id)
+                       counts[MEMSET][0], duplicate_of=run_id,
+                       events_pruned=run["events_pruned_at"] is not None)

@@ -9,6 +9,7 @@ from profiler.store.store import Store, StoreError
 __all__ = ["Store", "StoreError", "RunNotFound", "EventsPruned", "default_db_path", "open_store"]
 
 
-def open_store(db_path=None, create: bool = True) -> Store:
-    """The store at `db_path`, else at $XPROF_DB, else in the user data directory."""
-    return Store.open(db_path or default_db_path(), create=create)
+def open_store(db_path=None, create: bool = True, notice=None) -> Store:
+    """The store at `db_path`, else at $XPROF_DB, else in the user data directory;
+    `notice` hears of a schema upgrade (see Store.open)."""
+    return Store.open(db_path or default_db_path(), create=create, notice=notice)

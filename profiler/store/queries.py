@@ -221,7 +221,7 @@ class Queries:
     def timeline(self, run_id: str, repeat: int, steps=None) -> Iterator[tuple]:
         """(name, kind, op, category, device, stream, start_ns, dur_ns) of a repeat's
         events in time order, streamed."""
-        self.require_events(run_id, "this export")
+        self.require_events(run_id, "--format perfetto")
         clause, params = steps_clause(steps)
         return self._cursor("SELECT name, kind, op, category, device, stream, start_ns, dur_ns"
                             f" FROM event_rows WHERE run_id = ? AND repeat = ?{clause} ORDER BY start_ns, seq",

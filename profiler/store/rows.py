@@ -24,10 +24,9 @@ _EXPONENT = 2048  # decimal_code: exponents -1024..1023 of a shortest decimal fo
 
 
 def decimal_code(value: float | None):
-    """A float as an integer that keeps it exactly: the digits and exponent of its
-    shortest decimal form, packed (negated when negative). A TensorFlow fragmentation
-    figure such as 0.321786 takes 3 bytes instead of a REAL's 8. A float whose digits do
-    not fit, or that is not finite or is -0.0, stays a float; None stays None."""
+    """A float as an integer that keeps it exactly (0.321786 in 3 bytes, not a REAL's 8):
+    the digits and exponent of its shortest decimal form, packed, negated when negative.
+    Floats it cannot pack (too many digits, not finite, -0.0) and None stay as they are."""
     if value is None or not math.isfinite(value) or (value == 0 and math.copysign(1, value) < 0):
         return value
     sign, digits, exponent = Decimal(repr(float(value))).as_tuple()
@@ -128,18 +127,19 @@ def add_memory(conn, run_id: str, repeat_number: int, memory: MemoryColumns) -> 
 
 
 def _pool(conn, device: str | None, allocator: str | None) -> int:
-    conn.execute("INSERT OR IGNORE INTO pools (device, allocator) VALUES (?, ?)", (device, allocator))
-    return conn.execute("SELECT id FROM pools WHERE device IS ? AND allocator IS ?",
-                        (device, allocator)).fetchone()[0]
+    """The id of a (device, allocator) pair; looked up first, since UNIQUE lets NULLs repeat."""
+    row = conn.execute("SELECT id FROM pools WHERE device IS ? AND allocator IS ?", (device, allocator)).fetchone()
+    if row:
+        return row[0]
+    return conn.execute("INSERT INTO pools (device, allocator) VALUES (?, ?)", (device, allocator)).lastrowid
 
 
 def keep_figures(conn, run_id: str) -> None:
-    """What analysis reads of a run, from its raw events, kept apart so that it outlives
-    them: per-step time by category and by op (device time where the run has device
-    events, else op self time), each repeat's peak allocated bytes and allocations, and
-    event totals by kind. Made again from scratch each time."""
+    """Keep what analysis reads of a run apart from its raw events, so that it outlives
+    them; made again from scratch each time, never for a pruned run. See docs/store.md."""
+    pruned = conn.execute("SELECT events_pruned_at FROM runs WHERE id = ?", (run_id,)).fetchone()
     repeat_ids = [row[0] for row in conn.execute("SELECT id FROM repeats WHERE run_id = ?", (run_id,))]
-    if not repeat_ids:
+    if not repeat_ids or (pruned and pruned[0] is not None):
         return
     marks = ", ".join("?" * len(repeat_ids))
     for table in ("figures", "kind_totals"):

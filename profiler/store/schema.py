@@ -138,11 +138,9 @@ def _migration_3(db: sqlite3.Connection) -> None:
 
 
 def _migration_4(db: sqlite3.Connection) -> None:
-    """Compact rows and kept figures (see docs/store.md): names, ops, categories, kinds,
-    devices and streams interned in `strings`; each repeat's events and memory events
-    keyed by the repeat's row in `repeats`, their times after its origin; per-step figures
-    by category and op in `figures`, kept when a run finishes, so that they outlive the raw
-    events `xprof prune` removes. Every row's information is kept."""
+    """Compact rows (text interned in `strings`, events keyed by their repeat, times after
+    its origin) and the figures kept apart from them, made for every run; every value is
+    kept. See docs/store.md."""
     from profiler.store.rows import decimal_code, keep_figures
 
     db.create_function("decimal_code", 1, decimal_code, deterministic=True)

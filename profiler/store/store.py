@@ -12,7 +12,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from profiler.errors import UserError
 from profiler.processes import process_alive_since
@@ -77,8 +77,10 @@ class Store(Queries):
         return self._db
 
     @classmethod
-    def open(cls, path, create: bool = True) -> Store:
-        path = Path(path)
+    def open(cls, path, create: bool = True, notice: Callable[[str], None] | None = None) -> Store:
+        """The store at `path`, made or upgraded as needed; `notice` is told of a
+        migration before it starts and when it is done, since a large store takes a while."""
+        path = Path(path).absolute()  # artifact paths stored from it do not hang on the cwd
         if path.is_dir():
             raise StoreError(f"store path {path} is a directory, not a database file")
         if not path.exists():
@@ -103,7 +105,7 @@ class Store(Queries):
             store.connection.execute("PRAGMA temp_store = MEMORY")
         except sqlite3.Error as error:
             raise StoreError(_describe(path, error)) from None
-        store.migrate()
+        store.migrate(notice)
         return store
 
     @classmethod
@@ -136,13 +138,18 @@ class Store(Queries):
     def schema_version(self) -> int:
         return self.connection.execute("PRAGMA user_version").fetchone()[0]
 
-    def migrate(self) -> None:
+    def migrate(self, notice: Callable[[str], None] | None = None) -> None:
         """Apply the migrations this store has not had, each in its own transaction. The
         version is read again inside it: another process may have just applied it."""
+        started = time.monotonic()
         try:
             self.check_is_ours()
-            existing = self.schema_version() > 0
+            version = self.schema_version()
+            existing = version > 0
             applied = False
+            if existing and version < SCHEMA_VERSION and notice:
+                notice(f"upgrading store {self.path} from schema {version} to {SCHEMA_VERSION}, once "
+                       f"({_size_text(self.file_bytes())}; about 5 s per 100 MB, then it is rewritten)")
             for number in range(self.schema_version() + 1, SCHEMA_VERSION + 1):
                 with self.transaction():
                     if self.schema_version() < number:
@@ -153,6 +160,9 @@ class Store(Queries):
             raise StoreError(_describe(self.path, error)) from None
         if applied and existing and self.path is not None:
             self.reclaim_space()  # the rows a migration rewrote leave their old pages free
+            if notice:
+                notice(f"upgraded store {self.path} in {time.monotonic() - started:.1f} s, "
+                       f"now {_size_text(self.file_bytes())}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -272,10 +282,19 @@ class Store(Queries):
         )
 
     def artifacts_dir(self) -> Path:
-        """Raw traces live beside the database, in `<db name>.artifacts/`."""
+        """Raw traces live beside the database, in `<db name>.artifacts/<run id>/`."""
         if self.path is None:
             raise StoreError("an in-memory store keeps no artifacts")
         return self.path.with_name(self.path.name + ".artifacts")
+
+    def artifact_file(self, stored: str) -> Path:
+        """Where an artifact row's file is: its path where that exists, else the same
+        `<run id>/<file>` in this store's artifacts directory (stores before 0.4 kept
+        paths relative to the directory the run was made in; a moved store keeps old ones)."""
+        path = Path(stored)
+        if path.is_absolute() and path.exists():
+            return path
+        return self.artifacts_dir() / path.parent.name / path.name
 
     # -- telemetry ----------------------------------------------------------------
 
@@ -322,14 +341,15 @@ class Store(Queries):
         before = self.file_bytes()
         gone = self.raw_counts(ids) if dry_run or not ids else self.prune_events(ids)
         return {**gone, "run_ids": ids, "dry_run": dry_run, "store_bytes_before": before,
-                "store_bytes_after": before if dry_run else self.file_bytes()}
+                "store_bytes_after": before if dry_run else self.file_bytes(),
+                "wal_bytes": self.file_bytes(["-wal"])}
 
-    def file_bytes(self) -> int | None:
-        """The store's size on disk, its write-ahead log included."""
+    def file_bytes(self, suffixes=("", "-wal")) -> int | None:
+        """The size on disk of the store's file and its write-ahead log, or of those named."""
         if self.path is None:
             return None
-        return sum(p.stat().st_size for p in (self.path, self.path.with_name(self.path.name + "-wal"))
-                   if p.exists())
+        paths = [self.path.with_name(self.path.name + suffix) for suffix in suffixes]
+        return sum(path.stat().st_size for path in paths if path.exists())
 
     def prune_events(self, run_ids: list[str]) -> dict:
         """Remove the raw events, memory events and kept raw traces of runs, keeping the
@@ -346,12 +366,14 @@ class Store(Queries):
                                                 repeat_ids).rowcount
                 for path, size in conn.execute("SELECT path, bytes FROM artifacts WHERE run_id = ?"
                                                " AND kind = 'trace'", (run_id,)):
-                    traces.append(Path(path))
+                    traces.append(self.artifact_file(path))
                     gone["artifact_bytes"] += size
                 conn.execute("DELETE FROM artifacts WHERE run_id = ? AND kind = 'trace'", (run_id,))
                 self.set_run_columns(conn, run_id, events_pruned_at=time.time())
         for path in traces:  # after the commit: a failed prune leaves every file its row names
             path.unlink(missing_ok=True)
+            if path.parent.parent == self.artifacts_dir() and not any(path.parent.iterdir()):
+                path.parent.rmdir()
         self.reclaim_space()
         return gone
 
@@ -372,6 +394,10 @@ class Store(Queries):
     def set_meta(self, conn, key: str, value: str) -> None:
         conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+def _size_text(size: int | None) -> str:
+    return f"{(size or 0) / 2**20:.1f} MiB"
 
 
 def _connect(path) -> sqlite3.Connection:
