@@ -4,61 +4,17 @@ hands the result to one renderer in views/. Each imports what it uses when it ru
 
 from __future__ import annotations
 
-import functools
 import importlib
 import sys
-from dataclasses import MISSING, fields
+from dataclasses import fields
 
 import click
 
-from profiler.collect.settings import CHOICES, LIMITS, RunSettings, flags
-from profiler.daemon.config import DaemonConfig, config_keys
+from profiler.collect.settings import RunSettings
 from profiler.errors import UserError
+from views.options import daemon_options, setting_options, store_options
 from workloads import EXECUTIONS, FRAMEWORKS, MODES, SIZES, WORKLOADS, WorkloadError
 from workloads.spec import ParityError
-
-SETTINGS = {f.name: f for f in fields(DaemonConfig)}  # run, check and daemon settings
-
-
-def setting_options(*names: str, daemon: bool = False):
-    """The flags of settings as profiler.collect.settings and profiler.daemon.config declare
-    them: type, choices, range, default and help. The daemon's default to None, so that
-    a config file's values stand unless a flag is given."""
-    def decorate(command):
-        for name in reversed(names):
-            command = click.option(*flags(name), name, **_option(SETTINGS[name], daemon))(command)
-        return command
-    return decorate
-
-
-def _option(f, daemon: bool) -> dict:
-    multiple, default = f.type.startswith("list"), [] if f.default_factory is not MISSING else f.default
-    unset = default in (None, [], False)
-    options = {"help": f.metadata["help"], "multiple": multiple, "is_flag": f.type == "bool",
-               "default": None if daemon else () if multiple else default,
-               "show_default": not (daemon or unset)}
-    if f.name in CHOICES:
-        options["type"] = click.Choice(list(CHOICES[f.name]))
-    elif f.name in LIMITS:
-        options["type"] = (click.FloatRange if f.type == "float" else click.IntRange)(*LIMITS[f.name])
-    shown = f.metadata["shown"] or (None if unset else default)
-    if daemon and shown:
-        options["help"] += f" [{shown}]"
-    return options
-
-
-def store_options(json: bool = True, state_dir: bool = False):
-    """--db PATH on every command that touches the store; --json where it prints results;
-    --state-dir where the daemon's files matter."""
-    options = [click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=str), help=(
-        "SQLite store (default: $XPROF_DB, else xprof.db in the user data directory)."))]
-    if state_dir:
-        options.append(click.option("--state-dir", type=click.Path(file_okay=False), help=(
-            "Pid, log and status files (default: $XPROF_STATE_DIR, else the user state directory).")))
-    if json:
-        options.append(click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts."))
-    return lambda command: functools.reduce(lambda decorated, option: option(decorated), options, command)
-
 
 def _store(db_path, create=False):
     from profiler.store import open_store
@@ -237,14 +193,18 @@ def report_command(names, min_effect, as_json, db_path):
     _show(report, as_json, "terminal:print_report")
 
 
+ONE_WORKLOAD = click.option("--workload", "-w", default=None,
+                            help="Only this workload (a catalog name, or one given to `xprof import`).")
+
+
 @cli.command("regressions")
-@click.option("--workload", "-w", default=None,
-              help="Only this workload (a catalog name, or one given to `xprof import`).")
+@ONE_WORKLOAD
 @setting_options("baseline", "min_effect")
-@click.option("--fail-on-regression", is_flag=True, help="Exit 1 when any regression is found.")
+@click.option("--fail-on-regression", is_flag=True, help="Exit 1 when any configuration's state is regression.")
 @store_options()
 def regressions_command(workload, baseline, min_effect, fail_on_regression, as_json, db_path):
-    """The latest run of each configuration against the runs before it.
+    """The state of each configuration: its latest two runs against the spread of the runs
+    before them (regression, suspicious, improvement, unstable, insufficient data, ok).
 
     \b
     Examples:
@@ -256,13 +216,33 @@ def regressions_command(workload, baseline, min_effect, fail_on_regression, as_j
     result = find_regressions(_store(db_path), workload, baseline, min_effect)
     _show(result, as_json, "terminal:print_regressions")
     if fail_on_regression and result["regressions"]:
-        sys.exit(1)
+        raise click.exceptions.Exit(1)
+
+
+@cli.command("history")
+@ONE_WORKLOAD
+@click.option("--key", default="step", show_default=True, help="step, or a category (an op or kernel with --by).")
+@click.option("--by", type=click.Choice(["category", "op", "kernel"]), default="category", show_default=True)
+@click.option("--last", type=click.IntRange(2), default=None, help="Only the newest N runs of each configuration.")
+@setting_options("min_effect")
+@store_options()
+def history_command(workload, key, by, last, min_effect, as_json, db_path):
+    """Each configuration's figure run after run, and where it changed.
+
+    \b
+    Examples:
+      xprof history -w cnn
+      xprof history --key matmul --last 60 --json
+    """
+    from analysis.history import build_history
+
+    result = build_history(_store(db_path), workload, key, by, min_effect, last=last)
+    _show(result, as_json, "terminal:print_history")
 
 
 @cli.command("import")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--workload", "-w", default=None,
-              help="Workload the traces are of (any name), so diff and regressions place them.")
+@click.option("--workload", "-w", default=None, help="Workload the traces are of (any name), to place them.")
 @click.option("--mode", type=click.Choice(MODES), default=None,
               help="train or infer, to sit beside profiled runs of that mode.")
 @click.option("--size", type=click.Choice(SIZES), default=None,
@@ -366,19 +346,6 @@ def watch_command(interval, once, state_dir, db_path):
     watch(reader.take, str(store.path), interval, once)
 
 
-def daemon_options(command):
-    """The options `daemon run` and `daemon start` share: every key of a config file,
-    which fills what the flags leave unset."""
-    names = [f.name for f in fields(DaemonConfig) if f.name in config_keys()]  # run settings first
-    for option in reversed([
-        click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-                     help="TOML file of the options below ([daemon] table; flags win)."),
-        setting_options(*names, daemon=True), store_options(json=False, state_dir=True),
-    ]):
-        command = option(command)
-    return command
-
-
 @cli.group("daemon")
 def daemon_group():
     """Profile on a schedule, keep telemetry between runs: run|start|stop|status.
@@ -396,7 +363,7 @@ def daemon_group():
 @daemon_options
 def daemon_run_command(config_path, state_dir, db_path, **flags):
     """Run the daemon in the foreground; logs go to stderr. SIGTERM stops it cleanly."""
-    from analysis.regressions import find_regressions
+    from analysis.history import nightly_check
     from profiler.daemon.config import load_config
     from profiler.daemon.files import DaemonFiles
     from profiler.daemon.loop import Daemon
@@ -406,7 +373,7 @@ def daemon_run_command(config_path, state_dir, db_path, **flags):
     config = load_config(config_path, flags)
     files = DaemonFiles.of(db_path, state_dir).prepare()
     Daemon(_store(files.store, create=True), files, config, log=log_line, classify=_classify_event,
-           check_regressions=lambda store: find_regressions(store, None, config.baseline, config.min_effect),
+           check_regressions=lambda store: nightly_check(store, config.baseline, config.min_effect),
            render_summary=render_cycle_summary).run()
 
 

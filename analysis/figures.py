@@ -42,6 +42,7 @@ class RunFigures:
     # key -> one value (ms per step) per repeat, in `repeats` order
     per_repeat: dict[str, list[float]] = field(default_factory=dict)
     step_ms: list[float] = field(default_factory=list)  # median unprofiled step per repeat
+    step_repeats: list[int] = field(default_factory=list)  # the repeat of each of step_ms
     profiled_step_ms: list[float] = field(default_factory=list)
     steps_profiled: bool = False  # no unprofiled steps (an import): step_ms are profiled ones
     peak_bytes: int | None = None
@@ -79,7 +80,8 @@ def run_figures(store: Store, run: dict, by: str = "category") -> RunFigures:
         excluded = {}  # no majority left to trust: keep all, the spread note warns
     repeats = [r for r in sorted(steps) if r not in excluded]
     figures = RunFigures(run, basis, repeats, excluded=excluded)
-    figures.step_ms = [median(timing[r]) for r in sorted(timing) if timing[r] and r not in excluded]
+    figures.step_repeats = [r for r in sorted(timing) if timing[r] and r not in excluded]
+    figures.step_ms = [median(timing[r]) for r in figures.step_repeats]
     figures.profiled_step_ms = [median(profiled_walls[r]) for r in repeats]
     figures.steps_profiled = timing is profiled_walls
     if len(figures.step_ms) >= 2:

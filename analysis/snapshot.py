@@ -15,6 +15,7 @@ from profiler.store import Store
 TELEMETRY_WINDOW_S = 300
 RECENT_RUNS = 20  # as many as a tall terminal shows
 HISTORY_POINTS = 30
+STATE_ROWS = 12  # configurations, worst state first, as many as a tall terminal shows
 PAIRED_RUNS = 200  # newest profiled runs searched for a torch/TensorFlow pair
 RECENT_COLUMNS = ("id", "status", "framework", "execution", "workload", "mode", "size",
                   "step_ms_median", "started_at", "error")
@@ -52,7 +53,7 @@ class SnapshotReader:
         self.store = store
         self.daemon_status = daemon_status
         self.comparisons: dict[tuple[str, str], dict | None] = {}  # (run A, run B) -> diff
-        self._regressions: tuple[float | None, list] = (None, [])
+        self._regressions: tuple[float | None, dict | None] = (None, None)
 
     def _latest_pairs(self) -> list[tuple[dict, dict]]:
         seen: dict[tuple, dict] = {}
@@ -89,10 +90,13 @@ class SnapshotReader:
                                     "rows": result["rows"][:3]})
         newest = self.store.last_ok_finish()
         if newest != self._regressions[0]:  # only a new finished run can change the answer
-            self._regressions = (newest, find_regressions(self.store)["regressions"])
+            self._regressions = (newest, find_regressions(self.store))
+        check = self._regressions[1]
         snapshot = {
             "taken_at": now,
-            "regressions": self._regressions[1][:10],
+            "regressions": check["regressions"][:10] if check else [],
+            "states": check["states"] if check else {},
+            "configurations": check["configurations"][:STATE_ROWS] if check else [],
             "telemetry": _telemetry(self.store, int(now * 1e9)),
             "nvml": nvml,
             "running": _running(self.store, now),

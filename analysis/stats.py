@@ -41,6 +41,18 @@ def welch_log_ratio(a: list[float], b: list[float], confidence: float) -> Interv
     return Interval(math.exp(estimate), _exp(estimate - half), _exp(estimate + half), "welch-log")
 
 
+def shift_interval(baseline: list[float], new: list[float], confidence: float) -> Interval:
+    """Interval of exp(mean(new) - mean(baseline)) for logs of run figures, when the `new`
+    runs come from the baseline's own run-to-run spread: Student's t with n - 1 degrees
+    of freedom and standard error s * sqrt(1/k + 1/n), a prediction interval. Needs 2."""
+    n, k = len(baseline), len(new)
+    shift = fmean(new) - fmean(baseline)
+    if n < 2 or not k:
+        return Interval(math.exp(shift), None, None, "none: needs 2 baseline runs")
+    half = _t_quantile(1 - (1 - confidence) / 2, n - 1) * math.sqrt(variance(baseline) * (1 / k + 1 / n))
+    return Interval(math.exp(shift), _exp(shift - half), _exp(shift + half), "prediction-log")
+
+
 def _exp(x: float) -> float:
     """exp that saturates: with two wildly different repeats and few degrees of freedom
     the interval's upper end can exceed a float; it is then unbounded, not an error."""

@@ -1,11 +1,12 @@
 """What an exported review shows, as plain data: per-run breakdowns, step-time
-distributions, memory over time, and the diff of the first two runs when they are of
-one workload."""
+distributions, memory over time, each configuration's history, and the diff of the first
+two runs when they are of one workload."""
 
 from __future__ import annotations
 
 from analysis.diff import compare
 from analysis.figures import run_figures
+from analysis.history import histories_of
 from analysis.runs import AnalysisError
 from profiler.store import Store
 
@@ -41,6 +42,7 @@ def review_summary(store: Store, runs: list[dict]) -> dict:
             "memory": _memory_timeline(store, run["id"]),
             "events_pruned_at": run.get("events_pruned_at"),
         })
+    summary["history"] = histories_of(store, runs)
     if len(runs) >= 2:
         try:
             summary["diff"] = compare(store, runs[0], runs[1])

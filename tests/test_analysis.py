@@ -14,6 +14,7 @@ RUN = ("run", "--suite", "tiny", "--repeats", "3", "--steps", "8", "--warmup", "
 # One compute thread per framework: on a shared 2-core machine, spinning thread pools
 # slowed whole repeats of a baseline 100x and hid a 5x slowdown in its noise.
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+AA_NIGHTS = 4  # with the first run, five of TensorFlow's mlp: the fewest regressions judges
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +25,9 @@ def store(tmp_path_factory):
     # and steps (the defaults are what must hold A/A on a noisy machine)
     run_xprof("run", "--suite", "tiny", "-w", "mlp", "-f", "torch", "--aa", "--json",
               "--db", db, env=ONE_THREAD, check=0)
+    # nights: separate invocations of both frameworks, one after another, as a nightly job
+    for _ in range(AA_NIGHTS):
+        run_xprof(*RUN, "-w", "mlp", "--db", db, env=ONE_THREAD, check=0)
     return db
 
 
@@ -67,7 +71,7 @@ def test_a_over_a_shows_nothing_significant(store, by):
 
 
 def test_aa_pair_interleaves_its_repeats(store):
-    a, b = _runs(store, workload="mlp", framework="torch")[-2:]
+    a, b = _runs(store, workload="mlp", framework="torch")[1:3]  # after the first invocation's
     conn = sqlite3.connect(store)
     order = [run for run, in conn.execute(
         "SELECT run_id FROM steps WHERE run_id IN (?, ?) AND start_ns IS NOT NULL "
@@ -96,25 +100,39 @@ def test_report_gives_a_verdict_per_workload(store):
     assert "cnn" in text and "TF/torch" in text
 
 
-def test_regressions_flags_an_injected_slowdown_by_category(store, tmp_path):
+def test_separate_invocations_of_the_same_thing_are_no_regression(store):
+    """A/A as nightly jobs run: not interleaved, each its own invocation, both frameworks."""
+    result = json.loads(run_xprof("regressions", "--json", "--db", store, check=0).stdout)
+    mlp = {e["framework"]: e for e in result["configurations"] if e["workload"] == "mlp"}
+    assert (mlp["torch"]["runs"], mlp["tensorflow"]["runs"]) == (3 + AA_NIGHTS, 1 + AA_NIGHTS)
+    for framework in ("torch", "tensorflow"):
+        assert mlp[framework]["state"] in ("ok", "unstable", "suspicious"), mlp[framework]
+    assert result["regressions"] == [] and result["configurations_checked"] == 2
+    for cnn in (e for e in result["configurations"] if e["workload"] == "cnn"):
+        # a repeat a busy machine slowed makes it suspicious, saying the rest too
+        assert cnn["state"] in ("insufficient data", "suspicious") and cnn["why"].endswith("1 ok run, needs 5")
+
+
+def test_regressions_flags_an_injected_slowdown_once_two_runs_have_it(store, tmp_path):
     db = tmp_path / "copy.db"
     sqlite3.connect(store).backup(sqlite3.connect(db))
-    quiet = json.loads(run_xprof("regressions", "--json", "--db", db, check=0).stdout)
-    assert quiet["regressions"] == [] and quiet["configurations_checked"] == 1
-    assert len(_runs(store, workload="mlp", framework="torch")) == 3
-    # five repeats, so a repeat slowed by a busy machine is left out, not decisive
-    run_xprof(*RUN, "--repeats", "5", "-w", "mlp", "-f", "torch", "--db", db,
+    # two runs of five repeats, interleaved, both slowed: a repeat a busy machine slowed
+    # is left out, not decisive
+    run_xprof("run", "--suite", "tiny", "-w", "mlp", "-f", "torch", "--aa", "--json", "--db", db,
               env={**ONE_THREAD, "XPROF_INJECT_SLOWDOWN": "mlp:5"}, check=0)
     done = run_xprof("regressions", "--fail-on-regression", "--json", "--db", db)
     assert done.returncode == 1
-    found = json.loads(done.stdout)["regressions"]
-    keys = {r["key"] for r in found}
-    assert "matmul" in keys, found
+    result = json.loads(done.stdout)
+    found = result["regressions"]
+    assert "matmul" in {r["key"] for r in found}, found
     matmul = next(r for r in found if r["key"] == "matmul")
-    assert matmul["workload"] == "mlp" and matmul["framework"] == "torch"
+    assert matmul["workload"] == "mlp" and matmul["framework"] == "torch" and matmul["state"] == "regression"
     assert matmul["ratio"] > 2 and matmul["ci_low"] > 1
     assert matmul["environment_changed"] == []
-
+    assert next(e for e in result["configurations"] if e["latest_run"] == matmul["latest_run"])["state"] == \
+        "regression"
+    text = run_xprof("regressions", "--db", db).stdout
+    assert "regression" in text and "matmul: the latest 2 runs are slower" in " ".join(text.split())
 
 
 def test_bad_references_get_one_line(store, tmp_path):

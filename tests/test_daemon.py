@@ -211,9 +211,12 @@ def test_an_error_in_the_analysis_fails_the_cycle_not_the_daemon(tmp_path):
 
 def test_a_regression_runs_the_hook_with_the_summary(tmp_path):
     db, state = tmp_path / "x.db", tmp_path / "state"
-    # the baseline: two ordinary runs of the tiny mlp, repeats interleaved
-    run_xprof("run", "--suite", "tiny", "-w", "mlp", "-f", "torch", "--aa", "--repeats", "3",
-              "--db", db, check=0)
+    # the baseline: three ordinary runs of the tiny mlp; then one 10x slower, which the
+    # daemon's first cycle confirms
+    mlp = ("run", "--suite", "tiny", "-w", "mlp", "-f", "torch", "--repeats", "3", "--db", db)
+    run_xprof(*mlp, "--aa", check=0)
+    run_xprof(*mlp, check=0)
+    run_xprof(*mlp, env={"XPROF_INJECT_SLOWDOWN": "mlp:10"}, check=0)
     hook = tmp_path / "notify.sh"
     hook.write_text(f'#!/bin/sh\ncp "$1" {tmp_path}/received.md\necho "$XPROF_SUMMARY" > {tmp_path}/env.txt\n')
     hook.chmod(0o755)
@@ -232,6 +235,7 @@ def test_a_regression_runs_the_hook_with_the_summary(tmp_path):
     summary = received.read_text()
     # which categories come out significant at 3 repeats varies; that one does is the point
     assert summary.startswith("# xprof nightly: **") and "| mlp | torch eager | " in summary, summary
+    assert "| regression | mlp train tiny, torch eager on cpu | 5 |" in summary
     assert (tmp_path / "env.txt").read_text().strip().endswith(".summary.md")
     assert "--on-regression: exit 0" in log
 

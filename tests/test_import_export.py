@@ -174,7 +174,9 @@ def test_html_md_and_csv_exports(profiled, tmp_path):
     run_xprof("export", ids["torch"], ids["tensorflow"], "--format", "html", "-o", html, "--db", db, check=0)
     page = html.read_text()
     assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page
-    assert page.count("<svg") == 3 and "convolution" in page and "Ranked differences" in page
+    # three charts, and the history of each of the two runs' configurations
+    assert page.count("<svg") == 3 + 2 and "convolution" in page and "Ranked differences" in page
+    assert page.count("<h3>conv2d train tiny, ") == 2 and "History: step time run after run" in page
     md = tmp_path / "summary.md"
     run_xprof("export", ids["torch"], ids["tensorflow"], "--format", "md", "-o", md, "--db", db, check=0)
     text = md.read_text()
@@ -199,7 +201,7 @@ def test_html_renders_offline_in_headless_chromium(profiled, tmp_path):
                 f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run([*chromium, "--dump-dom", html.as_uri()], capture_output=True, text=True,
                          timeout=120, check=True).stdout
-    assert dom.count("<svg") == 3 and "Ranked differences" in dom and "convolution" in dom
+    assert dom.count("<svg") == 3 + 2 and "Ranked differences" in dom and "convolution" in dom
     shot = tmp_path / "shot.png"
     subprocess.run([*chromium, f"--screenshot={shot}", "--window-size=1280,1600", html.as_uri()],
                    capture_output=True, timeout=120, check=True)

@@ -13,6 +13,7 @@ import pytest
 import cli
 from conftest import fixture_path
 from analysis.diff import compare
+from analysis.history import build_history
 from analysis.regressions import find_regressions
 from analysis.report import build_report
 from profiler.store import EventsPruned, Store
@@ -36,17 +37,17 @@ def store(tmp_path):
 
 
 def _everything(store):
-    """What diff, report and regressions show, for every pair of runs of the store."""
+    """What diff, report, regressions and history show, for every pair of runs of the store."""
     runs = sorted(store.runs(), key=lambda r: (r["framework"], r["started_at"]))
     torch = [r for r in runs if r["framework"] == "torch"]
     tf = [r for r in runs if r["framework"] == "tensorflow"]
     diffs = [{k: v for k, v in compare(store, a, b, by).items() if k not in ("a", "b")}
              | {"a_peak": compare(store, a, b)["a"]["peak_bytes"]}
              for a, b in zip(torch, tf) for by in ("category", "op")]
-    return diffs, build_report(store), find_regressions(store, baseline=3)
+    return diffs, build_report(store), find_regressions(store, baseline=3), build_history(store, key="matmul")
 
 
-def test_pruning_keeps_every_figure_diff_report_and_regressions_show(store):
+def test_pruning_keeps_every_figure_diff_report_regressions_and_history_show(store):
     before = _everything(store)
     result = store.prune(older_than_s=7 * DAY, keep_last=0)
     assert result["runs"] == 4 and result["events"] == 4 * 3 * 50 * 2 and result["memory_events"] == 4 * 30

@@ -123,7 +123,7 @@ def test_snapshot_checks_regressions_again_only_when_an_ok_run_finished(store, m
         return find_regressions(*args, **kwargs)
 
     monkeypatch.setattr(analysis.snapshot, "find_regressions", counted)
-    for _ in range(3):
+    for _ in range(4):
         add_run(store, [{"matmul": 1.0}] * 3)
     reader = SnapshotReader(store)
     assert reader.take()["regressions"] == []
@@ -133,12 +133,16 @@ def test_snapshot_checks_regressions_again_only_when_an_ok_run_finished(store, m
     add_run(store, [{"matmul": 2.0}] * 3, status="running")
     reader.take()
     assert len(calls) == 1
-    add_run(store, [{"matmul": 2.0}] * 3)  # twice as slow, and ok
-    regressions = reader.take()["regressions"]
-    assert len(calls) == 2
+    add_run(store, [{"matmul": 2.0}] * 3)  # twice as slow, and ok: suspicious
+    snapshot = reader.take()
+    assert len(calls) == 2 and snapshot["regressions"] == []
+    assert snapshot["states"]["suspicious"] == 1 and snapshot["configurations"][0]["state"] == "suspicious"
+    add_run(store, [{"matmul": 2.0}] * 3)  # confirmed
+    snapshot = reader.take()
     # steps twice the ops, no variance: step, matmul and between ops all doubled
-    assert sorted(r["key"] for r in regressions) == ["(between ops)", "matmul", "step"]
-    assert all(r["ratio"] == pytest.approx(2.0) for r in regressions)
+    assert sorted(r["key"] for r in snapshot["regressions"]) == ["(between ops)", "matmul", "step"]
+    assert all(r["ratio"] == pytest.approx(2.0) for r in snapshot["regressions"])
+    assert snapshot["configurations"][0]["recent_step_ms"] == pytest.approx([2.0] * 4 + [4.0] * 2)
 
 
 def test_snapshot_has_a_daemon_entry_only_with_a_status_function(store):

@@ -29,6 +29,7 @@ def test_once_shows_both_frameworks_telemetry_and_the_nvml_reason(store):
     assert "matmul tiny" in out  # the latest TF/torch difference of the workload
     assert "NVML unavailable: nvmlInit failed: NVML Shared Library Not Found" in out
     assert "no run in progress" in out
+    assert "states: 2 insufficient data" in out  # one run of each: regressions cannot judge yet
 
 
 def test_telemetry_line_reads_recent_host_samples(store, tmp_path):

@@ -7,7 +7,8 @@ from statistics import median
 
 from analysis.report import NO_DIFFERENCE, faster_side
 from views.labels import run_label, workload_label
-from views.numbers import delta_text, interval_text, ms_text, ratio_text, ratio_word
+from views.numbers import (change_text, clock_text, configuration_text, delta_text, interval_text, left_out_text,
+                           ms_text, ratio_text, ratio_word)
 
 COLOURS = {"matmul": "#4e79a7", "convolution": "#f28e2b", "elementwise": "#e15759",
            "reduction": "#76b7b2", "normalization": "#59a14f", "softmax/loss": "#edc948",
@@ -101,6 +102,42 @@ def _memory_plot(runs) -> str:
     return note + "".join(parts) + f'<div class="legend">{legend}</div>'
 
 
+def _history_plot(history, runs) -> str:
+    """A configuration's step time run after run: the exported runs ringed, each change
+    point a dashed line with its ratio."""
+    series = history["series"]
+    values = [p["value_ms"] for p in series]
+    low, high = min(values), max(values)
+    span = (high - low) or high or 1.0
+    width, height, left, top = 640, 160, 60, 14
+    x = (lambda i: left + (width - left - 20) * i / max(len(series) - 1, 1))
+    y = (lambda v: top + (height - top - 20) * (1 - (v - low) / span))
+    index = {p["run"]: i for i, p in enumerate(series)}
+    parts = [f'<svg width="{width}" height="{height + 16}" role="img">',
+             f'<text x="0" y="{top + 4}">{ms_text(high)} ms</text><text x="0" y="{height - 16}">{ms_text(low)} ms</text>',
+             '<polyline fill="none" stroke="#4477aa" stroke-width="1.5" points="'
+             + " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values)) + '"/>']
+    for c in history["change_points"]:
+        cx = x(index[c["run"]] - 0.5)
+        parts.append(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{top}" y2="{height - 20}" stroke="#cc3311" '
+                     f'stroke-dasharray="4 3"><title>{escape(c["run"])}: {ms_text(c["before_ms"])} -&gt; '
+                     f'{ms_text(c["after_ms"])} ms</title></line><text x="{cx + 3:.1f}" y="{top + 10}" fill="#cc3311">'
+                     f"{change_text(c['ratio'])}</text>")
+    for run in runs:
+        if run["id"] in index:
+            i = index[run["id"]]
+            parts.append(f'<circle cx="{x(i):.1f}" cy="{y(values[i]):.1f}" r="4" fill="none" stroke="#222">'
+                         f"<title>{escape(run_label(run))}</title></circle>")
+    parts.append(f'<text x="{left}" y="{height + 10}">{clock_text(series[0]["started_at"])[:10]}</text>'
+                 f'<text x="{width - 90}" y="{height + 10}">{clock_text(series[-1]["started_at"])[:10]}</text></svg>')
+    changes = "; ".join(f"{change_text(c['ratio'])} at run {c['run'][:8]} ({clock_text(c['started_at'])[:10]})"
+                        + (f", environment: {'; '.join(c['environment_changed'])}" if c["environment_changed"] else "")
+                        for c in history["change_points"]) or "no change point"
+    left_out = "".join(f"<li>{escape(left_out_text(item))}</li>" for item in history["left_out"])
+    return (f"<h3>{escape(configuration_text(history))}: {len(series)} runs</h3>" + "".join(parts)
+            + f"<p>{escape(changes)}</p>" + (f"<p>Left out of the figures:</p><ul>{left_out}</ul>" if left_out else ""))
+
+
 def _diff_table(diff) -> str:
     rows = []
     for row in diff["rows"]:
@@ -148,6 +185,8 @@ def render_html(summary: dict) -> str:
         "<h2>Where a step's time goes (ms per step, by category)</h2>", _stacked_bars(runs),
         "<h2>Step time distribution (unprofiled steps, where a run has them; bar = median)</h2>", _step_distributions(runs),
         "<h2>Memory allocated over time (first repeat)</h2>", _memory_plot(runs),
+        "<h2>History: step time run after run, per configuration (ringed: these runs; dashed: a change)</h2>",
+        *[_history_plot(history, runs) for history in summary.get("history", [])],
     ]
     if diff:
         sections += [f"<h2>Ranked differences, B = {escape(run_label(diff['b']))} against "

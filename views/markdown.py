@@ -5,11 +5,17 @@ from __future__ import annotations
 import time
 from statistics import median
 
-from views.numbers import change_text, delta_text, interval_text, ms_text, ratio_word
+from views.numbers import (change_text, clock_text, configuration_text, delta_text, interval_text, left_out_text,
+                           ms_text, ratio_word, sparkline, visible_text)
 
 
 def _interval(row) -> str:
     return interval_text(row.get("ci_low"), row.get("ci_high"))
+
+
+def _cell(text: str) -> str:
+    """Text that stays inside one Markdown table cell."""
+    return text.replace("|", "/").replace("\n", " ")
 
 
 def render_markdown(summary: dict) -> str:
@@ -43,7 +49,9 @@ def render_markdown(summary: dict) -> str:
 
 
 def render_cycle_summary(cycle: dict, runs: list[dict], regressions: dict) -> str:
-    """What one daemon cycle did and found: the file `--on-regression` is handed."""
+    """What one daemon cycle did and found: the file `--on-regression` is handed. Every
+    configuration's state, the regressions' figures, recent change points, and every
+    repeat or run left out of a figure."""
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cycle["started_at"]))
     found = regressions["regressions"]
     verdict = (f"**{len(found)} regression{'s' if len(found) != 1 else ''}**" if found
@@ -55,18 +63,38 @@ def render_cycle_summary(cycle: dict, runs: list[dict], regressions: dict) -> st
              f"{cycle['runs_failed']} failed."]
     if cycle.get("error"):
         lines += ["", f"> the store refused the cycle: {cycle['error']}"]
+    entries = regressions.get("configurations", [])
+    if entries:
+        counts = ", ".join(f"{n} {state}" for state, n in regressions["states"].items() if n)
+        lines += ["", f"## States: {counts}", "", "| state | configuration | runs | step ms, oldest to latest | why |",
+                  "|---|---|---:|---|---|"]
+        for e in entries:
+            why = e["why"] or visible_text(e["smallest_visible_change"])
+            lines.append(f"| {e['state']} | {configuration_text(e)} | {e['runs']} | "
+                         f"{sparkline(e['recent_step_ms'])} {ms_text(e['recent_step_ms'][-1])} | {_cell(why)} |")
     if found:
-        lines += ["", "| workload | framework | what | baseline ms | latest ms | ratio [interval] | run |",
-                  "|---|---|---|---:|---:|---|---|"]
+        lines += ["", "| workload | framework | what | baseline ms | previous ms | latest ms | ratio [interval] | run |",
+                  "|---|---|---|---:|---:|---:|---|---|"]
         for r in found:
             ratio = change_text(r["ratio"])
-            lines.append(f"| {r['workload']} | {r['framework']} {r['execution']} | {r['key']} | "
-                         f"{ms_text(r['baseline_ms'])} | {ms_text(r['latest_ms'])} | {ratio}{_interval(r)} | "
-                         f"`{r['latest_run']}` |")
+            lines.append(f"| {r['workload']} | {r['framework']} {r['execution']} | {_cell(r['key'])} | "
+                         f"{ms_text(r['baseline_ms'])} | {ms_text(r['previous_ms'])} | {ms_text(r['latest_ms'])} | "
+                         f"{ratio}{_interval(r)} | `{r['latest_run']}` |")
         for r in found:
             for change in r["environment_changed"]:
                 lines.append(f"\n> {r['workload']} {r['framework']}: the environment changed, "
                              f"a likely cause: {change}")
+    changes = regressions.get("change_points", [])
+    if changes:
+        lines += ["", "## Step time changed", ""]
+        for c in changes:
+            env = f"; environment: {'; '.join(c['environment_changed'])}" if c["environment_changed"] else ""
+            lines.append(f"- {configuration_text(c)}: at run `{c['run']}` ({clock_text(c['started_at'])}), "
+                         f"{ms_text(c['before_ms'])} -> {ms_text(c['after_ms'])} ms ({change_text(c['ratio'])}){env}")
+    left = [(e, item) for e in entries for item in e["left_out"]]
+    if left:
+        lines += ["", "## Left out of the figures", ""]
+        lines += [f"- {configuration_text(e)}: {left_out_text(item)}" for e, item in left]
     lines += ["", "| run | workload | framework | status | step ms (median) |", "|---|---|---|---|---:|"]
     for run in runs:
         status = run["status"] if not run["error"] else f"{run['status']}: {run['error'][:120]}"

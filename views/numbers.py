@@ -93,3 +93,37 @@ def duration_text(seconds: float) -> str:
     from profiler.daemon.schedule import format_duration
 
     return format_duration(max(seconds, 0))
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float | None], low: float | None = None) -> str:
+    """A series as block characters from `low` (default: its own least) to its greatest;
+    a missing value is a space."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return ""
+    low, high = min(known) if low is None else low, max(known)
+    scale = (len(SPARKS) - 1) / (high - low) if high > low else 0
+    return "".join(" " if v is None else SPARKS[round((v - low) * scale)] for v in values)
+
+
+def configuration_text(entry: dict) -> str:
+    """A configuration in words: 'cnn train tiny, torch eager on cpu'."""
+    where = " ".join(str(entry[k]) for k in ("workload", "mode", "size") if entry.get(k))
+    return f"{where}, {entry['framework']} {entry['execution'] or ''}".rstrip() + f" on {entry['device'] or '?'}"
+
+
+def left_out_text(entry: dict) -> str:
+    """A repeat or run left out of a figure, and why: 'run 3f2a9c1b repeat 2: ...'."""
+    what = f"run {entry['run'][:8]}" + (f" repeat {entry['repeat']}" if entry.get("repeat") is not None else "")
+    return f"{what}: {entry['reason']}"
+
+
+def visible_text(value: float | None) -> str:
+    """The smallest change a check can see: 'sees 6% and more', 'sees 2.4x and more'; ''
+    when unknown."""
+    if value is None:
+        return ""
+    return f"sees {value:.0%} and more" if value < 1 else f"sees {ratio_text(1 + value)}x and more"

@@ -13,8 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 from views.labels import run_label, short_id, workload_label
-from views.numbers import (bytes_text, change_text, count_text, delta_text,
-                           interval_text, ms_text, ratio_text, ratio_word, si_text)
+from views.numbers import (bytes_text, change_text, clock_text, configuration_text, count_text, delta_text,
+                           interval_text, left_out_text, ms_text, ratio_text, ratio_word, si_text, sparkline,
+                           visible_text)
 
 STATUS_COLOURS = {"ok": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
 
@@ -236,26 +237,68 @@ def _report_line(entry) -> str:
 
 # -- regressions ------------------------------------------------------------------
 
+STATE_COLOURS = {"regression": "red", "suspicious": "yellow", "improvement": "green", "unstable": "magenta",
+                 "insufficient data": "dim", "ok": "green"}
+
+
 def print_regressions(result) -> None:
+    """Each configuration's state with its recent step times, then the regressions' figures,
+    what was left out, and what changed in the environment."""
     console = Console(highlight=False)
-    found = result["regressions"]
-    console.print(f"checked {result['configurations_checked']} configurations against up to "
-                  f"{result['baseline']} runs each ({result['comparisons']} comparisons): "
-                  f"{len(found)} regression{'s' if len(found) != 1 else ''}")
-    if not found:
-        return
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
-    for column in ("workload", "framework", "key", "baseline ms", "latest ms", "ratio \\[interval]"):
-        table.add_column(column, no_wrap=True, justify="right" if "ms" in column else "left")
-    for r in found:
-        table.add_row(r["workload"], f"{r['framework']} {r['execution']}", escape(r["key"]),
-                      ms_text(r["baseline_ms"]), ms_text(r["latest_ms"]),
-                      f"[red]{change_text(r['ratio'])}{_interval(r)}[/]")
-    console.print(table)
-    for r in found:
-        for change in r["environment_changed"]:
-            console.print(f"[yellow]{r['workload']} {r['framework']}: environment changed, "
-                          f"a likely cause:[/] {escape(change)}")
+    found, entries = result["regressions"], result["configurations"]
+    counts = ", ".join(f"{n} {state}" for state, n in result["states"].items() if n)
+    console.print(f"checked {result['configurations_checked']} of {len(entries)} configurations against up to "
+                  f"{result['baseline']} runs each ({result['comparisons']} comparisons): {counts or 'no runs'}")
+    width = max(len(state) for state in result["states"])
+    for e in entries:
+        steps = e["recent_step_ms"]
+        why = e["why"] or visible_text(e["smallest_visible_change"])
+        console.print(f"[{STATE_COLOURS[e['state']]}]{e['state']:<{width}}[/] {escape(configuration_text(e))}")
+        console.print(f"{'':<{width}} {e['runs']} run{'s' * (e['runs'] != 1)}, step {sparkline(steps)} "
+                      f"{ms_text(steps[-1])} ms" + (f"; {escape(why)}" if why else ""))
+    if found:
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+        for column in ("regression", "baseline ms", "previous", "latest", "ratio \\[interval]"):
+            table.add_column(column, justify="left" if column == "regression" else "right",
+                             no_wrap=column != "regression", overflow="fold")
+        for r in found:
+            table.add_row(f"{r['workload']} {r['framework']} {r['execution']}: {escape(r['key'])}",
+                          ms_text(r["baseline_ms"]), ms_text(r["previous_ms"]), ms_text(r["latest_ms"]),
+                          f"[red]{change_text(r['ratio'])}{_interval(r)}[/]")
+        console.print(table)
+    for e in entries:
+        for left in e["left_out"]:
+            console.print(f"[yellow]left out[/] of {escape(configuration_text(e))}: {escape(left_out_text(left))}")
+        if e["state"] in ("regression", "suspicious"):
+            for change in e["environment_changed"]:
+                console.print(f"[yellow]{escape(configuration_text(e))}: environment changed, a likely cause:[/] "
+                              f"{escape(change)}")
+
+
+def print_history(result) -> None:
+    """Each configuration's series as a sparkline, its first and latest figure, and each
+    place it changed with the environment at that point."""
+    console = Console(highlight=False)
+    key = result["key"] if result["key"] == "step" else f"{result['by']} {result['key']}"
+    for h in result["configurations"]:
+        series = h["series"]
+        values = [p["value_ms"] for p in series]
+        console.print(f"[bold]{escape(configuration_text(h))}[/]: {key}, {len(series)} runs "
+                      f"{clock_text(series[0]['started_at'])[:10]} to {clock_text(series[-1]['started_at'])[:10]}, "
+                      f"{ms_text(values[0])} -> {ms_text(values[-1])} ms")
+        console.print(f"  {sparkline(values[-HISTORY_WIDTH:])}")
+        for c in h["change_points"]:
+            console.print(f"  [yellow]changed[/] at run {c['run'][:8]} ({clock_text(c['started_at'])}): "
+                          f"{ms_text(c['before_ms'])} -> {ms_text(c['after_ms'])} ms ({change_text(c['ratio'])})"
+                          + (f"; environment: {escape('; '.join(c['environment_changed']))}"
+                             if c["environment_changed"] else ""))
+        if not h["change_points"]:
+            console.print("  no change point")
+        for left in h["left_out"]:
+            console.print(f"  [dim]left out: {escape(left_out_text(left))}[/]")
+
+
+HISTORY_WIDTH = 72  # points of a sparkline line; JSON has them all
 
 
 # -- import, doctor, daemon ---------------------------------------------------------

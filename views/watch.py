@@ -14,18 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from views.labels import short_id
-from views.numbers import gib_text, interval_text, ms_text, ratio_text
-
-SPARKS = "▁▂▃▄▅▆▇█"
-
-
-def sparkline(values) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return ""
-    top = max(max(values), 1e-9)
-    return "".join(SPARKS[min(int(v / top * (len(SPARKS) - 1)), len(SPARKS) - 1)] for v in values)
-
+from views.numbers import configuration_text, gib_text, interval_text, ms_text, ratio_text, sparkline, visible_text
 
 def _telemetry_lines(snapshot) -> list[Text]:
     lines = []
@@ -39,7 +28,7 @@ def _telemetry_lines(snapshot) -> list[Text]:
         else:
             text = (f"host   cpu {s['utilization_pct'] or 0:3.0f}%  worker cpu {s['cpu_pct'] or 0:4.0f}%"
                     f"  rss {gib_text(s['rss_bytes'])}  ")
-        lines.append(Text(text) + Text(sparkline(device["history"]), style="cyan"))
+        lines.append(Text(text) + Text(sparkline(device["history"], low=0), style="cyan"))
     if not snapshot["telemetry"]:
         lines.append(Text("no telemetry in the last 5 min (sampled during runs and by the daemon)",
                           style="dim"))
@@ -93,12 +82,21 @@ def _recent_table(snapshot, rows: int) -> Table:
     return table
 
 
-def _regression_lines(snapshot, rows: int = 3) -> list[Text]:
-    found = snapshot["regressions"]
-    if not found:
-        return [Text("no regressions", style="green")]
-    return [Text(f"regression: {r['workload']} {r['framework']} {r['key']} "
-                 f"{ms_text(r['baseline_ms'])} -> {ms_text(r['latest_ms'])} ms", style="red") for r in found[:rows]]
+STATE_STYLES = {"regression": "red", "suspicious": "yellow", "improvement": "green", "unstable": "magenta",
+                "insufficient data": "dim", "ok": "green"}
+
+
+def _state_lines(snapshot, rows: int = 3) -> list[Text]:
+    """The states' counts, then the worst configurations: state, sparkline of the last
+    runs' step time, the configuration and why."""
+    counts = ", ".join(f"{n} {state}" for state, n in snapshot.get("states", {}).items() if n)
+    lines = [Text(f"states: {counts or 'no ok runs yet'}", style="bold", no_wrap=True, overflow="ellipsis")]
+    for e in snapshot.get("configurations", [])[:rows]:
+        why = e["why"] or visible_text(e["smallest_visible_change"])
+        lines.append(Text(f"{e['state']:<11.11} {sparkline(e['recent_step_ms'][-12:]):<12} "
+                          f"{ms_text(e['recent_step_ms'][-1]):>7} {configuration_text(e)}" + (f": {why}" if why else ""),
+                          style=STATE_STYLES[e["state"]], no_wrap=True, overflow="ellipsis"))
+    return lines
 
 
 def _daemon_line(snapshot) -> Text:
@@ -132,7 +130,7 @@ def render_frame(snapshot: dict, store_path: str, height: int = 24) -> Group:
         *_running_lines(snapshot),
         _differences_table(snapshot, 4 + spare // 3),
         _recent_table(snapshot, 4 + spare // 2),
-        *_regression_lines(snapshot, 3 + spare // 6),
+        *_state_lines(snapshot, 2 + spare // 6),  # the counts line and the worst two at 80x24
     )
 
 

@@ -15,7 +15,7 @@ LIMITS = {
     "warmup": (0, 10_000),
     "repeats": (1, 1000),
     "telemetry_interval": (0.05, 60),
-    "baseline": (1, 1000),
+    "baseline": (3, 1000),
     "min_effect": (0, 10),
     "keep_last": (0, 1_000_000),
 }
@@ -123,7 +123,7 @@ class CheckSettings:
     """How stored runs are compared (diff, report, regressions): here so that the CLI,
     the daemon's config and analysis share the defaults."""
 
-    baseline: int = setting(5, "Ok runs before the latest that form its baseline.")
+    baseline: int = setting(10, "Ok runs before the latest two whose spread judges them (3 at least).")
     min_effect: float = setting(0.05, "Smallest relative difference that can be significant.")
 
 

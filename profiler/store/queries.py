@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from typing import Iterator
@@ -108,21 +109,32 @@ class Queries:
             sql += f" AND workload IN ({', '.join('?' * len(params))})"
         return self._rows(sql + " ORDER BY workload, mode, size", params)
 
-    def configurations(self, workload: str | None = None) -> list[tuple]:
-        """The CONFIGURATION of every ok run, each once."""
-        sql = f"SELECT DISTINCT {', '.join(CONFIGURATION)} FROM runs WHERE status = 'ok'"
-        params = []
+    def configurations(self, workload: str | None = None, as_of: float | None = None) -> list[tuple]:
+        """The CONFIGURATION of every ok run (started up to `as_of`), each once."""
+        sql = f"SELECT DISTINCT {', '.join(CONFIGURATION)} FROM runs WHERE status = 'ok' AND started_at <= ?"
+        params = [math.inf if as_of is None else as_of]
         if workload:
             sql += " AND workload = ?"
             params.append(workload)
-        return self._rows(sql + " ORDER BY workload, framework, mode", params)
+        return self._rows(sql + f" ORDER BY {', '.join(CONFIGURATION)}", params)
 
-    def configuration_history(self, configuration: tuple, count: int) -> list[dict]:
-        """The newest `count` ok runs of a configuration, oldest first."""
+    def configuration_history(self, configuration: tuple, count: int | None = None,
+                              as_of: float | None = None) -> list[dict]:
+        """The newest `count` (None: all) ok runs of a configuration started up to
+        `as_of` (None: now), oldest first."""
         where = " AND ".join(f"{c} IS ?" for c in CONFIGURATION)
-        rows = self._dicts(f"SELECT * FROM runs WHERE status = 'ok' AND {where}"
-                           " ORDER BY started_at DESC LIMIT ?", (*configuration, count))
+        rows = self._dicts(f"SELECT * FROM runs WHERE status = 'ok' AND {where} AND started_at <= ?"
+                           " ORDER BY started_at DESC LIMIT ?",
+                           (*configuration, math.inf if as_of is None else as_of, -1 if count is None else count))
         return rows[::-1]
+
+    def runs_not_ok(self, configuration: tuple, since: float, as_of: float | None = None) -> list[dict]:
+        """The runs of a configuration that did not finish ok (failed, interrupted, still
+        running) started from `since` up to `as_of`, oldest first."""
+        where = " AND ".join(f"{c} IS ?" for c in CONFIGURATION)
+        return self._dicts(f"SELECT id, status, error, started_at FROM runs WHERE status != 'ok' AND {where}"
+                           " AND started_at >= ? AND started_at <= ? ORDER BY started_at",
+                           (*configuration, since, math.inf if as_of is None else as_of))
 
     def run_with_content(self, sha256: str) -> str | None:
         """The id of a run imported from a file with this sha256."""
