@@ -169,8 +169,12 @@ def test_failed_cycles_back_off_and_the_daemon_goes_on(tmp_path):
     daemon = foreground(db, state, "--every", "1s", "-w", "linear", *TINY, "--on-regression", hook,
                         env={"XPROF_INJECT_FAULT": "linear:raise"})
     try:
-        wait_for(lambda: db.exists() and len(rows(db, "SELECT id FROM runs WHERE status = 'failed'")) >= 3,
-                 what="three failed cycles")
+        # the status says "waiting" with 3 failures only after the log said when the next is
+        def waiting_after_three():
+            current = db.exists() and status(db, state)[0]
+            return bool(current) and (current.get("consecutive_failures") or 0) >= 3 \
+                and current.get("phase") == "waiting"
+        wait_for(waiting_after_three, what="three failed cycles")
     finally:
         daemon.send_signal(signal.SIGTERM)
         _, log = daemon.communicate(timeout=60)

@@ -156,3 +156,59 @@ def test_prune_finds_trace_files_whatever_the_working_directory(tmp_path, monkey
     assert list(artifacts.iterdir()) == []  # files and their run directories gone
     code, out, _ = _xprof(capsys, "import", trace, "--db", home / "x.db")
     assert code == 0 and f"already imported as run {run_id} (its raw events were pruned" in out
+
+
+def _imported_store(tmp_path, capsys, name="home"):
+    home = tmp_path / name
+    home.mkdir()
+    code, out, _ = _xprof(capsys, "import", fixture_path("kineto", "cpu_only.json.gz"), "--json",
+                          "--db", home / "x.db")
+    assert code == 0
+    return home, json.loads(out)["runs"][0]["id"]
+
+
+def test_pruning_a_copy_of_a_store_leaves_the_original_its_traces(tmp_path, capsys):
+    import shutil
+
+    home, run_id = _imported_store(tmp_path, capsys)
+    shutil.copytree(home, tmp_path / "copy")
+    code, _, _ = _xprof(capsys, "prune", "--older-than", "0s", "--keep-last", "0", "--db", tmp_path / "copy" / "x.db")
+    assert code == 0 and not (tmp_path / "copy" / "x.db.artifacts" / run_id).exists()
+    assert [p.name for p in (home / "x.db.artifacts" / run_id).iterdir()] == ["r0.pt.trace.json.gz"]
+
+
+def test_a_path_with_dots_and_a_directory_already_gone(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    home, run_id = _imported_store(tmp_path, capsys)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    code, _, _ = _xprof(capsys, "prune", "--older-than", "0s", "--keep-last", "0", "--db", "../home/x.db")
+    assert code == 0 and list((home / "x.db.artifacts").iterdir()) == []  # the run's directory went too
+    second, other = _imported_store(tmp_path, capsys, "second")
+    shutil.rmtree(second / "x.db.artifacts" / other)  # removed by hand before the prune
+    code, out, err = _xprof(capsys, "prune", "--older-than", "0s", "--keep-last", "0", "--db", second / "x.db")
+    assert code == 0 and out.startswith("pruned the raw events of 1 run") and err == ""
+
+
+def test_traces_prune_cannot_remove_stop_it_before_anything_changes(tmp_path, capsys, monkeypatch):
+    import profiler.store.store as store_module
+
+    home, run_id = _imported_store(tmp_path, capsys)
+    monkeypatch.setattr(store_module, "_writable", lambda directory: False)  # as root, chmod cannot say no
+    code, _, err = _xprof(capsys, "prune", "--older-than", "0s", "--keep-last", "0", "--db", home / "x.db")
+    assert code == 1 and err.strip() == (f"xprof: error: cannot remove the raw traces in "
+                                         f"{(home / 'x.db.artifacts' / run_id).resolve()}: permission denied "
+                                         "(nothing was pruned)")
+    with sqlite3.connect(home / "x.db") as conn:
+        assert conn.execute("SELECT events_pruned_at FROM runs").fetchall() == [(None,)]
+        assert conn.execute("SELECT count(*) FROM artifacts").fetchone()[0] == 1
+
+
+def test_failed_runs_never_take_the_place_of_kept_ok_ones(store):
+    now = time.time()
+    for age in (1.5, 1.4, 1.3):  # three failed nights after the last ok one (2 days old)
+        add_run(store, [{"matmul": 1.0}] * 3, status="failed", started_at=now - age * DAY)
+    store.prune(older_than_s=1 * DAY, keep_last=1)
+    kept = [r for r in store.runs() if r["framework"] == "torch" and not r["events_pruned_at"]]
+    assert [(r["status"], round((now - r["started_at"]) / DAY)) for r in kept] == [("ok", 2)]

@@ -351,17 +351,22 @@ def test_pruned_runs_keep_their_figures_and_give_the_space_back(tmp_path):
     store = Store.open(tmp_path / "x.db")
     old = add_run(store, [{"matmul": 1.0, "elementwise": 0.5}] * 3, steps=400)
     kept = add_run(store, [{"matmul": 1.0}] * 3, steps=5)
-    trace = tmp_path / "r0.pt.trace.json.gz"
+    trace = store.artifacts_dir() / old["id"] / "r0.pt.trace.json.gz"
+    trace.parent.mkdir(parents=True)
     trace.write_bytes(b"x" * 1000)
+    elsewhere = tmp_path / "r0.pt.trace.json.gz"  # a file outside the store's directory: never removed
+    elsewhere.write_bytes(b"x")
     with store.transaction() as conn:
         store.add_artifact(conn, old["id"], "trace", trace, "0" * 64, 1000)
+        store.add_artifact(conn, old["id"], "trace", elsewhere, "0" * 64, 0)
     store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     size = (tmp_path / "x.db").stat().st_size
     (events_bytes,) = store.connection.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'events'").fetchone()
     figures = sorted(map(tuple, map(dict.values, store.time_per_step(old["id"], "category"))))
     gone = store.prune_events([old["id"]])
-    assert gone == {"runs": 1, "events": 2400, "memory_events": 0, "artifact_bytes": 1000}
-    assert not trace.exists() and (tmp_path / "x.db").stat().st_size <= size - 0.8 * events_bytes
+    assert gone == {"runs": 1, "events": 2400, "memory_events": 0, "artifact_bytes": 1000, "files_left": []}
+    assert not trace.exists() and not trace.parent.exists() and elsewhere.exists()
+    assert (tmp_path / "x.db").stat().st_size <= size - 0.8 * events_bytes
     assert sorted(map(tuple, map(dict.values, store.time_per_step(old["id"], "category")))) == figures
     assert len(store.step_rows(old["id"])) == 2 * 400 * 3
     with pytest.raises(EventsPruned, match=rf"run {old['id']}'s raw events were pruned on \d{{4}}-\d\d-\d\d, "

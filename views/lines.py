@@ -89,6 +89,8 @@ def print_pruned(result: dict) -> None:
     click.echo(f"{verb} the raw events of {result['runs']} run{'s' * (result['runs'] != 1)}: "
                f"{result['events']:,} events, {result['memory_events']:,} memory events, "
                f"{bytes_text(result['artifact_bytes'])} of raw traces{size}")
+    for left in result.get("files_left", []):
+        click.echo(f"could not remove {left}; its row is gone, remove the file by hand", err=True)
 
 
 def log_line(message: str) -> None:

@@ -209,6 +209,8 @@ class Daemon:
             self.log(f"pruned the raw events of {len(pruned['run_ids'])} run(s) older than {c.keep_events} "
                      f"({', '.join(pruned['run_ids'])}): {pruned['events']:,} events, {pruned['memory_events']:,} "
                      f"memory events, {pruned['artifact_bytes']:,} bytes of raw traces")
+        for left in (pruned or {}).get("files_left", []):
+            self.log(f"pruning: could not remove {left}")
 
     def _progress(self, event, outcome, repeat) -> None:
         r = outcome.request

@@ -285,10 +285,11 @@ class Queries:
 
     def runs_to_prune(self, started_before: float, keep_last: int) -> list[dict]:
         """Finished runs started before `started_before` that still hold raw events or
-        traces, but for the `keep_last` newest of each configuration, oldest first."""
+        traces, but for the `keep_last` newest ok runs of each configuration (failed ones
+        never take their place), oldest first."""
         return self._dicts(
             "SELECT * FROM (SELECT r.*, row_number() OVER (PARTITION BY "
-            f"{', '.join(CONFIGURATION)} ORDER BY started_at DESC) AS newness FROM runs r"
+            f"{', '.join(CONFIGURATION)} ORDER BY status = 'ok' DESC, started_at DESC) AS newness FROM runs r"
             " WHERE status != 'running' AND events_pruned_at IS NULL"
             " AND (EXISTS (SELECT 1 FROM repeats p WHERE p.run_id = r.id)"
             "      OR EXISTS (SELECT 1 FROM artifacts a WHERE a.run_id = r.id AND a.kind = 'trace')))"

@@ -80,7 +80,7 @@ class Store(Queries):
     def open(cls, path, create: bool = True, notice: Callable[[str], None] | None = None) -> Store:
         """The store at `path`, made or upgraded as needed; `notice` is told of a
         migration before it starts and when it is done, since a large store takes a while."""
-        path = Path(path).absolute()  # artifact paths stored from it do not hang on the cwd
+        path = Path(path).resolve()  # artifact paths stored from it do not hang on the cwd
         if path.is_dir():
             raise StoreError(f"store path {path} is a directory, not a database file")
         if not path.exists():
@@ -288,13 +288,16 @@ class Store(Queries):
         return self.path.with_name(self.path.name + ".artifacts")
 
     def artifact_file(self, stored: str) -> Path:
-        """Where an artifact row's file is: its path where that exists, else the same
-        `<run id>/<file>` in this store's artifacts directory (stores before 0.4 kept
-        paths relative to the directory the run was made in; a moved store keeps old ones)."""
+        """Where an artifact row's file is: `<run id>/<file>` in this store's artifacts
+        directory where it is there (so a copy of a store reads its own copies), else the
+        row's own path (stores before schema 4 kept paths relative to where the run was made)."""
         path = Path(stored)
-        if path.is_absolute() and path.exists():
-            return path
-        return self.artifacts_dir() / path.parent.name / path.name
+        own = self.artifacts_dir() / path.parent.name / path.name
+        return own if own.exists() or not path.is_absolute() else path
+
+    def owns(self, path: Path) -> bool:
+        """Whether a file lies in this store's artifacts directory: the only files prune removes."""
+        return self.artifacts_dir().resolve() in path.resolve().parents
 
     # -- telemetry ----------------------------------------------------------------
 
@@ -340,7 +343,9 @@ class Store(Queries):
         ids = [run["id"] for run in runs]
         before = self.file_bytes()
         gone = self.raw_counts(ids) if dry_run or not ids else self.prune_events(ids)
-        return {**gone, "run_ids": ids, "dry_run": dry_run, "store_bytes_before": before,
+        if not dry_run and not ids:
+            self.reclaim_space()  # the pages a prune cut short left free, if any
+        return {"files_left": [], **gone, "run_ids": ids, "dry_run": dry_run, "store_bytes_before": before,
                 "store_bytes_after": before if dry_run else self.file_bytes(),
                 "wal_bytes": self.file_bytes(["-wal"])}
 
@@ -355,8 +360,15 @@ class Store(Queries):
         """Remove the raw events, memory events and kept raw traces of runs, keeping the
         runs, their steps and their figures; then give the space back. Returns what went:
         {"runs", "events", "memory_events", "artifact_bytes"}."""
-        gone = {"runs": len(run_ids), "events": 0, "memory_events": 0, "artifact_bytes": 0}
-        traces: list[Path] = []
+        gone = {"runs": len(run_ids), "events": 0, "memory_events": 0, "artifact_bytes": 0, "files_left": []}
+        marks = ", ".join("?" * len(run_ids))
+        traces = [self.artifact_file(path) for path, in self.connection.execute(
+            f"SELECT path FROM artifacts WHERE run_id IN ({marks}) AND kind = 'trace'", run_ids)]
+        traces = [path for path in traces if self.owns(path)]  # another store's files are never touched
+        for directory in {path.parent for path in traces if path.exists()}:
+            if not _writable(directory):
+                raise StoreError(f"cannot remove the raw traces in {directory}: permission denied "
+                                 "(nothing was pruned)")
         with self.transaction() as conn:
             for run_id in run_ids:
                 repeat_ids = [r[0] for r in conn.execute("SELECT id FROM repeats WHERE run_id = ?", (run_id,))]
@@ -364,16 +376,17 @@ class Store(Queries):
                 for table in ("events", "memory_events"):
                     gone[table] += conn.execute(f"DELETE FROM {table} WHERE repeat_id IN ({marks})",
                                                 repeat_ids).rowcount
-                for path, size in conn.execute("SELECT path, bytes FROM artifacts WHERE run_id = ?"
-                                               " AND kind = 'trace'", (run_id,)):
-                    traces.append(self.artifact_file(path))
-                    gone["artifact_bytes"] += size
+                gone["artifact_bytes"] += conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM artifacts"
+                                                       " WHERE run_id = ? AND kind = 'trace'", (run_id,)).fetchone()[0]
                 conn.execute("DELETE FROM artifacts WHERE run_id = ? AND kind = 'trace'", (run_id,))
                 self.set_run_columns(conn, run_id, events_pruned_at=time.time())
         for path in traces:  # after the commit: a failed prune leaves every file its row names
-            path.unlink(missing_ok=True)
-            if path.parent.parent == self.artifacts_dir() and not any(path.parent.iterdir()):
-                path.parent.rmdir()
+            try:
+                path.unlink(missing_ok=True)
+                if path.parent.is_dir() and not any(path.parent.iterdir()):
+                    path.parent.rmdir()
+            except OSError as error:
+                gone["files_left"].append(f"{path}: {error.strerror}")
         self.reclaim_space()
         return gone
 
@@ -387,13 +400,22 @@ class Store(Queries):
                 self.connection.execute("VACUUM")
             # executescript steps the pragma to its end; execute frees one page only
             self.connection.executescript("PRAGMA incremental_vacuum;")
-            self.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # a reader holding the log would make TRUNCATE wait the busy timeout: ask once,
+            # and leave the log to the next checkpoint when it is held (prune says so)
+            self.connection.execute("PRAGMA busy_timeout = 0")
+            self.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error as error:
             raise StoreError(_describe(self.path, error)) from None
+        finally:
+            self.connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
 
     def set_meta(self, conn, key: str, value: str) -> None:
         conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+def _writable(directory: Path) -> bool:
+    return os.access(directory, os.W_OK | os.X_OK)
 
 
 def _size_text(size: int | None) -> str:
