@@ -88,7 +88,7 @@ def build_history(store: Store, workload: str | None = None, key: str = STEP_KEY
         if key == STEP_KEY or any(key in p.figures.per_repeat for p in series):
             histories.append(_configuration_history(store, series, key, min_effect, confidence, as_of))
     if not histories:
-        raise AnalysisError(f"no run has a {by} named {key!r} (see `xprof diff --by {by}` for the names)")
+        raise AnalysisError(f"no run has {'an' if by == 'op' else 'a'} {by} named {key!r} (see `xprof diff --by {by}` for the names)")
     return {"key": key, "by": by, "min_effect": min_effect, "confidence": confidence,
             "configurations": histories}
 

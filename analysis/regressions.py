@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from statistics import fmean, median
 
 from analysis.diff import environment_differences
+from analysis.figures import UNSTABLE_SPREAD
 from analysis.history import change_points
 from analysis.runs import AnalysisError
 from analysis.series import STEP_KEY, Point, configuration_of, floor_ms, keys_of, log_figure, points, runs_left_out
@@ -88,9 +89,22 @@ def check_key(check: ConfigurationCheck, key: str, level: float, min_effect: flo
     baseline, previous, latest = check.series[:-2], check.series[-2], check.series[-1]
     floor = floor_ms(baseline)
     base_logs = [log_figure(p.value(key), floor) for p in baseline]
+
+    def logs_of(point):
+        return log_figure(point.value(key), floor)
+
     cuts = change_points(base_logs, min_effect)
     if cuts:  # the level the baseline moved to is what the latest runs are judged against
         baseline, base_logs = baseline[cuts[-1]:], base_logs[cuts[-1]:]
+    # a last baseline run already past the threshold the way the previous run is belongs
+    # to the change, not to the level it is judged against
+    while len(baseline) > MIN_BASELINE:
+        rest = base_logs[:-1]
+        ahead = shift_interval(rest, [base_logs[-1]], level)
+        before = shift_interval(rest, [logs_of(previous)], level)
+        if not (ahead.low is not None and ((ahead.low > 1 and before.low > 1) or (ahead.high < 1 and before.high < 1))):
+            break
+        baseline, base_logs = baseline[:-1], rest
     if len(baseline) < MIN_BASELINE:
         return KeyCheck(key, "insufficient data", math.exp(fmean(base_logs)), previous.value(key), latest.value(key),
                         *[Interval(None, None, None, "none")] * 3, None,
@@ -143,6 +157,13 @@ def _configuration_result(store: Store, check: ConfigurationCheck, key_checks: l
             state = "unstable"
             why = ("step time: the baseline runs spread too much to see a change smaller than "
                    f"{change_words(step.visible)}" if step.visible is not None else "step time: no spread to read")
+    busy = [p for p in series[-CONFIRM:] if p.figures.excluded or (p.figures.spread or 1) > UNSTABLE_SPREAD]
+    if state in ("regression", "improvement") and busy:
+        # a run whose repeats disagree was made on a busy machine: it cannot confirm a change
+        spreads = ", ".join(f"run {p.run['id'][:8]}'s repeats spread {p.figures.spread or 0:.1f}x"
+                            + (f" with {len(p.figures.excluded)} left out" if p.figures.excluded else "")
+                            for p in busy)
+        state, why = "suspicious", f"{why}; not confirmed: {spreads} (a busy machine?)"
     slow = _slow_repeats(latest, key_checks[0] if check.enough else None, min_effect)
     if slow and STATES.index(state) > STATES.index("suspicious"):
         why = (f"the latest run's repeats are split: repeat{'s' * (len(slow) > 1)} "
@@ -198,7 +219,8 @@ def find_regressions(store: Store, workload: str | None = None, baseline: int = 
         key_checks = [check_key(check, key, level, min_effect) for key in check.keys]
         entry = _configuration_result(store, check, key_checks, min_effect, as_of)
         entries.append(entry)
-        found += [_regression_entry(entry, check, k) for k in key_checks if k.state == "regression"]
+        if entry["state"] == "regression":
+            found += [_regression_entry(entry, check, k) for k in key_checks if k.state == "regression"]
     found.sort(key=lambda r: -(r["latest_ms"] - r["baseline_ms"]))
     entries.sort(key=lambda e: (STATES.index(e["state"]), e["workload"], e["framework"]))
     return {

@@ -15,9 +15,9 @@ from profiler.store.queries import CONFIGURATION
 
 STEP_KEY = "step"
 # A key's figures below this share of the time all keys account for (the baseline's) are
-# read as this share: a category that comes and goes at 0.01% of it (or 0 ms) is noise,
-# not a 100x change.
-FLOOR_SHARE = 0.01
+# read as this share, and a change smaller than it is no change: a category that comes
+# and goes at 0.01% of it (or 0 ms) is noise, not a 100x change.
+FLOOR_SHARE = 0.005
 
 
 @dataclass

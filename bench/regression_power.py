@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.regressions import CONFIRM, MIN_BASELINE, find_regressions  # noqa: E402
+from analysis.regressions import CONFIRM, MIN_BASELINE, change_words, find_regressions  # noqa: E402
 from analysis.taxonomy import classify_event  # noqa: E402
 from profiler.interchange.ingest import import_traces  # noqa: E402
 from profiler.store import Store  # noqa: E402
@@ -64,8 +64,10 @@ def false_alarms(db: Path) -> None:
     alarmed = defaultdict(int)
     states = defaultdict(lambda: defaultdict(int))
     visible = defaultdict(list)
-    for end in ends[MIN_BASELINE + CONFIRM - 1:]:
+    alarms = []
+    for night, end in enumerate(ends[MIN_BASELINE + CONFIRM - 1:], start=MIN_BASELINE + CONFIRM):
         result = find_regressions(store, as_of=end)
+        alarms += [(night, r) for r in result["regressions"]]
         for framework in ("torch", "tensorflow"):
             entries = [e for e in result["configurations"] if e["framework"] == framework]
             judged[framework] += 1
@@ -82,8 +84,11 @@ def false_alarms(db: Path) -> None:
         print(f"  {framework}: {alarmed[framework]} of {n} nights with any regression "
               f"({alarmed[framework] / max(n, 1):.0%}); states over configurations and nights: "
               + ", ".join(f"{s} {c}" for s, c in sorted(states[framework].items(), key=lambda kv: -kv[1]))
-              + (f"; smallest visible change of step time: median {statistics.median(seen):.0%}, "
-                 f"range {min(seen):.0%} to {max(seen):.0%}" if seen else ""))
+              + (f"; smallest visible change of step time: median {change_words(statistics.median(seen))}, "
+                 f"range {change_words(min(seen))} to {change_words(max(seen))}" if seen else ""))
+    for night, entry in alarms:
+        print(f"    night {night}: {entry['workload']} {entry['framework']} {entry['key']} "
+              f"{entry['baseline_ms']:.4f} -> {entry['previous_ms']:.4f}, {entry['latest_ms']:.4f} ms")
 
 
 # -- power on the A100 trace -------------------------------------------------------------

@@ -270,3 +270,14 @@ def test_the_command_line_json_and_exit_code(tmp_path, capsys):
     assert "1 regression" in out and "matmul: the latest 2 runs are slower" in out
     assert cli.main(["regressions", "--baseline", "2", "--db", db]) == 2
     assert "--baseline" in capsys.readouterr().err
+
+
+def test_a_run_whose_repeats_disagree_cannot_confirm_a_regression(store):
+    for m in BASELINE:
+        _run(store, m)
+    _run(store, 2.0)
+    busy = add_run(store, [{"matmul": 2.0}] * 3, step_ms=[4.0, 6.5, 4.0])  # repeats 1.6x apart
+    result = find_regressions(store)
+    entry = _state(result)
+    assert result["regressions"] == [] and entry["state"] == "suspicious"
+    assert entry["why"].endswith(f"not confirmed: run {busy['id'][:8]}'s repeats spread 1.6x (a busy machine?)")

@@ -77,7 +77,7 @@ def render_cycle_summary(cycle: dict, runs: list[dict], regressions: dict) -> st
                   "|---|---|---|---:|---:|---:|---|---|"]
         for r in found:
             ratio = change_text(r["ratio"])
-            lines.append(f"| {r['workload']} | {r['framework']} {r['execution']} | {_cell(r['key'])} | "
+            lines.append(f"| {r['workload']} | {r['framework']} {r['execution'] or ''} | {_cell(r['key'])} | "
                          f"{ms_text(r['baseline_ms'])} | {ms_text(r['previous_ms'])} | {ms_text(r['latest_ms'])} | "
                          f"{ratio}{_interval(r)} | `{r['latest_run']}` |")
         for r in found:
@@ -99,6 +99,6 @@ def render_cycle_summary(cycle: dict, runs: list[dict], regressions: dict) -> st
     for run in runs:
         status = run["status"] if not run["error"] else f"{run['status']}: {run['error'][:120]}"
         lines.append(f"| `{run['id']}` | {run['workload']} {run['mode']} | {run['framework']} "
-                     f"{run['execution']} | {status.replace('|', '/')} | {ms_text(run['step_ms_median'])} |")
+                     f"{run['execution'] or ''} | {status.replace('|', '/')} | {ms_text(run['step_ms_median'])} |")
     lines.append("")
     return "\n".join(lines)

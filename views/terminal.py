@@ -262,7 +262,7 @@ def print_regressions(result) -> None:
             table.add_column(column, justify="left" if column == "regression" else "right",
                              no_wrap=column != "regression", overflow="fold")
         for r in found:
-            table.add_row(f"{r['workload']} {r['framework']} {r['execution']}: {escape(r['key'])}",
+            table.add_row(f"{r['workload']} {r['framework']} {r['execution'] or ''}: {escape(r['key'])}",
                           ms_text(r["baseline_ms"]), ms_text(r["previous_ms"]), ms_text(r["latest_ms"]),
                           f"[red]{change_text(r['ratio'])}{_interval(r)}[/]")
         console.print(table)

@@ -131,7 +131,8 @@ class Queries:
     def runs_not_ok(self, configuration: tuple, since: float, as_of: float | None = None) -> list[dict]:
         """The runs of a configuration that did not finish ok (failed, interrupted, still
         running) started from `since` up to `as_of`, oldest first."""
-        where = " AND ".join(f"{c} IS ?" for c in CONFIGURATION)
+        # a run that failed before its worker said which device it ran on has none
+        where = " AND ".join(f"({c} IS ? OR {c} IS NULL)" if c == "device" else f"{c} IS ?" for c in CONFIGURATION)
         return self._dicts(f"SELECT id, status, error, started_at FROM runs WHERE status != 'ok' AND {where}"
                            " AND started_at >= ? AND started_at <= ? ORDER BY started_at",
                            (*configuration, since, math.inf if as_of is None else as_of))
