@@ -43,7 +43,6 @@ class KeyCheck:
     latest_ms: float
     pair: Interval  # the latest two runs together against the baseline: the change shown
     latest: Interval
-    previous: Interval
     visible: float | None  # the smallest change of one run the test can see, relative
     why: str = ""
     baseline_runs: list[str] = field(default_factory=list)  # since the baseline's last change
@@ -89,10 +88,7 @@ def check_key(check: ConfigurationCheck, key: str, level: float, min_effect: flo
     baseline, previous, latest = check.series[:-2], check.series[-2], check.series[-1]
     floor = floor_ms(baseline)
     base_logs = [log_figure(p.value(key), floor) for p in baseline]
-
-    def logs_of(point):
-        return log_figure(point.value(key), floor)
-
+    logs = [log_figure(p.value(key), floor) for p in (previous, latest)]
     cuts = change_points(base_logs, min_effect)
     if cuts:  # the level the baseline moved to is what the latest runs are judged against
         baseline, base_logs = baseline[cuts[-1]:], base_logs[cuts[-1]:]
@@ -101,17 +97,16 @@ def check_key(check: ConfigurationCheck, key: str, level: float, min_effect: flo
     while len(baseline) > MIN_BASELINE:
         rest = base_logs[:-1]
         ahead = shift_interval(rest, [base_logs[-1]], level)
-        before = shift_interval(rest, [logs_of(previous)], level)
+        before = shift_interval(rest, logs[:1], level)
         if not (ahead.low is not None and ((ahead.low > 1 and before.low > 1) or (ahead.high < 1 and before.high < 1))):
             break
         baseline, base_logs = baseline[:-1], rest
+    base_ms, baseline_runs = math.exp(fmean(base_logs)), [p.run["id"] for p in baseline]
     if len(baseline) < MIN_BASELINE:
-        return KeyCheck(key, "insufficient data", math.exp(fmean(base_logs)), previous.value(key), latest.value(key),
-                        *[Interval(None, None, None, "none")] * 3, None,
-                        f"{len(baseline)} runs since it changed at run {baseline[0].run['id'][:8]}, "
-                        f"needs {MIN_BASELINE}", [p.run["id"] for p in baseline])
-    logs = [log_figure(p.value(key), floor) for p in (previous, latest)]
-    base_ms = math.exp(sum(base_logs) / len(base_logs))
+        return KeyCheck(key, "insufficient data", base_ms, previous.value(key), latest.value(key),
+                        *[Interval(None, None, None, "none")] * 2, None,
+                        f"{len(baseline)} runs since it changed at run {baseline_runs[0][:8]}, "
+                        f"needs {MIN_BASELINE}", baseline_runs)
     values = [max(p.value(key), floor) for p in (previous, latest)]
     ratios = [v / base_ms for v in values]
     deltas = [v - base_ms for v in values]
@@ -130,8 +125,8 @@ def check_key(check: ConfigurationCheck, key: str, level: float, min_effect: flo
         state, why = "suspicious", f"the run before the latest was {words[past[0]]}, the latest is not"
     else:
         state, why = "ok", ""
-    return KeyCheck(key, state, base_ms, previous.value(key), latest.value(key), pair, single[1], single[0],
-                    visible, why, [p.run["id"] for p in baseline])
+    return KeyCheck(key, state, base_ms, previous.value(key), latest.value(key), pair, single[1], visible, why,
+                    baseline_runs)
 
 
 def _configuration_result(store: Store, check: ConfigurationCheck, key_checks: list[KeyCheck],

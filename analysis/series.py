@@ -79,7 +79,7 @@ def runs_left_out(store: Store, series: list[Point], as_of: float | None = None)
     since its first that did not finish ok, each with its reason."""
     if not series:
         return []
-    configuration = tuple(series[0].run[c] for c in CONFIGURATION)
+    configuration = tuple(configuration_of(series[0].run).values())
     runs = [{"run": run["id"], "repeat": None, "factor": None,
              "reason": f"{run['status']}" + (f": {run['error']}" if run["error"] else "")}
             for run in store.runs_not_ok(configuration, series[0].run["started_at"], as_of)]

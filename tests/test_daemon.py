@@ -226,13 +226,14 @@ def test_a_regression_runs_the_hook_with_the_summary(tmp_path):
         add_run(store, [{"matmul": 0.001 * (1 + 0.01 * i)}] * 3, step_ms=[0.002 * (1 + 0.01 * i)] * 3,
                 started_at=1000.0 + i)
     store.close()
-    run_xprof("run", "--suite", "tiny", "-w", "mlp", "-f", "torch", "--repeats", "3", "--db", db, check=0)
+    # one repeat a run: a run whose repeats disagree (a busy machine) could not confirm it
+    run_xprof("run", "--suite", "tiny", "-w", "mlp", "-f", "torch", "--repeats", "1", "--db", db, check=0)
     hook = tmp_path / "notify.sh"
     hook.write_text(f'#!/bin/sh\ncp "$1" {tmp_path}/received.md\necho "$XPROF_SUMMARY" > {tmp_path}/env.txt\n')
     hook.chmod(0o755)
     config = tmp_path / "xprof.toml"
     config.write_text(f'[daemon]\nevery = "1h"\nsuite = "tiny"\nworkloads = ["mlp"]\n'
-                      f'frameworks = ["torch"]\nrepeats = 3\non_regression = "{hook}"\n')
+                      f'frameworks = ["torch"]\nrepeats = 1\non_regression = "{hook}"\n')
     daemon = foreground(db, state, "--config", config)
     received = tmp_path / "received.md"
     try:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# The colour each run status and each regression state is drawn in (terminal and watch).
+STATUS_COLOURS = {"ok": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+STATE_COLOURS = {"regression": "red", "suspicious": "yellow", "improvement": "green", "unstable": "magenta",
+                 "insufficient data": "dim", "ok": "green"}
+
 
 def workload_label(workload, mode=None, size=None) -> str:
     """'cnn train small'; an imported run may lack any of them: those are left out, and a

@@ -124,6 +124,6 @@ def left_out_text(entry: dict) -> str:
 def visible_text(value: float | None) -> str:
     """The smallest change a check can see: 'sees 6% and more', 'sees 2.4x and more'; ''
     when unknown."""
-    if value is None:
-        return ""
-    return f"sees {value:.0%} and more" if value < 1 else f"sees {ratio_text(1 + value)}x and more"
+    from analysis.regressions import change_words
+
+    return "" if value is None else f"sees {change_words(value)} and more"

@@ -12,12 +12,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from views.labels import run_label, short_id, workload_label
+from views.labels import STATE_COLOURS, STATUS_COLOURS, run_label, short_id, workload_label
 from views.numbers import (bytes_text, change_text, clock_text, configuration_text, count_text, delta_text,
                            interval_text, left_out_text, ms_text, ratio_text, ratio_word, si_text, sparkline,
                            visible_text)
 
-STATUS_COLOURS = {"ok": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
 
 
 def _table(**options) -> Table:
@@ -236,10 +235,6 @@ def _report_line(entry) -> str:
 
 
 # -- regressions ------------------------------------------------------------------
-
-STATE_COLOURS = {"regression": "red", "suspicious": "yellow", "improvement": "green", "unstable": "magenta",
-                 "insufficient data": "dim", "ok": "green"}
-
 
 def print_regressions(result) -> None:
     """Each configuration's state with its recent step times, then the regressions' figures,

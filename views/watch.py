@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from views.labels import short_id
+from views.labels import STATE_COLOURS, STATUS_COLOURS, short_id
 from views.numbers import configuration_text, gib_text, interval_text, ms_text, ratio_text, sparkline, visible_text
 
 def _telemetry_lines(snapshot) -> list[Text]:
@@ -72,18 +72,13 @@ def _recent_table(snapshot, rows: int) -> Table:
                   title="recent runs", title_justify="left")
     for column in ("id", "status", "workload", "framework", "step ms"):
         table.add_column(column, no_wrap=True, justify="right" if column == "step ms" else "left")
-    colours = {"ok": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
     for r in snapshot["recent"][:rows]:
         median = r["step_ms_median"]
-        table.add_row(short_id(r["id"]), f"[{colours.get(r['status'], 'white')}]{r['status']}[/]",
+        table.add_row(short_id(r["id"]), f"[{STATUS_COLOURS.get(r['status'], 'white')}]{r['status']}[/]",
                       f"{r['workload'] or '-'} {r['mode'] or ''}",
                       f"{r['framework']} {r['execution'] or ''}",
                       ms_text(median))
     return table
-
-
-STATE_STYLES = {"regression": "red", "suspicious": "yellow", "improvement": "green", "unstable": "magenta",
-                "insufficient data": "dim", "ok": "green"}
 
 
 def _state_lines(snapshot, rows: int = 3) -> list[Text]:
@@ -95,7 +90,7 @@ def _state_lines(snapshot, rows: int = 3) -> list[Text]:
         why = e["why"] or visible_text(e["smallest_visible_change"])
         lines.append(Text(f"{e['state']:<11.11} {sparkline(e['recent_step_ms'][-12:]):<12} "
                           f"{ms_text(e['recent_step_ms'][-1]):>7} {configuration_text(e)}" + (f": {why}" if why else ""),
-                          style=STATE_STYLES[e["state"]], no_wrap=True, overflow="ellipsis"))
+                          style=STATE_COLOURS[e["state"]], no_wrap=True, overflow="ellipsis"))
     return lines
 
 
