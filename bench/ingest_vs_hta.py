@@ -31,40 +31,68 @@ prof.export_chrome_trace(sys.argv[2])
 """
 
 HTA_PARSE = """
-import json, sys, time
+import sys
 from hta.trace_analysis import TraceAnalysis
-started = time.perf_counter()
 TraceAnalysis(trace_dir=sys.argv[1])
-print(json.dumps(time.perf_counter() - started))
+"""
+
+# The floor, each a whole process as the import is: decoding the same bytes into the
+# same typed structs and nothing more; and storing the rows read before (a pickle of
+# the TraceData, made once), the run's figures and the commit, into a new store.
+DECODE_ONLY = """
+import sys
+from pathlib import Path
+from profiler.traces import kineto
+from profiler.traces.json_pieces import ArrayPieces
+with kineto._opened(Path(sys.argv[1])) as read:
+    for _ in ArrayPieces(read, "traceEvents", kineto._decode_events, kineto._DOCUMENT.decode,
+                         kineto.CHUNK_BYTES):
+        pass
+"""
+INSERT_ONLY = """
+import pickle, sys
+from profiler.store import open_store
+trace = pickle.load(open(sys.argv[1], "rb"))
+store = open_store(sys.argv[2])
+with store.transaction() as conn:
+    store.insert_run(conn, id="floor", status="ok", framework="pytorch", source="import",
+                     started_at=0.0, repeats=1)
+    store.add_events(conn, "floor", 0, trace.events, lambda event: None)
+    store.add_memory(conn, "floor", 0, trace.memory)
+    store.add_steps(conn, "floor", trace.steps)
+    store.keep_figures(conn, "floor")
+"""
+READ_TO_PICKLE = """
+import pickle, sys
+from profiler.traces.events import whole_trace_step
+from profiler.traces import read_trace
+trace = read_trace(sys.argv[1])
+whole_trace_step(trace)
+pickle.dump(trace, open(sys.argv[2], "wb"), protocol=pickle.HIGHEST_PROTOCOL)
 """
 
 STEP_PREFIX = "ProfilerStep#"
-# the A100 trace in the shared fixtures, repeated for the GPU streaming check
-GPU_FIXTURE = Path(__file__).resolve().parents[2] / "shared/fixtures/kineto/a100_alexnet_train.json.gz"
+# the A100 trace in the shared fixtures, repeated into the GPU trace and for the streaming check
+ROOT = Path(__file__).resolve().parents[1]
+GPU_FIXTURE = ROOT.parent / "shared/fixtures/kineto/a100_alexnet_train.json.gz"
 
 
-def run(command: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB) and stdout of one child process."""
+def run(command: list[str]) -> tuple[float, str]:
+    """Wall seconds and stdout of one child process, from its start to its exit."""
     started = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        child = subprocess.Popen(command, stdout=out, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"{' '.join(command[:3])} failed: {err.read().decode().strip().splitlines()[-1:]}")
-        return wall, usage.ru_maxrss / 1024, out.read().decode()
+    child = subprocess.run(command, capture_output=True, cwd=ROOT)
+    wall = time.perf_counter() - started
+    if child.returncode != 0:
+        sys.exit(f"{' '.join(command[:3])} failed: {child.stderr.decode().strip().splitlines()[-1:]}")
+    return wall, child.stdout.decode()
 
 
-def tree_peak_rss(command: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of a command and its children together (xprof's
-    reading child runs beside it), sampled every 2 ms: a round of its own, not one of
-    the timed rounds."""
+def tree_peak_rss(command: list[str]) -> float:
+    """Peak RSS (MiB) of a command and its children together (xprof's reading child
+    runs beside it), sampled every 2 ms: a round of its own, not one of the timed rounds."""
     import psutil
 
-    started = time.perf_counter()
-    child = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     peak = 0
     while child.poll() is None:
         try:
@@ -75,29 +103,43 @@ def tree_peak_rss(command: list[str]) -> tuple[float, float]:
         time.sleep(0.002)
     if child.returncode != 0:
         sys.exit(f"{' '.join(command[:3])} failed (exit {child.returncode})")
-    return time.perf_counter() - started, peak / 2**20
+    return peak / 2**20
 
 
 def count_events(trace: Path) -> int:
-    _, _, out = run([sys.executable, __file__, "--count-events", str(trace)])
-    return int(out)
+    return int(run([sys.executable, __file__, "--count-events", str(trace)])[1])
 
 
-def repeated_trace(source: Path, target: Path, mib: int) -> int:
-    """Write a trace of about `mib` MiB, in a child process (see the module docstring);
-    returns its number of events."""
-    _, _, out = run([sys.executable, __file__, "--repeat", str(source), str(target), str(mib)])
-    return int(out)
+def repeated_trace(source: Path, target: Path, copies: int) -> int:
+    """Write `copies` of source (see write_repeated) in a child process, so that this
+    one never holds a trace; returns its number of events."""
+    return int(run([sys.executable, __file__, "--repeat", str(source), str(target), str(copies)])[1])
 
 
-def write_repeated(source: Path, target: Path, mib: int) -> int:
-    """Write source's events again and again, each copy shifted in time past the one
-    before and its steps renumbered, up to about `mib` MiB. Returns the events written."""
-    import msgspec
+def copies_for(source: Path, *, events: int = 0, mib: int = 0) -> int:
+    """How many copies of source make about `events` events or `mib` MiB."""
+    return int(run([sys.executable, __file__, "--copies", str(source), str(events), str(mib)])[1])
 
+
+# Kineto writes a thread's host activity for the whole trace first, then the runtime calls,
+# device activity and flows: a repeated GPU trace keeps that order across its copies.
+HOST_CATEGORIES = {"cpu_op", "operator", "user_annotation", "python_function", "cpu_instant_event"}
+
+
+def _document(source: Path) -> dict:
     import gzip
 
-    document = json.loads(gzip.open(source).read() if source.suffix == ".gz" else source.read_bytes())
+    return json.loads(gzip.open(source).read() if source.suffix == ".gz" else source.read_bytes())
+
+
+def write_repeated(source: Path, target: Path, copies: int) -> int:
+    """Write source's events `copies` times, each copy shifted in time past the one
+    before, its ids past the last copy's and its steps renumbered: the host activity of
+    every copy first, then the rest of every copy (two passes, so that memory holds one
+    copy). Returns the events written."""
+    import msgspec
+
+    document = _document(source)
     events = document.pop("traceEvents")
     times = [e["ts"] for e in events if isinstance(e.get("ts"), (int, float))]
     span = max(times) - min(times) + 1000.0
@@ -105,10 +147,12 @@ def write_repeated(source: Path, target: Path, mib: int) -> int:
     ids = [v for e in events for k, v in (e.get("args") or {}).items()
            if k in ("correlation", "External id") and isinstance(v, int)]
     id_span = max(ids, default=0) + 1
+    host = [e for e in events if e.get("cat") in HOST_CATEGORIES or e.get("name") == "[memory]"]
+    rest = [e for e in events if not (e.get("cat") in HOST_CATEGORIES or e.get("name") == "[memory]")]
 
-    def copy_text(copy: int) -> bytes:
+    def copy_text(part: list[dict], copy: int) -> bytes:
         shifted = []
-        for event in events:
+        for event in part:
             event = dict(event)
             if isinstance(event.get("ts"), (int, float)):
                 event["ts"] = round(event["ts"] + copy * span, 3)
@@ -123,79 +167,140 @@ def write_repeated(source: Path, target: Path, mib: int) -> int:
 
     with open(target, "wb") as out:
         out.write(msgspec.json.encode(document)[:-1] + b', "traceEvents": [')
-        first = copy_text(0)
-        out.write(first)
-        copies = max(1, round(mib * 2**20 / len(first)))
-        for copy in range(1, copies):
-            out.write(b",\n" + copy_text(copy))
+        separator = b""
+        for part in (host, rest):
+            for copy in range(copies):
+                text = copy_text(part, copy)
+                if text:
+                    out.write(separator + text)
+                    separator = b",\n"
         out.write(b"]}")
     return copies * len(events)
+
+
+def compare(label: str, trace: Path, tmp: Path, rounds: int) -> dict:
+    """Time both tools on one trace, alternating which goes first; then the floor, and
+    the peak RSS of each in a round of its own."""
+    xprof = str(Path(sys.executable).parent / "xprof")
+    trace_dir = trace.parent
+    times: dict[str, list[float]] = {"xprof": [], "hta": []}
+    for round_ in range(rounds):
+        sides = [("xprof", [xprof, "import", str(trace), "--db", str(tmp / f"{label}{round_}.db")]),
+                 ("hta", [sys.executable, "-c", HTA_PARSE, str(trace_dir)])]
+        for side, command in sides if round_ % 2 == 0 else reversed(sides):
+            times[side].append(run(command)[0])
+        print(f"  {label} round {round_ + 1}/{rounds}: xprof {times['xprof'][-1]:.2f} s, "
+              f"HolisticTraceAnalysis {times['hta'][-1]:.2f} s", file=sys.stderr)
+    rows = tmp / f"{label}.pickle"
+    run([sys.executable, "-c", READ_TO_PICKLE, str(trace), str(rows)])
+    decode = [run([sys.executable, "-c", DECODE_ONLY, str(trace)])[0] for _ in range(3)]
+    insert = [run([sys.executable, "-c", INSERT_ONLY, str(rows), str(tmp / f"{label}_floor{i}.db")])[0]
+              for i in range(3)]
+    return {"times": times, "ratios": [h / x for x, h in zip(times["xprof"], times["hta"])],
+            "decode": statistics.median(decode), "insert": statistics.median(insert),
+            "xprof_rss": tree_peak_rss([xprof, "import", str(trace), "--db", str(tmp / f"{label}rss.db")]),
+            "hta_rss": tree_peak_rss([sys.executable, "-c", HTA_PARSE, str(trace_dir)])}
+
+
+def report(label: str, trace: Path, events: int, made: str, found: dict) -> bool:
+    """Print one trace's figures; True where the goals are met."""
+    times, ratios = found["times"], found["ratios"]
+    xprof, hta = (statistics.median(times[side]) for side in ("xprof", "hta"))
+    ratio = statistics.median(ratios)
+    floor = max(found["decode"], found["insert"])
+    print(f"{label} trace: {events:,} events, {trace.stat().st_size / 2**20:.1f} MiB ({made})")
+    print(f"  xprof import (whole command):    median {xprof:.2f} s (best {min(times['xprof']):.2f}, "
+          f"{min(times['xprof']):.2f}-{max(times['xprof']):.2f}), {events / xprof:,.0f} events/s")
+    print(f"  HolisticTraceAnalysis (whole):   median {hta:.2f} s (best {min(times['hta']):.2f}, "
+          f"{min(times['hta']):.2f}-{max(times['hta']):.2f}), {events / hta:,.0f} events/s")
+    print(f"  ratio: median {ratio:.1f}x (best round {max(ratios):.1f}x, rounds {min(ratios):.1f}x-"
+          f"{max(ratios):.1f}x); goal at least 8x")
+    print(f"  floor, each a whole process: decoding alone {found['decode']:.2f} s, storing the rows "
+          f"alone {found['insert']:.2f} s; an import doing both at once could reach "
+          f"{hta / floor:.1f}x at best")
+    print(f"  peak RSS of the process tree: xprof {found['xprof_rss']:.0f} MiB, HolisticTraceAnalysis "
+          f"{found['hta_rss']:.0f} MiB ({found['hta_rss'] / found['xprof_rss']:.1f}x less; goal at least 3x)")
+    return ratio >= 8 and found["hta_rss"] >= 3 * found["xprof_rss"]
+
+
+def streaming(kind: str, source: Path, tmp: Path, mib: int) -> None:
+    xprof = str(Path(sys.executable).parent / "xprof")
+    big_trace = tmp / f"big_{kind}.pt.trace.json"
+    big_events = repeated_trace(source, big_trace, copies_for(source, mib=mib))
+    started = time.perf_counter()
+    rss = tree_peak_rss([xprof, "import", str(big_trace), "--db", str(tmp / f"big_{kind}.db")])
+    wall = time.perf_counter() - started
+    print(f"streaming, {kind}: xprof import of a {big_trace.stat().st_size / 2**20:,.0f} MiB "
+          f"trace ({big_events:,} events, {source.name} repeated): {wall:.1f} s, "
+          f"{big_events / wall:,.0f} events/s, peak RSS {rss:.0f} MiB")
+    big_trace.unlink()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=125)
-    parser.add_argument("--trace", type=Path, help="a Kineto .json trace to use instead of making one")
+    parser.add_argument("--trace", type=Path, help="a Kineto CPU trace to use instead of making one")
+    parser.add_argument("--gpu-trace", type=Path,
+                        help="a Kineto GPU trace to use instead of repeating the A100 fixture")
+    parser.add_argument("--gpu-events", type=int, default=100_000,
+                        help="events in the GPU trace made from the A100 fixture")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--big-mib", type=int, default=400,
-                        help="size of the repeated trace for the streaming check (0: skip it)")
+                        help="size of the repeated traces for the streaming check (0: skip it)")
     parser.add_argument("--count-events", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--repeat", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--copies", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.count_events:  # the child processes of count_events and repeated_trace
+    if args.count_events:  # the child processes of count_events, repeated_trace and copies_for
         print(len(json.loads(args.count_events.read_bytes())["traceEvents"]))
         return
     if args.repeat:
         print(write_repeated(Path(args.repeat[0]), Path(args.repeat[1]), int(args.repeat[2])))
         return
+    if args.copies:
+        import msgspec
+
+        events = _document(Path(args.copies[0]))["traceEvents"]
+        by_events = int(args.copies[1]) / len(events)
+        by_bytes = int(args.copies[2]) * 2**20 / len(msgspec.json.encode(events))
+        print(max(1, round(by_events or by_bytes)))
+        return
     try:
         import hta  # noqa: F401
     except ImportError:
         sys.exit("HolisticTraceAnalysis is not installed: .venv/bin/pip install -e '.[bench]'")
-    xprof = str(Path(sys.executable).parent / "xprof")
     with tempfile.TemporaryDirectory() as tmp:
-        trace_dir = Path(tmp) / "trace"
-        trace_dir.mkdir()
-        trace = trace_dir / "transformer.pt.trace.json"
+        tmp = Path(tmp)
+        traces = []
+        cpu = tmp / "cpu" / "transformer.pt.trace.json"
+        cpu.parent.mkdir()
         if args.trace:
-            os.symlink(args.trace.resolve(), trace)
-            made = f"from {args.trace}"
+            os.symlink(args.trace.resolve(), cpu)
+            traces.append(("CPU", cpu, f"from {args.trace}"))
         else:
-            subprocess.run([sys.executable, "-c", MAKE_TRACE, str(args.steps), str(trace)],
-                           check=True, capture_output=True)
-            made = f"transformer small, {args.steps} profiled CPU training steps"
-        events = count_events(trace)
-        size_mib = trace.stat().st_size / 2**20
-        print(f"trace: {events:,} events, {size_mib:.1f} MiB ({made})")
-        xprof_runs, hta_runs = [], []
-        for round_ in range(args.rounds):
-            xprof_runs.append(run([xprof, "import", str(trace), "--db", str(Path(tmp) / f"r{round_}.db")])[0])
-            hta_runs.append(json.loads(run([sys.executable, "-c", HTA_PARSE, str(trace_dir)])[2].split()[-1]))
-        _, xprof_rss = tree_peak_rss([xprof, "import", str(trace), "--db", str(Path(tmp) / "rss.db")])
-        _, hta_rss = tree_peak_rss([sys.executable, "-c", HTA_PARSE, str(trace_dir)])
-        best_xprof, best_hta = min(xprof_runs), min(hta_runs)
-        print(f"xprof import (whole command, to committed rows): best {best_xprof:.2f} s "
-              f"(median {statistics.median(xprof_runs):.2f}), "
-              f"{events / best_xprof:,.0f} events/s, peak RSS {xprof_rss:.0f} MiB")
-        print(f"HolisticTraceAnalysis TraceAnalysis parse:        best {best_hta:.2f} s "
-              f"(median {statistics.median(hta_runs):.2f}), "
-              f"{events / best_hta:,.0f} events/s, peak RSS {hta_rss:.0f} MiB")
-        print(f"ratio: xprof is {best_hta / best_xprof:.1f}x faster (goal: at least 8x; medians "
-              f"{statistics.median(hta_runs) / statistics.median(xprof_runs):.1f}x) "
-              f"with {hta_rss / xprof_rss:.1f}x less peak memory ({args.rounds} rounds each, "
-              "alternating; peak RSS of the process and its children, in a round of its own)")
+            subprocess.run([sys.executable, "-c", MAKE_TRACE, str(args.steps), str(cpu)],
+                           check=True, capture_output=True, cwd=ROOT)
+            traces.append(("CPU", cpu, f"transformer small, {args.steps} profiled CPU training steps"))
+        gpu = tmp / "gpu" / "a100.pt.trace.json"
+        gpu.parent.mkdir()
+        if args.gpu_trace:
+            os.symlink(args.gpu_trace.resolve(), gpu)
+            traces.append(("GPU", gpu, f"from {args.gpu_trace}"))
+        elif GPU_FIXTURE.exists():
+            copies = copies_for(GPU_FIXTURE, events=args.gpu_events)
+            repeated_trace(GPU_FIXTURE, gpu, copies)
+            traces.append(("GPU", gpu, f"{GPU_FIXTURE.name} {copies} times over, ids and times offset, "
+                                       "each copy's host activity first as Kineto writes it"))
+        else:
+            print(f"(no GPU trace: {GPU_FIXTURE} is not there; give one with --gpu-trace)")
+        found = {label: compare(label, trace, tmp, args.rounds) for label, trace, _ in traces}
+        met = [report(label, trace, count_events(trace), made, found[label]) for label, trace, made in traces]
+        print(f"{args.rounds} rounds a trace, alternating which tool goes first; each a fresh process "
+              "timed from start to exit; peak RSS in a round of its own; floors the median of 3")
+        print("goals met" if all(met) else "goals NOT met")
         if args.big_mib:
-            sources = [("CPU", trace), ("GPU", GPU_FIXTURE)] if GPU_FIXTURE.exists() else [("CPU", trace)]
-            for kind, source in sources:
-                big_trace = Path(tmp) / f"big_{kind}.pt.trace.json"
-                big_events = repeated_trace(source, big_trace, args.big_mib)
-                wall, rss = tree_peak_rss([xprof, "import", str(big_trace), "--db", str(Path(tmp) / f"{kind}.db")])
-                print(f"streaming, {kind}: xprof import of a {big_trace.stat().st_size / 2**20:,.0f} MiB "
-                      f"trace ({big_events:,} events, {source.name} repeated): {wall:.1f} s, "
-                      f"{big_events / wall:,.0f} events/s, peak RSS {rss:.0f} MiB")
-                big_trace.unlink()
-            if not GPU_FIXTURE.exists():
-                print(f"(no GPU streaming check: {GPU_FIXTURE} is not there)")
+            for kind, source in [("CPU", cpu), *([("GPU", GPU_FIXTURE)] if GPU_FIXTURE.exists() else [])]:
+                streaming(kind, source, tmp, args.big_mib)
 
 
 if __name__ == "__main__":

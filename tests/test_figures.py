@@ -5,7 +5,7 @@ import pytest
 
 from analysis.figures import BETWEEN_OPS, run_figures
 from profiler.store import Store
-from profiler.traces.events import KERNEL
+from profiler.traces.events import CPU_OP, KERNEL
 from synthetic import add_events, add_memory, add_run, ms_event
 
 
@@ -156,3 +156,28 @@ def test_the_steps_device_peak_wins_over_memory_events(store):
     figures = run_figures(store, run)
     assert figures.peak_bytes == 1000
     assert figures.allocations_per_step == pytest.approx(1 / 6)
+
+
+@pytest.mark.parametrize("kind", [CPU_OP, KERNEL])
+def test_figures_made_a_range_of_events_at_a_time_add_up_to_the_whole(store, monkeypatch, kind):
+    """keep_figures groups FIGURES_CHUNK events at a time (so its sort stays small) and
+    adds each range's sums onto the last: ranges of 2 give what one range gives."""
+    from profiler.store import rows
+
+    def stored():
+        return {table: sorted(store.connection.execute(f"SELECT * FROM {table}").fetchall())
+                for table in ("figures", "kind_totals")}
+
+    run = add_run(store, [{}] * 2, step_ms=[5.0] * 2)
+    device = "cuda:0" if kind == KERNEL else "cpu"
+    for repeat in range(2):  # groups that span ranges, a key in every step, nested time
+        add_events(store, run, repeat, [
+            ms_event(name, 5.0 * step + offset, 1.0 + repeat, self_ms=0.5, step=step, kind=kind,
+                     device=device, op="aten::mm" if name == "gemm" else None)
+            for step in range(4) for name, offset in (("gemm", 0.0), ("relu", 2.0), ("gemm", 3.0))])
+    whole = stored()
+    assert whole["figures"] and whole["kind_totals"]
+    monkeypatch.setattr(rows, "FIGURES_CHUNK", 2)  # a step's two gemms fall apart
+    with store.transaction() as conn:
+        store.keep_figures(conn, run["id"])
+    assert stored() == whole

@@ -348,13 +348,13 @@ def test_a_store_that_cannot_be_used_stops_the_early_reader(tmp_path):
 
 @pytest.mark.parametrize("name", ["a100_alexnet_train.json.gz", "mi250_minitoy_train.json.gz"])
 def test_a_gpu_trace_held_on_disk_is_stored_as_read_whole(name, tmp_path, monkeypatch):
-    """Past SPILL_EVENTS held, a GPU trace's events wait on disk and are stored in
+    """Past SPILL_BYTES held, a GPU trace's events wait on disk and are stored in
     segments at the end (profiler/traces/kineto_spill.py): the same rows, in time order."""
     from profiler.traces import kineto_spill
 
     path = fixture_path("kineto", name)
     [whole] = _import_in_process(tmp_path / "whole.db", path, segment_events=10**9)
-    monkeypatch.setattr(kineto_spill, "SPILL_EVENTS", 16)
+    monkeypatch.setattr(kineto_spill, "SPILL_BYTES", 2000)
     [spilled] = _import_in_process(tmp_path / "spilled.db", path, segment_events=16)
     assert spilled.as_json() | {"id": None} == whole.as_json() | {"id": None}
     assert [sorted(rows, key=repr) for rows in _stored(tmp_path / "spilled.db")] == [

@@ -468,11 +468,12 @@ def test_segments_join_to_the_whole_trace(long_torch_trace, segment_events):
                                   "mi250_minitoy_train.json.gz", "cpu_only.json.gz"])
 def test_fixtures_in_segments(name):
     """A GPU's trace (deviceProperties) is never cut: its runtime calls come after all
-    ops. The CPU one is, and joins up to the whole."""
+    ops. The CPU one is, and joins up to the whole (a trace without step markers is one
+    step, as import makes it)."""
     path = kineto_fixture(name)
     segments, rest = _read_in_segments(path, 1, chunk_bytes=512)
     assert bool(segments) == (name == "cpu_only.json.gz")
-    whole = read_kineto(path)
+    whole = _whole_with_its_step(path)
     assert _joined(segments, rest) == (list(whole.events), list(whole.memory))
 
 
@@ -524,16 +525,16 @@ def _sorted_events(traces):
     return sorted((e for t in traces for e in t.events), key=repr)
 
 
-def _read_spilled(path, segment_events, spill_events):
+def _read_spilled(path, segment_events, spill_bytes):
     segments = []
     rest = read_kineto(path, chunk_bytes=1024, on_segment=segments.append,
-                       segment_events=segment_events, spill_events=spill_events)
+                       segment_events=segment_events, spill_bytes=spill_bytes)
     return segments, rest
 
 
 def _whole_with_its_step(path):
     """The trace read whole, given a step spanning it if it has none, as import does."""
-    from profiler.interchange.ingest import whole_trace_step
+    from profiler.traces.events import whole_trace_step
 
     whole = read_kineto(path)
     whole_trace_step(whole)
@@ -542,15 +543,47 @@ def _whole_with_its_step(path):
 
 @pytest.mark.parametrize("name", ["a100_alexnet_train.json.gz", "a100_cupti_counters.json.gz",
                                   "mi250_minitoy_train.json.gz"])
-@pytest.mark.parametrize("segment_events,spill_events", [(1, 1), (8, 4), (64, 500)])
-def test_a_gpu_trace_held_on_disk_gives_the_events_read_whole(name, segment_events, spill_events):
+@pytest.mark.parametrize("segment_events,spill_bytes", [(1, 1), (8, 4_000), (64, 50_000)])
+def test_a_gpu_trace_held_on_disk_gives_the_events_read_whole(name, segment_events, spill_bytes):
     path = kineto_fixture(name)
     whole = _whole_with_its_step(path)
-    segments, rest = _read_spilled(path, segment_events, spill_events)
+    segments, rest = _read_spilled(path, segment_events, spill_bytes)
     assert len(segments) >= len(whole.events) // (segment_events + 200)  # cut all along
     assert _sorted_events([*segments, rest]) == sorted(whole.events, key=repr)
     assert [m for s in [*segments, rest] for m in s.memory] == list(whole.memory)
     assert (rest.steps, rest.devices, rest.total_events) == (whole.steps, whole.devices, whole.total_events)
+
+
+def test_a_gpu_trace_goes_to_disk_only_past_the_bytes_held(monkeypatch):
+    """Held columns of up to SPILL_BYTES stay in memory (the fast path); past that, the
+    events go to disk, and the spill says how much it moved."""
+    from profiler.traces import kineto_spill
+
+    made = []
+
+    class Counted(kineto_spill.Spill):
+        def __init__(self, path):
+            super().__init__(path)
+            made.append(self)
+
+    monkeypatch.setattr(kineto_spill, "Spill", Counted)
+    path = kineto_fixture("a100_alexnet_train.json.gz")
+    whole = _whole_with_its_step(path)
+    segments, rest = _read_spilled(path, 64, None)
+    assert made == [] and segments == [] and list(rest.events) == list(whole.events)
+    builder_bytes = []
+    original = kineto_spill.Spill.add
+
+    def add(self, builder):
+        builder_bytes.append(builder.held_bytes())
+        original(self, builder)
+
+    monkeypatch.setattr(kineto_spill.Spill, "add", add)
+    budget = 30_000  # a few hundred of the fixture's 818 kept events
+    segments, rest = _read_spilled(path, 64, budget)
+    assert len(made) == 1 and builder_bytes[0] >= budget
+    assert min(builder_bytes[:-1]) >= budget  # moved only once past the budget, but at the end
+    assert _sorted_events([*segments, rest]) == sorted(whole.events, key=repr)
 
 
 def _gpu_shaped_trace(tmp_path, steps=6):
@@ -599,11 +632,11 @@ def test_links_scopes_and_steps_survive_the_disk(tmp_path, segment_events, prope
                                     "deviceProperties": document["deviceProperties"]}))
         if segment_events < len(json.loads(path.read_text())["traceEvents"]):  # a cut came first
             with pytest.raises(NotInTimeOrder):
-                _read_spilled(path, segment_events, spill_events=3)
+                _read_spilled(path, segment_events, spill_bytes=300)
     whole = read_kineto(path)
     segments = []
     rest = read_kineto(path, chunk_bytes=1024, on_segment=segments.append, segment_events=segment_events,
-                       spill_events=3, time_cuts=properties_first)
+                       spill_bytes=300, time_cuts=properties_first)
     assert _sorted_events([*segments, rest]) == sorted(whole.events, key=repr)
     by_name = {}
     for e in whole.events:

@@ -9,15 +9,14 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import compress
-from operator import add
 from pathlib import Path
 from statistics import median
 
 from typing import TYPE_CHECKING, Callable
 
 from profiler.errors import UserError
-from profiler.traces.events import (KERNEL, MEMCPY, MEMSET, NotInTimeOrder, StepTiming, TraceData,
-                     TraceFormatError, steps_at)
+from profiler.traces.events import (KERNEL, MEMCPY, MEMSET, NotInTimeOrder, TraceData, TraceFormatError,
+                                    whole_trace_step)
 from profiler.traces.reading import TraceReading
 from profiler.traces import trace_format
 
@@ -82,17 +81,6 @@ def _device(trace: TraceData) -> str:
     events = trace.events
     devices = sorted(set(compress(events.device, map(KERNEL.__eq__, events.kind))))
     return devices[0] if devices else "cpu"
-
-
-def whole_trace_step(trace: TraceData) -> None:
-    """A trace without step markers is one step, from its first event to its last."""
-    events = trace.events
-    if trace.steps or not len(events):
-        return
-    start = min(events.start_ns)
-    end = max(map(add, events.start_ns, events.dur_ns))
-    trace.steps.append(StepTiming(0, end - start, True, start))
-    events.step = steps_at(events.start_ns, trace.steps)
 
 
 def import_traces(store: Store | Callable[[], Store], paths, workload=None, label=None, classify=None,

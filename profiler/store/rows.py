@@ -20,6 +20,8 @@ OTHER = "other"  # the category of an event no rule placed
 ROWS_PER_INSERT = 50
 # SQLite binds at most 32,766 parameters; interning looks strings up this many at a time.
 LOOKUP_CHUNK = 500
+# Events a figures query groups at once (see keep_figures): 65,536 sort in about 2 MB.
+FIGURES_CHUNK = 1 << 16
 _EXPONENT = 2048  # decimal_code: exponents -1024..1023 of a shortest decimal form
 
 
@@ -150,16 +152,27 @@ def keep_figures(conn, run_id: str) -> None:
                           " LIMIT 1", (*repeat_ids, *device_kinds)).fetchone() is not None
     timed_kinds, time = (device_kinds, "e.dur_ns") if device else ([kinds["cpu_op"]], "e.dur_ns - e.nested_ns")
     kind_marks = ", ".join("?" * len(timed_kinds))
-    for grouping, key in ((GROUPINGS["category"], f"COALESCE(e.category_id, {kinds[OTHER]})"),
-                          (GROUPINGS["op"], "COALESCE(e.op_id, e.name_id)")):
-        conn.execute(
-            "INSERT INTO figures (repeat_id, grouping, step, key_id, time_ns)"
-            f" SELECT e.repeat_id, {grouping}, e.step, {key}, COALESCE(SUM({time}), 0) FROM events e"
-            f" WHERE e.repeat_id IN ({marks}) AND e.kind_id IN ({kind_marks}) AND e.step IS NOT NULL"
-            " GROUP BY e.repeat_id, e.step, 4", (*repeat_ids, *timed_kinds))
-    conn.execute("INSERT INTO kind_totals (repeat_id, kind_id, events, dur_ns)"
-                 " SELECT repeat_id, kind_id, count(*), SUM(dur_ns) FROM events"
-                 f" WHERE repeat_id IN ({marks}) GROUP BY repeat_id, kind_id", repeat_ids)
+    # GROUP BY sorts every row it groups, in memory (temp_store): a seq range at a time,
+    # the sums added up in place, keeps that bounded however many events a run has
+    for repeat_id in repeat_ids:
+        last = conn.execute("SELECT MAX(seq) FROM events WHERE repeat_id = ?", (repeat_id,)).fetchone()[0]
+        for low in range(0, -1 if last is None else last + 1, FIGURES_CHUNK):
+            where = "e.repeat_id = ? AND e.seq BETWEEN ? AND ?"
+            place = (repeat_id, low, low + FIGURES_CHUNK - 1)
+            for grouping, key in ((GROUPINGS["category"], f"COALESCE(e.category_id, {kinds[OTHER]})"),
+                                  (GROUPINGS["op"], "COALESCE(e.op_id, e.name_id)")):
+                conn.execute(
+                    "INSERT INTO figures (repeat_id, grouping, step, key_id, time_ns)"
+                    f" SELECT e.repeat_id, {grouping}, e.step, {key}, COALESCE(SUM({time}), 0) FROM events e"
+                    f" WHERE {where} AND e.kind_id IN ({kind_marks}) AND e.step IS NOT NULL"
+                    " GROUP BY e.step, 4 ON CONFLICT (repeat_id, grouping, step, key_id)"
+                    " DO UPDATE SET time_ns = time_ns + excluded.time_ns",
+                    (*place, *timed_kinds))
+            conn.execute("INSERT INTO kind_totals (repeat_id, kind_id, events, dur_ns)"
+                         f" SELECT e.repeat_id, e.kind_id, count(*), SUM(e.dur_ns) FROM events e WHERE {where}"
+                         " GROUP BY e.kind_id ON CONFLICT (repeat_id, kind_id) DO UPDATE SET"
+                         " events = events + excluded.events,"
+                         " dur_ns = dur_ns + excluded.dur_ns", place)
     conn.execute("UPDATE repeats SET (peak_allocated, allocations) = (SELECT MAX(m.total_allocated),"
                  " SUM(m.bytes > 0) FROM memory_events m WHERE m.repeat_id = repeats.id)"
                  f" WHERE id IN ({marks})", repeat_ids)

@@ -8,7 +8,7 @@ import math
 from array import array
 from dataclasses import dataclass, field, fields
 from itertools import compress, count, islice, repeat
-from operator import attrgetter, eq, le, neg
+from operator import add, attrgetter, eq, le, neg
 from typing import Iterable, Iterator, Sequence
 
 from profiler.errors import UserError
@@ -211,7 +211,7 @@ def self_times(start_ns: Sequence[int], dur_ns: Sequence[int], tracks: Iterable[
     return self_ns
 
 
-def steps_at(start_ns: Iterable[int], steps: list[StepTiming]) -> list[int | None] | None:
+def steps_at(start_ns: Sequence[int], steps: list[StepTiming]) -> list[int | None] | None:
     """The profiled step whose window holds each start, or None where none does; None
     for all when no step has a start."""
     windows = sorted(
@@ -219,6 +219,10 @@ def steps_at(start_ns: Iterable[int], steps: list[StepTiming]) -> list[int | Non
     )
     if not windows:
         return None
+    if len(windows) == 1 and start_ns:  # one window (a whole trace's step): in C
+        low, high, step = windows[0]
+        if low <= min(start_ns) and max(start_ns) < high:
+            return [step] * len(start_ns)
     starts = [w[0] for w in windows] + [math.inf]
     found = []
     # starts come mostly in order: look the window up only when leaving the last one
@@ -231,6 +235,17 @@ def steps_at(start_ns: Iterable[int], steps: list[StepTiming]) -> list[int | Non
             low, high = (starts[i] if i >= 0 else -math.inf), starts[i + 1]
         found.append(window[2] if window is not None and start < window[1] else None)
     return found
+
+
+def whole_trace_step(trace: TraceData) -> None:
+    """A trace without step markers is one step, from its first event to its last."""
+    events = trace.events
+    if trace.steps or not len(events):
+        return
+    start = min(events.start_ns)
+    end = max(map(add, events.start_ns, events.dur_ns))
+    trace.steps.append(StepTiming(0, end - start, True, start))
+    events.step = steps_at(events.start_ns, trace.steps)
 
 
 def assign_self_time(events: list[TraceEvent]) -> None:
@@ -246,7 +261,7 @@ def assign_self_time(events: list[TraceEvent]) -> None:
 
 def assign_steps(events: list[TraceEvent], steps: list[StepTiming]) -> None:
     """Give each event the profiled step whose window holds its start."""
-    found = steps_at((e.start_ns for e in events), steps)
+    found = steps_at([e.start_ns for e in events], steps)
     if found is not None:
         for event, step in zip(events, found):
             event.step = step

@@ -11,7 +11,7 @@ from typing import Callable
 
 import msgspec
 
-from profiler.traces.events import TraceData, TraceFormatError
+from profiler.traces.events import TraceData, TraceFormatError, whole_trace_step
 from profiler.traces.json_pieces import ArrayPieces, Empty, PieceError
 from profiler.traces.kineto_columns import (
     DEVICE_KINDS,
@@ -38,16 +38,17 @@ class _Malformed(Exception):
 def read_kineto(path, chunk_bytes: int = CHUNK_BYTES, between_pieces: Callable[[], None] | None = None,
                 on_segment: Callable[[TraceData], None] | None = None,
                 segment_events: int | None = None, time_cuts: bool = True,
-                spill_events: int | None = None) -> TraceData:
+                spill_bytes: int | None = None) -> TraceData:
     """Read one Kineto trace, `chunk_bytes` of it at a time, calling `between_pieces()`
     after each piece. With `on_segment`, events final before the trace ends are given to
     it in segments of about `segment_events` (default SEGMENT_EVENTS; see
     profiler/traces/kineto_columns.py), and the TraceData returned holds the rest, with every
     step; NotInTimeOrder then means the segments given are void. `time_cuts` False
     gives no segment before the end but memory events (a re-read after NotInTimeOrder).
-    A trace that cannot be cut as it is read (a GPU's) moves its events to disk past
-    `spill_events` held (default SPILL_EVENTS; see profiler/traces/kineto_spill.py) and, with
-    `on_segment`, gives them in segments at the end. Raises TraceFormatError, naming
+    A trace that cannot be cut as it is read (a GPU's) moves its events to disk once
+    their columns hold `spill_bytes` (default SPILL_BYTES; see profiler/traces/kineto_spill.py) and, with
+    `on_segment`, gives them in segments at the end. With `on_segment`, a trace without
+    step markers comes back as one step, its whole span. Raises TraceFormatError, naming
     the file, for anything that is not a well-formed Kineto trace."""
     path = Path(path)
     segment_events = (segment_events or SEGMENT_EVENTS) if on_segment else None
@@ -66,7 +67,7 @@ def read_kineto(path, chunk_bytes: int = CHUNK_BYTES, between_pieces: Callable[[
                 if segment:
                     on_segment(segment)
                 if on_segment and builder.cut_at is None:
-                    spill = _spilled(path, builder, spill, spill_events)
+                    spill = _spilled(path, builder, spill, spill_bytes)
                 if between_pieces:
                     between_pieces()
             devices = _devices(pieces.document.deviceProperties)
@@ -74,7 +75,10 @@ def read_kineto(path, chunk_bytes: int = CHUNK_BYTES, between_pieces: Callable[[
             raise TraceFormatError(f"{path}: traceEvents is empty, nothing to import")
         if spill:
             return spill.finish(builder, devices, on_segment, segment_events)
-        return builder.finish(devices)
+        trace = builder.finish(devices)
+        if on_segment:  # read to be stored: in this process, beside the storing one
+            whole_trace_step(trace)
+        return trace
     except _Malformed as err:
         raise TraceFormatError(f"{path}: {err}") from None
     except Empty:
@@ -108,11 +112,12 @@ def _add(builder: TraceBuilder, events: list[_Event], first_index: int) -> None:
         raise
 
 
-def _spilled(path: Path, builder: TraceBuilder, spill, spill_events: int | None):
-    """The spill, made if need be, once the builder holds too many events (moved there)."""
+def _spilled(path: Path, builder: TraceBuilder, spill, spill_bytes: int | None):
+    """The spill, made if need be, once the builder's columns hold too many bytes (its
+    events are moved there)."""
     from profiler.traces import kineto_spill  # for GPU traces only
 
-    if len(builder.events) >= (spill_events or kineto_spill.SPILL_EVENTS):
+    if builder.held_bytes() >= (spill_bytes or kineto_spill.SPILL_BYTES):
         spill = spill or kineto_spill.Spill(path)
         spill.add(builder)
     return spill

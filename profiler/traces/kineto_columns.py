@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import sys
 from array import array
 from functools import partial
 from itertools import accumulate, compress, repeat
@@ -29,6 +30,7 @@ OPTIMIZER_SCOPE = "Optimizer.step#"
 # Events the column loop leaves to _add_annotation: memory events and step markers, by name.
 OTHER_NAMES = (MEMORY, "ProfilerStep#")
 NO_ID = -(1 << 63)  # an absent "External id" in an array of them
+_INT_BYTES = sys.getsizeof(1 << 40)
 # Events held before a cut is looked for: 8,192 make under 1 MB of columns, and small
 # segments let an import store one while its reader reads the next
 # (profiler/traces/reading.py): 0.40 s against 0.56 s with 65,536, measured in process
@@ -198,6 +200,13 @@ class TraceBuilder:
         for device in map(_memory_device, args):
             memory.device.append(intern(device, device))
 
+    def held_bytes(self) -> int:
+        """About what the held events' columns take: their lists and arrays, and an int
+        object for each correlation id (strings are shared, one per distinct name)."""
+        events = self.events
+        return (sum(map(sys.getsizeof, events.columns())) + sys.getsizeof(self.external_ids)
+                + _INT_BYTES * len(events.correlation))
+
     def never_cut(self) -> None:
         self.cut_at = None
 
@@ -315,25 +324,29 @@ def _last_quiet_point(start_ns: array, dur_ns: array) -> tuple[int, int] | None:
     return None
 
 
-def _set_enclosing_op(events: EventColumns, ops: list[int], calls: list[int]) -> None:
+def _set_enclosing_op(events: EventColumns, ops: Sequence[int], calls: list[int]) -> None:
     """Give each runtime call the name of the innermost CPU op open on its thread when
     the call started, in one sweep over both lists in time order."""
-    starts, durs = events.start_ns, events.dur_ns
-    open_ops: list[int] = []
-    next_op = 0
+    starts, durs, names, op_of = events.start_ns, events.dur_ns, events.name, events.op
+    op_starts = list(map(starts.__getitem__, ops))
+    op_ends = list(map(add, op_starts, map(durs.__getitem__, ops)))
+    open_ends: list[int] = []  # of the ops open, innermost last
+    open_names: list[str] = []
+    next_op, last_op = 0, len(ops)
     for call in calls:
         call_start = starts[call]
-        while next_op < len(ops) and starts[ops[next_op]] <= call_start:
-            _close_ended(open_ops, starts, durs, starts[ops[next_op]])
-            open_ops.append(ops[next_op])
+        while next_op < last_op and op_starts[next_op] <= call_start:
+            op_start = op_starts[next_op]
+            while open_ends and open_ends[-1] <= op_start:
+                open_ends.pop()
+                open_names.pop()
+            open_ends.append(op_ends[next_op])
+            open_names.append(names[ops[next_op]])
             next_op += 1
-        _close_ended(open_ops, starts, durs, call_start)
-        events.op[call] = events.name[open_ops[-1]] if open_ops else None
-
-
-def _close_ended(open_ops: list[int], starts, durs, now_ns: int) -> None:
-    while open_ops and starts[open_ops[-1]] + durs[open_ops[-1]] <= now_ns:
-        open_ops.pop()
+        while open_ends and open_ends[-1] <= call_start:
+            open_ends.pop()
+            open_names.pop()
+        op_of[call] = open_names[-1] if open_names else None
 
 
 def _set_scope_op(events: EventColumns, order: Sequence[int], scopes: list[tuple[str, int, int]]) -> None:
