@@ -74,7 +74,8 @@ pickle.dump(trace, open(sys.argv[2], "wb"), protocol=pickle.HIGHEST_PROTOCOL)
 STEP_PREFIX = "ProfilerStep#"
 # the A100 trace in the shared fixtures, repeated into the GPU trace and for the streaming check
 ROOT = Path(__file__).resolve().parents[1]
-GPU_FIXTURE = ROOT.parent / "shared/fixtures/kineto/a100_alexnet_train.json.gz"
+GPU_FIXTURE = ROOT.parent / "shared/fixtures/kineto/a100_alexnet_train.json.gz"  # CUDA
+ROCM_FIXTURE = ROOT.parent / "shared/fixtures/kineto/mi250_minitoy_train.json.gz"  # ROCm, with shapes
 
 
 def run(command: list[str]) -> tuple[float, str]:
@@ -204,6 +205,7 @@ def compare(label: str, trace: Path, tmp: Path, rounds: int) -> dict:
 
 def report(label: str, trace: Path, events: int, made: str, found: dict) -> bool:
     """Print one trace's figures; True where the goals are met."""
+    label = label if label == "CPU" else f"GPU ({label})" if label in ("CUDA", "ROCm") else label
     times, ratios = found["times"], found["ratios"]
     xprof, hta = (statistics.median(times[side]) for side in ("xprof", "hta"))
     ratio = statistics.median(ratios)
@@ -241,9 +243,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=125)
     parser.add_argument("--trace", type=Path, help="a Kineto CPU trace to use instead of making one")
     parser.add_argument("--gpu-trace", type=Path,
-                        help="a Kineto GPU trace to use instead of repeating the A100 fixture")
+                        help="a Kineto GPU trace to use instead of repeating the A100 and MI250 fixtures")
     parser.add_argument("--gpu-events", type=int, default=100_000,
-                        help="events in the GPU trace made from the A100 fixture")
+                        help="events in each GPU trace made from a fixture")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--big-mib", type=int, default=400,
                         help="size of the repeated traces for the streaming check (0: skip it)")
@@ -281,18 +283,23 @@ def main() -> None:
             subprocess.run([sys.executable, "-c", MAKE_TRACE, str(args.steps), str(cpu)],
                            check=True, capture_output=True, cwd=ROOT)
             traces.append(("CPU", cpu, f"transformer small, {args.steps} profiled CPU training steps"))
-        gpu = tmp / "gpu" / "a100.pt.trace.json"
-        gpu.parent.mkdir()
         if args.gpu_trace:
+            gpu = tmp / "gpu" / "gpu.pt.trace.json"
+            gpu.parent.mkdir()
             os.symlink(args.gpu_trace.resolve(), gpu)
             traces.append(("GPU", gpu, f"from {args.gpu_trace}"))
-        elif GPU_FIXTURE.exists():
-            copies = copies_for(GPU_FIXTURE, events=args.gpu_events)
-            repeated_trace(GPU_FIXTURE, gpu, copies)
-            traces.append(("GPU", gpu, f"{GPU_FIXTURE.name} {copies} times over, ids and times offset, "
+        for label, fixture in (("CUDA", GPU_FIXTURE), ("ROCm", ROCM_FIXTURE)):
+            if args.gpu_trace:
+                break
+            if not fixture.exists():
+                print(f"(no {label} trace: {fixture} is not there; give a GPU trace with --gpu-trace)")
+                continue
+            gpu = tmp / label / "gpu.pt.trace.json"
+            gpu.parent.mkdir()
+            copies = copies_for(fixture, events=args.gpu_events)
+            repeated_trace(fixture, gpu, copies)
+            traces.append((label, gpu, f"{fixture.name} {copies} times over, ids and times offset, "
                                        "each copy's host activity first as Kineto writes it"))
-        else:
-            print(f"(no GPU trace: {GPU_FIXTURE} is not there; give one with --gpu-trace)")
         found = {label: compare(label, trace, tmp, args.rounds) for label, trace, _ in traces}
         met = [report(label, trace, count_events(trace), made, found[label]) for label, trace, made in traces]
         print(f"{args.rounds} rounds a trace, alternating which tool goes first; each a fresh process "
