@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 HAS_NVIDIA_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
 TORCH_CPU_PIN  := torch==2.13.0
 
-.PHONY: install run test clean
+.PHONY: install run test gpu-check clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# On a host with an NVIDIA GPU: the tiny suite on it, and what must hold there (docs/gpu.md).
+gpu-check: $(STAMP)
+	$(BIN)/python checks/gpu_check.py
 
 clean:
 	rm -rf $(VENV)

@@ -1,3 +1,4 @@
+import functools
 import gzip
 import json
 import os
@@ -49,6 +50,26 @@ def run_python(code: str, timeout=600) -> str:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
+
+
+# -- what this machine has: assertions that depend on it follow it --------------------
+# Run the suite with tests/fake_nvml first on PYTHONPATH to take the with-a-driver paths
+# on a machine without one (every process then imports the fake as pynvml).
+FAKE_NVML = REPO_ROOT / "tests" / "fake_nvml"
+
+
+@functools.cache
+def machine_nvml() -> dict:
+    """NVML as this machine has it: a driver's facts, or why there is none."""
+    from profiler.telemetry.nvml import Nvml
+
+    return Nvml().environment()
+
+
+@functools.cache
+def tensorflow_sees_a_gpu() -> bool:
+    return int(run_python("import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))")
+               .split()[-1]) > 0
 
 
 def last_json_line(text: str):

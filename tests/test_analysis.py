@@ -121,7 +121,7 @@ def test_regressions_flags_an_injected_slowdown_once_two_runs_have_it(store, tmp
     run_xprof("run", "--suite", "tiny", "-w", "mlp", "-f", "torch", "--aa", "--json", "--db", db,
               env={**ONE_THREAD, "XPROF_INJECT_SLOWDOWN": "mlp:5"}, check=0)
     done = run_xprof("regressions", "--fail-on-regression", "--json", "--db", db)
-    assert done.returncode == 1
+    assert done.returncode == 1, done.stdout[-4000:]
     result = json.loads(done.stdout)
     found = result["regressions"]
     assert "matmul" in {r["key"] for r in found}, found

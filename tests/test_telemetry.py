@@ -1,15 +1,16 @@
-"""Telemetry: NVML through a fake library at the seam (this machine has no GPU), the
-real no-driver path, the real host sampler, and the sampling thread."""
+"""Telemetry: NVML through a fake library at the seam, the real NVML (with a driver or
+without), the real host sampler, and the sampling thread."""
 
 import atexit
+import importlib.util
 import os
 import subprocess
 import sys
 import time
-from types import SimpleNamespace
 
 import pytest
 
+from conftest import FAKE_NVML
 from profiler.telemetry import host
 from profiler.telemetry.nvml import NA, Nvml, NvmlSampler
 from profiler.telemetry.sampling import SamplerThread, TelemetrySample
@@ -17,74 +18,11 @@ from profiler.telemetry.sampling import SamplerThread, TelemetrySample
 MIB = 1024 * 1024
 
 
-class FakeNVMLError(Exception):
-    pass
-
-
-class FakeNotSupported(FakeNVMLError):
-    pass
-
-
-class FakePynvml:
-    """The slice of pynvml that xprof uses: two GPUs; gpu:1 has no power sensor."""
-
-    NVMLError = FakeNVMLError
-    NVMLError_NotSupported = FakeNotSupported
-    NVML_CLOCK_SM = 1
-    NVML_TEMPERATURE_GPU = 0
-
-    def __init__(self, init_error=None):
-        self.init_error = init_error
-        self.calls = []
-
-    def nvmlInit(self):
-        self.calls.append("nvmlInit")
-        if self.init_error is not None:
-            raise self.init_error
-
-    def nvmlShutdown(self):
-        self.calls.append("nvmlShutdown")
-
-    def nvmlDeviceGetCount(self):
-        return 2
-
-    def nvmlSystemGetDriverVersion(self):
-        return "550.54.15"
-
-    def nvmlSystemGetCudaDriverVersion(self):
-        return 12040
-
-    def nvmlDeviceGetHandleByIndex(self, index):
-        return ("handle", index)
-
-    def nvmlDeviceGetName(self, handle):
-        return f"Fake GPU {handle[1]}"
-
-    def nvmlDeviceGetUUID(self, handle):
-        return f"GPU-0000-{handle[1]}"
-
-    def nvmlDeviceGetUtilizationRates(self, handle):
-        return SimpleNamespace(gpu=[37, 81][handle[1]], memory=5)
-
-    def nvmlDeviceGetMemoryInfo(self, handle):
-        return SimpleNamespace(used=1024 * MIB, total=40960 * MIB, free=39936 * MIB)
-
-    def nvmlDeviceGetPowerUsage(self, handle):
-        if handle[1] == 1:
-            raise FakeNotSupported("Not Supported")
-        return 123456  # milliwatts
-
-    def nvmlDeviceGetClockInfo(self, handle, clock_type):
-        assert clock_type == self.NVML_CLOCK_SM
-        return 1410
-
-    def nvmlDeviceGetMaxClockInfo(self, handle, clock_type):
-        assert clock_type == self.NVML_CLOCK_SM
-        return 1980
-
-    def nvmlDeviceGetTemperature(self, handle, sensor):
-        assert sensor == self.NVML_TEMPERATURE_GPU
-        return 64
+_spec = importlib.util.spec_from_file_location("fake_pynvml", FAKE_NVML / "pynvml.py")
+fake_pynvml = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fake_pynvml)
+FakePynvml = fake_pynvml.FakePynvml
+FakeNVMLError, FakeNotSupported = fake_pynvml.NVMLError, fake_pynvml.NVMLError_NotSupported
 
 
 @pytest.fixture
@@ -166,20 +104,41 @@ def test_environment_from_fake_library(exit_hooks):
     ]
 
 
-# -- the real pynvml on this machine, which has no driver ------------------------------
+# -- the real pynvml: the no-driver test where there is none, the other where there is --
 
 
 def test_real_nvml_without_driver_is_unavailable_with_the_library_reason(exit_hooks):
     pytest.importorskip("pynvml")
     gpus = Nvml()
     if gpus.available:
-        pytest.skip("this machine has an NVIDIA driver")
+        pytest.skip("an NVIDIA driver is present: test_real_nvml_with_a_driver runs instead")
 
-    assert "NVML Shared Library Not Found" in gpus.reason
+    assert gpus.reason.startswith("nvmlInit failed: ")  # e.g. NVML Shared Library Not Found
     assert NvmlSampler(gpus).sample() == []
     assert gpus.driver_version() is NA
     assert gpus.environment() == {"nvml": "unavailable", "reason": gpus.reason}
     assert exit_hooks == []
+
+
+def test_real_nvml_with_a_driver_reports_every_gpu(exit_hooks):
+    pytest.importorskip("pynvml")
+    gpus = Nvml()
+    if not gpus.available:
+        pytest.skip(f"no NVIDIA driver here ({gpus.reason}); "
+                    f"PYTHONPATH={FAKE_NVML} takes this path with a fake one")
+
+    count = gpus.device_count()
+    assert count >= 1
+    samples = NvmlSampler(gpus).sample()
+    assert [s.device for s in samples] == [f"gpu:{index}" for index in range(count)]
+    for sample in samples:
+        assert sample.utilization_pct is None or 0 <= sample.utilization_pct <= 100
+        assert 0 < sample.memory_total_bytes and 0 <= sample.memory_used_bytes <= sample.memory_total_bytes
+    facts = gpus.environment()
+    assert facts["nvml"] == "available" and facts["driver_version"]
+    assert [gpu["index"] for gpu in facts["gpus"]] == list(range(count))
+    assert all(gpu["name"] and gpu["uuid"] for gpu in facts["gpus"])
+    assert len(exit_hooks) == 1  # NVML shut down at exit, having started
 
 
 # -- host ---------------------------------------------------------------------------------
@@ -297,7 +256,7 @@ def test_raising_sampler_is_recorded_once_and_others_continue():
 
 
 def test_real_samplers_together_in_the_thread():
-    """What the orchestrator does on a machine without a GPU: host figures, no errors."""
+    """What the orchestrator does: host figures, NVML's where there is a driver, no errors."""
     thread = SamplerThread([NvmlSampler(), host.HostSampler()], interval_s=0.02)
     thread.start()
     deadline = time.monotonic() + 30

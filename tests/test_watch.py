@@ -1,12 +1,13 @@
 """xprof watch: frames drawn from snapshots of a real store."""
 
+import json
 import os
 import sqlite3
 import time
 
 import pytest
 
-from conftest import one_line_error, run_xprof
+from conftest import FAKE_NVML, machine_nvml, one_line_error, run_xprof
 
 # real frameworks, real profilers, or the xprof command in subprocesses
 pytestmark = pytest.mark.slow
@@ -20,14 +21,18 @@ def store(tmp_path_factory):
     return db
 
 
-def test_once_shows_both_frameworks_telemetry_and_the_nvml_reason(store):
+def test_once_shows_both_frameworks_telemetry_and_the_gpus_or_why_none(store):
     out = run_xprof("watch", "--once", "--db", store, env={"COLUMNS": "80", "LINES": "24"},
                     check=0).stdout
     lines = out.splitlines()
     assert len(lines) <= 24 and max(len(line) for line in lines) <= 80
     assert "torch eager" in out and "tensorflow graph" in out
     assert "matmul tiny" in out  # the latest TF/torch difference of the workload
-    assert "NVML unavailable: nvmlInit failed: NVML Shared Library Not Found" in out
+    nvml = machine_nvml()
+    if nvml["nvml"] == "unavailable":
+        assert f"NVML unavailable: {nvml['reason']}" in out
+    else:  # a line per GPU, sampled during the run
+        assert all(f"gpu:{gpu['index']}" in out for gpu in nvml["gpus"]) and "NVML unavailable" not in out
     assert "no run in progress" in out
     assert "states: 2 insufficient data" in out  # one run of each: regressions cannot judge yet
 
@@ -133,3 +138,26 @@ def test_a_store_watch_cannot_read_is_one_line(store, tmp_path):
     conn.close()
     line = one_line_error(run_xprof("watch", "--once", "--db", db))
     assert f"cannot read store {db}: no such table: samples" in line
+
+
+def test_gpu_samples_of_a_run_reach_the_store_and_the_frame(tmp_path):
+    """NVML through the fake library at its seam (imported as pynvml, as with a driver):
+    a run samples both GPUs, stores the samples with its id and the driver's facts, and
+    `watch --once` draws a line per GPU instead of saying NVML is unavailable."""
+    db = tmp_path / "gpu.db"
+    with_driver = {"PYTHONPATH": os.pathsep.join(filter(None, [str(FAKE_NVML), os.environ.get("PYTHONPATH")]))}
+    run = json.loads(run_xprof("run", "--suite", "tiny", "-w", "matmul", "-f", "torch", "--repeats", "1",
+                               "--steps", "3", "--telemetry-interval", "0.05", "--json", "--db", db,
+                               env=with_driver, check=0).stdout)
+    [run_id] = [r["id"] for r in run["runs"]]
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT device, utilization_pct, memory_total_bytes, power_w FROM samples"
+                        " WHERE source = 'nvml' AND run_id = ?", (run_id,)).fetchall()
+    assert {device for device, *_ in rows} == {"gpu:0", "gpu:1"}
+    assert ("gpu:0", 37.0, 40960 * 2**20, 123.456) in rows and ("gpu:1", 81.0, 40960 * 2**20, None) in rows
+    env = json.loads(conn.execute("SELECT env FROM runs WHERE id = ?", (run_id,)).fetchone()[0])
+    assert env["nvml"] == "available" and [g["name"] for g in env["gpus"]] == ["Fake GPU 0", "Fake GPU 1"]
+    out = run_xprof("watch", "--once", "--db", db, env={"COLUMNS": "100", "LINES": "30"}, check=0).stdout
+    assert "gpu:0  util  37%  mem 1.0 GiB/40.0 GiB  123 W  1410 MHz  64°C" in out
+    assert "gpu:1  util  81%  mem 1.0 GiB/40.0 GiB  - W  1410 MHz" in out  # no power sensor: not 0 W
+    assert "NVML unavailable" not in out

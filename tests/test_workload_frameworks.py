@@ -84,6 +84,40 @@ def test_graph_and_compiled_steps_train_like_eager(module, cls, name):
             np.testing.assert_allclose(other, eager, atol=1e-5, err_msg=execution)
 
 
+SYNC_CODE = """
+import json
+from tensorflow.python.framework import ops
+from workloads.tf_impl import TensorFlowWorkload
+fetched = []
+numpy = ops._EagerTensorBase.numpy
+def fetching(tensor):
+    fetched.append(id(tensor))
+    return numpy(tensor)
+ops._EagerTensorBase.numpy = fetching
+out = {}
+for mode in ("train", "infer"):
+    for execution in ("eager", "graph", "compiled"):
+        w = TensorFlowWorkload("mlp", "tiny", mode, execution)
+        returned = []
+        inner = w._step
+        w._step = lambda: returned.append(inner()) or returned[-1]
+        w.step()
+        fetched.clear()
+        w.synchronize()
+        out[f"{mode}/{execution}"] = id(returned[-1]) in fetched
+print(json.dumps(out))
+"""
+
+
+def test_tensorflow_waits_for_the_steps_own_outputs_in_every_mode():
+    """A timed step ends when its own outputs are on the host (loss or predictions),
+    not when some variable the step may never touch is read: an inference step writes
+    no variable, so on a GPU reading one returned before its kernels had run."""
+    result = last_json_line(run_python(SYNC_CODE))
+    assert result == {f"{mode}/{execution}": True for mode in ("train", "infer")
+                      for execution in ("eager", "graph", "compiled")}
+
+
 FLOPS_CODE = """
 import json
 from torch.utils.flop_counter import FlopCounterMode

@@ -16,15 +16,20 @@ from rich.text import Text
 from views.labels import STATE_COLOURS, STATUS_COLOURS, short_id
 from views.numbers import configuration_text, gib_text, interval_text, ms_text, ratio_text, sparkline, visible_text
 
+def _reading(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def _telemetry_lines(snapshot) -> list[Text]:
     lines = []
     for device in snapshot["telemetry"]:
         s = device["latest"]
         if device["source"] == "nvml":
-            text = (f"{device['device']:<6} util {s['utilization_pct'] or 0:3.0f}%  mem "
+            # a reading the GPU does not report (NVML's NotSupported) shows as "-", not 0
+            text = (f"{device['device']:<6} util {_reading(s['utilization_pct'], '3.0f')}%  mem "
                     f"{gib_text(s['memory_used_bytes'])}/{gib_text(s['memory_total_bytes'])}  "
-                    f"{s['power_w'] or 0:.0f} W  {s['sm_clock_mhz'] or 0:.0f} MHz  "
-                    f"{s['temperature_c'] or 0:.0f}°C  ")
+                    f"{_reading(s['power_w'], '.0f')} W  {_reading(s['sm_clock_mhz'], '.0f')} MHz  "
+                    f"{_reading(s['temperature_c'], '.0f')}°C  ")
         else:
             text = (f"host   cpu {s['utilization_pct'] or 0:3.0f}%  worker cpu {s['cpu_pct'] or 0:4.0f}%"
                     f"  rss {gib_text(s['rss_bytes'])}  ")

@@ -197,6 +197,8 @@ class TensorFlowWorkload:
             self.loss_fn = keras.losses.MeanSquaredError()
         self.optimizer = keras.optimizers.SGD(learning_rate=LEARNING_RATE)
         self.optimizer.build(self.model.trainable_variables)
+        self._last_outputs = None  # what the last step returned, for synchronize
+        self._gpus = bool(tf.config.list_logical_devices("GPU"))
         step = self._train_step if mode == "train" else self._infer_step
         if self.execution == "eager":
             self._step = step
@@ -220,12 +222,16 @@ class TensorFlowWorkload:
         return self._outputs(training=False)
 
     def step(self) -> None:
-        self._step()
+        self._last_outputs = self._step()
 
     def synchronize(self) -> None:
-        # Results are fetched to the host: the step's device work has finished.
-        for v in self.model.trainable_variables[:1]:
-            v.numpy()
+        """Wait for the last step's device work: its outputs (the loss in training, the
+        predictions in inference) are fetched to the host, and on a GPU every op queued
+        there is waited for too (a training step's updates come after its loss)."""
+        if self._last_outputs is not None:
+            tf.nest.map_structure(lambda tensor: tensor.numpy(), self._last_outputs)
+        if self._gpus:
+            tf.test.experimental.sync_devices()
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         outputs = self.model(tf.constant(to_tf_layout(self.name, inputs)), training=False)
