@@ -1,5 +1,5 @@
-"""Whether two stores hold the same rows for the traces both imported: EXCEPT both ways
-on events, memory events, steps and kept figures, with strings and times made absolute
+"""Whether two stores hold the same rows for the traces they imported (a trace only one
+imported counts as a difference): EXCEPT both ways, strings and times made absolute
 (`.venv/bin/python bench/same_rows.py BEFORE.db AFTER.db`); see docs/measurements.md."""
 
 from __future__ import annotations
@@ -40,18 +40,31 @@ VIEWS = {
 }
 
 
+USAGE = "usage: .venv/bin/python bench/same_rows.py BEFORE.db AFTER.db"
+IMPORTED = "SELECT source_path, id FROM {db}.runs WHERE source = 'import'"
+
+
 def main() -> None:
-    if len(sys.argv) != 3:
-        sys.exit(__doc__.splitlines()[1].strip(" ()`;"))
+    if len(sys.argv) != 3 or sys.argv[1] in ("-h", "--help"):
+        sys.exit(USAGE)
     conn = sqlite3.connect(":memory:")
-    conn.execute("ATTACH ? AS a", (f"file:{sys.argv[1]}?mode=ro",))
-    conn.execute("ATTACH ? AS b", (f"file:{sys.argv[2]}?mode=ro",))
-    pairs = conn.execute("SELECT a.source_path, a.id, b.id FROM a.runs a JOIN b.runs b"
-                         " ON a.source_path = b.source_path WHERE a.source = 'import'"
-                         " AND b.source = 'import' ORDER BY a.source_path").fetchall()
+    try:
+        for name, path in zip("ab", sys.argv[1:]):
+            conn.execute(f"ATTACH ? AS {name}", (f"file:{path}?mode=ro",))
+            conn.execute(f"SELECT count(*) FROM {name}.event_rows").fetchone()
+    except sqlite3.Error as err:
+        sys.exit(f"same_rows: {path}: not an xprof store ({err})")
+    imported = {db: dict(conn.execute(IMPORTED.format(db=db))) for db in "ab"}
+    unmatched = {db: sorted(set(imported[db]) - set(imported[other]))
+                 for db, other in (("a", "b"), ("b", "a"))}
+    for db, paths in unmatched.items():
+        for path in paths:  # a trace only one side imported cannot be shown the same
+            print(f"{path}: imported into {sys.argv[1 if db == 'a' else 2]} only")
+    pairs = [(path, run_a, imported["b"][path]) for path, run_a in sorted(imported["a"].items())
+             if path in imported["b"]]
     if not pairs:
         sys.exit("no trace was imported into both stores")
-    differing = 0
+    differing = sum(map(len, unmatched.values()))
     for path, run_a, run_b in pairs:
         found = []
         for table, view in VIEWS.items():
@@ -63,7 +76,7 @@ def main() -> None:
                                                   if only_a or only_b else ""))
             differing += bool(only_a or only_b)
         print(f"{path}: {'; '.join(found)}")
-    print("same rows" if not differing else f"{differing} tables differ")
+    print("same rows" if not differing else f"{differing} tables or traces differ")
     sys.exit(1 if differing else 0)
 
 

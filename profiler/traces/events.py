@@ -211,7 +211,7 @@ def self_times(start_ns: Sequence[int], dur_ns: Sequence[int], tracks: Iterable[
     return self_ns
 
 
-def steps_at(start_ns: Sequence[int], steps: list[StepTiming]) -> list[int | None] | None:
+def steps_at(start_ns: Iterable[int], steps: list[StepTiming]) -> list[int | None] | None:
     """The profiled step whose window holds each start, or None where none does; None
     for all when no step has a start."""
     windows = sorted(
@@ -219,6 +219,8 @@ def steps_at(start_ns: Sequence[int], steps: list[StepTiming]) -> list[int | Non
     )
     if not windows:
         return None
+    if not isinstance(start_ns, Sequence):  # read more than once below
+        start_ns = list(start_ns)
     if len(windows) == 1 and start_ns:  # one window (a whole trace's step): in C
         low, high, step = windows[0]
         if low <= min(start_ns) and max(start_ns) < high:

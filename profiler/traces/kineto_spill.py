@@ -13,9 +13,9 @@ from profiler.errors import UserError
 from profiler.traces.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME, StepTiming, TraceData
 from profiler.traces.kineto_columns import NO_ID, TraceBuilder, Track
 
-# Columns held that make the reader spill: 16 MiB, about 175k events of a GPU trace (96
-# bytes an event, measured with tracemalloc on the A100 fixture repeated), so a trace of
-# some 300k events is read without the disk.
+# Columns held that make the reader spill: 16 MiB. TraceBuilder.held_bytes reckons about
+# 108 bytes an event of the A100 fixture repeated (tracemalloc measures 96), so some 155k
+# events are held, and a trace of about 265k events with its flows is read without disk.
 SPILL_BYTES = 16 << 20
 # Kinds by code in the spilled table; device kinds first, so `kind <= LAST_DEVICE_KIND`.
 _KIND_CODES = (KERNEL, MEMCPY, MEMSET, CPU_OP, RUNTIME)
