@@ -657,6 +657,21 @@ def test_a_spilled_trace_without_steps_is_one_step(tmp_path):
     assert _sorted_events([*segments, rest]) == sorted(whole.events, key=repr)
 
 
+@pytest.mark.parametrize("spill_bytes", [None, 2], ids=["in-memory", "on-disk"])
+def test_an_event_of_no_length_at_the_very_end_is_in_the_whole_trace_step(tmp_path, spill_bytes):
+    """A trace without steps is one step from its first event to the end of its last:
+    every event is in it, one that starts at that end and lasts nothing too."""
+    events = [e for e in json.loads(_gpu_shaped_trace(tmp_path).read_text())["traceEvents"]
+              if not e["name"].startswith("ProfilerStep#")]
+    end = max(e["ts"] + e.get("dur", 0) for e in events if e.get("ph") == "X")
+    events.append(dict(CPU_OP_EVENT, name="aten::last", ts=end, dur=0.0, args={}))
+    path = write_trace(tmp_path, "stepless_gpu.json", events, deviceProperties=[{"id": 0}])
+    segments, rest = _read_spilled(path, 4, spill_bytes)
+    stored = [e for t in [*segments, rest] for e in t.events]
+    assert [e.step for e in stored if e.name == "aten::last"] == [0]
+    assert {e.step for e in stored} == {0} and len(rest.steps) == 1
+
+
 def test_a_full_temporary_directory_is_one_clear_line(tmp_path, monkeypatch):
     import sqlite3
 

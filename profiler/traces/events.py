@@ -247,7 +247,9 @@ def whole_trace_step(trace: TraceData) -> None:
     start = min(events.start_ns)
     end = max(map(add, events.start_ns, events.dur_ns))
     trace.steps.append(StepTiming(0, end - start, True, start))
-    events.step = steps_at(events.start_ns, trace.steps)
+    # every event starts within it, one of no length at its very end too (which a
+    # window's end, exclusive, would leave out)
+    events.step = [0] * len(events)
 
 
 def assign_self_time(events: list[TraceEvent]) -> None:

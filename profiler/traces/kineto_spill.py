@@ -113,16 +113,17 @@ class Spill:
         every step (a trace without steps is given one, its whole span, as
         profiler/interchange/ingest.py would)."""
         self.add(builder)
+        whole = not builder.steps  # the trace is one step: every event is in it
         with self._disk():
-            if not builder.steps:
+            if whole:
                 start, end = self.db.execute("SELECT MIN(start), MAX(start + dur) FROM ev").fetchone()
                 if start is not None:
                     builder.steps.append(StepTiming(0, end - start, True, start))
             self.db.executescript(_LINKS)
-            return self._parts(builder, devices, on_segment, segment_events)
+            return self._parts(builder, devices, on_segment, segment_events, whole)
 
     def _parts(self, builder: TraceBuilder, devices: dict[str, dict],
-               on_segment: Callable[[TraceData], None], segment_events: int) -> TraceData:
+               on_segment: Callable[[TraceData], None], segment_events: int, whole: bool) -> TraceData:
         part = self._part(builder)
         latest_end = None  # of the host events in the part
         names, tracks, kinds = self.names, self.tracks, _KIND_CODES
@@ -130,7 +131,7 @@ class Spill:
             if kind > _LAST_DEVICE_KIND:
                 # a cut only before a host event: a device event stays with its call
                 if len(part.events) >= segment_events and start >= latest_end:
-                    on_segment(part.finish({}))
+                    on_segment(_in_the_whole_step(part.finish({}), whole))
                     part = self._part(builder)
                     latest_end = None
                 end = start + dur
@@ -154,7 +155,7 @@ class Spill:
             columns.correlation.append(corr)
             part.external_ids.append(NO_ID if ext is None else ext)
         part.memory = builder.memory
-        rest = part.finish(devices)
+        rest = _in_the_whole_step(part.finish(devices), whole)
         rest.total_events = builder.total_events
         return rest
 
@@ -173,6 +174,14 @@ class Spill:
         track.scopes = source.scopes
         (part.threads if kind == "thread" else part.streams)[where] = track
         return track
+
+
+def _in_the_whole_step(part: TraceData, whole: bool) -> TraceData:
+    """A part of a trace that is one step: every event in it, one of no length at the
+    trace's very end too (see events.whole_trace_step)."""
+    if whole:
+        part.events.step = [0] * len(part.events)
+    return part
 
 
 def _number(value, values: list, numbers: dict) -> int:
