@@ -106,7 +106,7 @@ def tree_peak_rss(command: list[str]) -> float:
             pass
         time.sleep(0.002)
     if child.returncode != 0:
-        sys.exit(f"{' '.join(command[:3])} failed (exit {child.returncode})")
+        sys.exit(f"{' '.join(command[:2])} failed (exit {child.returncode})")
     return peak / 2**20
 
 

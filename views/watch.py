@@ -16,6 +16,7 @@ from rich.text import Text
 from views.labels import STATE_COLOURS, STATUS_COLOURS, short_id
 from views.numbers import configuration_text, gib_text, interval_text, ms_text, ratio_text, sparkline, visible_text
 
+
 def _reading(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 

@@ -219,12 +219,6 @@ def steps_at(start_ns: Iterable[int], steps: list[StepTiming]) -> list[int | Non
     )
     if not windows:
         return None
-    if not isinstance(start_ns, Sequence):  # read more than once below
-        start_ns = list(start_ns)
-    if len(windows) == 1 and start_ns:  # one window (a whole trace's step): in C
-        low, high, step = windows[0]
-        if low <= min(start_ns) and max(start_ns) < high:
-            return [step] * len(start_ns)
     starts = [w[0] for w in windows] + [math.inf]
     found = []
     # starts come mostly in order: look the window up only when leaving the last one
@@ -265,7 +259,7 @@ def assign_self_time(events: list[TraceEvent]) -> None:
 
 def assign_steps(events: list[TraceEvent], steps: list[StepTiming]) -> None:
     """Give each event the profiled step whose window holds its start."""
-    found = steps_at([e.start_ns for e in events], steps)
+    found = steps_at((e.start_ns for e in events), steps)
     if found is not None:
         for event, step in zip(events, found):
             event.step = step

@@ -324,29 +324,25 @@ def _last_quiet_point(start_ns: array, dur_ns: array) -> tuple[int, int] | None:
     return None
 
 
-def _set_enclosing_op(events: EventColumns, ops: Sequence[int], calls: list[int]) -> None:
+def _set_enclosing_op(events: EventColumns, ops: list[int], calls: list[int]) -> None:
     """Give each runtime call the name of the innermost CPU op open on its thread when
     the call started, in one sweep over both lists in time order."""
-    starts, durs, names, op_of = events.start_ns, events.dur_ns, events.name, events.op
-    op_starts = list(map(starts.__getitem__, ops))
-    op_ends = list(map(add, op_starts, map(durs.__getitem__, ops)))
-    open_ends: list[int] = []  # of the ops open, innermost last
-    open_names: list[str] = []
-    next_op, last_op = 0, len(ops)
+    starts, durs = events.start_ns, events.dur_ns
+    open_ops: list[int] = []
+    next_op = 0
     for call in calls:
         call_start = starts[call]
-        while next_op < last_op and op_starts[next_op] <= call_start:
-            op_start = op_starts[next_op]
-            while open_ends and open_ends[-1] <= op_start:
-                open_ends.pop()
-                open_names.pop()
-            open_ends.append(op_ends[next_op])
-            open_names.append(names[ops[next_op]])
+        while next_op < len(ops) and starts[ops[next_op]] <= call_start:
+            _close_ended(open_ops, starts, durs, starts[ops[next_op]])
+            open_ops.append(ops[next_op])
             next_op += 1
-        while open_ends and open_ends[-1] <= call_start:
-            open_ends.pop()
-            open_names.pop()
-        op_of[call] = open_names[-1] if open_names else None
+        _close_ended(open_ops, starts, durs, call_start)
+        events.op[call] = events.name[open_ops[-1]] if open_ops else None
+
+
+def _close_ended(open_ops: list[int], starts, durs, now_ns: int) -> None:
+    while open_ops and starts[open_ops[-1]] + durs[open_ops[-1]] <= now_ns:
+        open_ops.pop()
 
 
 def _set_scope_op(events: EventColumns, order: Sequence[int], scopes: list[tuple[str, int, int]]) -> None:

@@ -111,7 +111,7 @@ class Spill:
         """Give every event back in parts of about `segment_events`, finished, through
         `on_segment`; return the last part with the memory events left, the devices and
         every step (a trace without steps is given one, its whole span, as
-        profiler/interchange/ingest.py would)."""
+        events.whole_trace_step gives one)."""
         self.add(builder)
         whole = not builder.steps  # the trace is one step: every event is in it
         with self._disk():
