@@ -13,7 +13,7 @@ import click
 from profiler.collect.settings import RunSettings
 from profiler.errors import UserError
 from views.options import daemon_options, setting_options, store_options
-from workloads import EXECUTIONS, FRAMEWORKS, MODES, SIZES, WORKLOADS, WorkloadError
+from workloads import DTYPES, EXECUTIONS, FRAMEWORKS, MODES, SIZES, WORKLOADS, WorkloadError
 from workloads.spec import ParityError
 
 def _store(db_path, create=False):
@@ -56,21 +56,24 @@ def cli():
 @click.option("--parity", is_flag=True,
               help="Build every model in both frameworks (one subprocess each) and check "
                    "parameter counts and forward outputs on shared weights.")
+@click.option("--dtype", type=click.Choice(DTYPES), default="fp32", show_default=True,
+              help="With --parity: the precision both frameworks run at (bf16, fp16: mixed precision).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def workloads_command(names, size, mode, parity, as_json):
+def workloads_command(names, size, mode, parity, dtype, as_json):
     """List the canonical workloads, optionally proving their parity.
 
     \b
-    Example:
+    Examples:
       xprof workloads --parity --size small
+      xprof workloads --parity --dtype bf16
     """
     from views.lines import announce_parity
     from workloads.catalog import catalog_rows
 
     names = list(dict.fromkeys(names)) or list(WORKLOADS)
     if parity and not as_json:
-        announce_parity(names, size)
-    rows = catalog_rows(names, size, mode, parity)
+        announce_parity(names, size, dtype)
+    rows = catalog_rows(names, size, mode, parity, dtype)
     _show(rows, as_json, "terminal:print_workloads", size, mode)
     failed = [row["name"] for row in rows if row["parity"] and not row["parity"]["ok"]]
     if failed:
@@ -142,24 +145,30 @@ def runs_command(limit, as_json, db_path):
 @click.option("--a-exec", type=click.Choice(EXECUTIONS), default=None,
               help="With --workload: A's execution style (default: its latest run's).")
 @click.option("--b-exec", type=click.Choice(EXECUTIONS), default=None)
+@click.option("--dtype", type=click.Choice(DTYPES), default=None,
+              help="With --workload: runs at this precision (default: A's latest run's; B at A's).")
+@click.option("--device", default=None,
+              help="With --workload: runs on this device, cpu or gpu:N (default: A's latest run's; B on A's).")
 @click.option("--by", type=click.Choice(["category", "op", "kernel"]), default="category",
               show_default=True)
 @setting_options("min_effect")
 @click.option("--top", type=click.IntRange(1), default=15, show_default=True,
               help="Rows shown in the table (JSON has them all).")
 @store_options()
-def diff_command(run_ids, workload, framework_a, framework_b, mode, size, a_exec, b_exec, by,
-                 min_effect, top, as_json, db_path):
+def diff_command(run_ids, workload, framework_a, framework_b, mode, size, a_exec, b_exec, dtype, device,
+                 by, min_effect, top, as_json, db_path):
     """Ranked differences between two runs, per step, with confidence intervals.
 
     \b
     Examples:
       xprof diff --workload cnn                     # latest torch vs tensorflow run
       xprof diff --workload mlp --by op --json
+      xprof diff --workload cnn --dtype bf16 --device gpu:0
       xprof diff 3f2a9c1b 8e77d0aa --by kernel      # two runs by id (or unique prefix)
     """
     from analysis.diff import compare
     from analysis.runs import latest_pair
+    from profiler.collect.devices import parse_device
 
     store = _store(db_path)
     if run_ids:
@@ -167,7 +176,9 @@ def diff_command(run_ids, workload, framework_a, framework_b, mode, size, a_exec
             raise click.UsageError("give two run ids, or --workload (not both)")
         run_a, run_b = (store.run(ref) for ref in run_ids)
     elif workload:
-        run_a, run_b = latest_pair(store, workload, framework_a, framework_b, mode, size, a_exec, b_exec)
+        device = parse_device(device) if device else None
+        run_a, run_b = latest_pair(store, workload, framework_a, framework_b, mode, size, a_exec, b_exec,
+                                   dtype, device)
     else:
         raise click.UsageError("give two run ids or --workload W")
     result = compare(store, run_a, run_b, by, min_effect)
@@ -247,9 +258,11 @@ def history_command(workload, key, by, last, min_effect, as_json, db_path):
               help="train or infer, to sit beside profiled runs of that mode.")
 @click.option("--size", type=click.Choice(SIZES), default=None,
               help="The size, to sit beside profiled runs of that size.")
+@click.option("--dtype", type=click.Choice(DTYPES), default=None,
+              help="The precision the traced steps ran at, to sit beside profiled runs of it.")
 @click.option("--label", default=None, help="A free-form label stored with the runs.")
 @store_options()
-def import_command(paths, workload, mode, size, label, as_json, db_path):
+def import_command(paths, workload, mode, size, dtype, label, as_json, db_path):
     """Ingest traces made elsewhere: Kineto JSON (.json, .json.gz), .xplane.pb, or
     TensorBoard log directories. One run per trace file; all or nothing.
 
@@ -265,7 +278,8 @@ def import_command(paths, workload, mode, size, label, as_json, db_path):
     # the store opens, and the taxonomy loads, once the first file's reader has started,
     # so that they go on at once
     runs = import_traces(lambda: _store(db_path, create=True), paths, workload, label,
-                         _classify_event, progress=import_progress(as_json), mode=mode, size=size)
+                         _classify_event, progress=import_progress(as_json), mode=mode, size=size,
+                         dtype=dtype)
 
     _show({"runs": [r.as_json() for r in runs]} if as_json else runs, as_json, "lines:print_imported")
 

@@ -82,7 +82,7 @@ def side(run: dict, figures: RunFigures) -> dict:
     return {
         "id": run["id"], "framework": run["framework"], "workload": run["workload"],
         "mode": run["mode"], "execution": run["execution"], "size": run["size"],
-        "device": run["device"], "repeats": len(figures.repeats), "basis": figures.basis,
+        "dtype": run["dtype"], "device": run["device"], "repeats": len(figures.repeats), "basis": figures.basis,
         "step_ms": summarize(figures.step_ms) or None,
         "profiled_step_ms": summarize(figures.profiled_step_ms) or None,
         "peak_bytes": figures.peak_bytes, "allocations_per_step": figures.allocations_per_step,
@@ -125,8 +125,9 @@ def compare(store: Store, run_a: dict, run_b: dict, by: str = "category",
                      "compare imports by their ratios only)")
     if a.basis != b.basis:
         notes.append(f"A is timed on {a.basis} time, B on {b.basis} time")
-    if run_a["size"] != run_b["size"]:
-        notes.append(f"sizes differ: {run_a['size']} vs {run_b['size']}")
+    for column, what in (("size", "sizes"), ("dtype", "precisions"), ("device", "devices")):
+        if run_a[column] != run_b[column]:
+            notes.append(f"{what} differ: {run_a[column] or 'unknown'} vs {run_b[column] or 'unknown'}")
     return {
         "a": side(run_a, a),
         "b": side(run_b, b),

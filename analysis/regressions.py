@@ -22,6 +22,7 @@ from analysis.stats import (
 )
 from profiler.collect.settings import DEFAULT_BASELINE
 from profiler.store import Store
+from profiler.store.queries import CONFIGURATION
 
 # The fewest baseline runs whose spread is read, and how many runs in a row must be past
 # the threshold for a regression (one alone is suspicious, as in PyTorch HUD).
@@ -185,7 +186,7 @@ def _slow_repeats(latest: Point, step: KeyCheck | None, min_effect: float) -> di
 
 
 def _regression_entry(entry: dict, check: ConfigurationCheck, key: KeyCheck) -> dict:
-    config = {k: entry[k] for k in ("workload", "framework", "mode", "execution", "size", "device")}
+    config = {k: entry[k] for k in CONFIGURATION}
     return {**config, "key": key.key, "state": key.state, "baseline_ms": key.baseline_ms,
             "previous_ms": key.previous_ms, "latest_ms": key.latest_ms, "ratio": key.pair.estimate,
             "ci_low": key.pair.low, "ci_high": key.pair.high, "latest_run": entry["latest_run"],

@@ -13,32 +13,39 @@ class AnalysisError(UserError, ValueError):
 
 
 def latest_run(store: Store, workload: str, framework: str, mode: str | None = None,
-               execution: str | None = None, size: str | None = None) -> dict:
-    """The newest `ok` run of a framework on a workload; the command that would make
-    one when there is none."""
-    run = store.latest_ok_run(workload, framework, mode, execution, size)
+               execution: str | None = None, size: str | None = None, dtype: str | None = None,
+               device: str | None = None) -> dict:
+    """The newest `ok` run of a framework on a workload (of the configuration values
+    given); the command that would make one when there is none."""
+    run = store.latest_ok_run(workload, framework, mode, execution, size, dtype, device)
     if run is not None:
         return run
-    what = " ".join(v for v in (size, mode, execution) if v)
+    what = " ".join(v for v in (size, mode, execution, dtype) if v) + (f" {device}" if device else "")
     hint = f"xprof run -w {workload} -f {framework}"
-    for flag, value in (("--suite", size), ("--mode", mode), ("--exec", execution)):
+    for flag, value in (("--suite", size), ("--mode", mode), ("--exec", execution), ("--dtype", dtype),
+                        ("--device", device)):
         if value:
             hint += f" {flag} {value}"
     if workload not in WORKLOADS:  # not one xprof profiles: only imports can be of it
         hint = f"xprof import TRACE --workload {workload}" + (f" --mode {mode}" if mode else "")
     raise AnalysisError(
-        f"no ok {what + ' ' if what else ''}run of {workload!r} in {framework} (run `{hint}`)"
+        f"no ok {what.strip() + ' ' if what.strip() else ''}run of {workload!r} in {framework} (run `{hint}`)"
     )
 
 
 def latest_pair(store: Store, workload: str, framework_a: str, framework_b: str,
                 mode: str | None = None, size: str | None = None, execution_a: str | None = None,
-                execution_b: str | None = None) -> tuple[dict, dict]:
-    """The latest ok runs of two frameworks on a workload, B at A's size unless told.
+                execution_b: str | None = None, dtype: str | None = None,
+                device: str | None = None) -> tuple[dict, dict]:
+    """The latest ok runs of two frameworks on a workload, B at A's size, dtype and device
+    (a profiled run's: an import names its device as its trace does) unless told: runs
+    at different precisions or on different devices are never paired.
     Without a mode: train for the catalog's workloads and where runs of train exist,
     else any mode (an import may have none)."""
     if mode is None and (workload in WORKLOADS or store.has_runs_of(workload, "train")):
         mode = "train"
-    run_a = latest_run(store, workload, framework_a, mode, execution_a, size)
-    run_b = latest_run(store, workload, framework_b, mode, execution_b, size or run_a["size"])
+    run_a = latest_run(store, workload, framework_a, mode, execution_a, size, dtype, device)
+    same_device = run_a["device"] if run_a["source"] == "profile" else None
+    run_b = latest_run(store, workload, framework_b, mode, execution_b, size or run_a["size"],
+                       dtype or run_a["dtype"], device or same_device)
     return run_a, run_b

@@ -35,7 +35,7 @@ def review_summary(store: Store, runs: list[dict]) -> dict:
         summary["runs"].append({
             "id": run["id"], "framework": run["framework"], "execution": run["execution"],
             "workload": run["workload"], "mode": run["mode"], "size": run["size"],
-            "device": run["device"], "status": run["status"], "repeats": len(figures.repeats),
+            "dtype": run["dtype"], "device": run["device"], "status": run["status"], "repeats": len(figures.repeats),
             "step_ms": steps, "steps_profiled": figures.steps_profiled,
             "categories": {k: sum(v) / len(v) for k, v in figures.per_repeat.items() if v},
             "peak_bytes": figures.peak_bytes,

@@ -1,6 +1,6 @@
-"""`make gpu-check`: on a host with an NVIDIA GPU, profile the tiny suite there in both
-frameworks and check what must hold; elsewhere say so and what it would check (exit 0).
-See docs/gpu.md."""
+"""`make gpu-check`: on a host with an NVIDIA GPU, profile the tiny suite on GPU 0 in both
+frameworks at fp32 and bf16 and check what must hold; elsewhere say so and what it would
+check (exit 0). See docs/gpu.md."""
 
 from __future__ import annotations
 
@@ -15,17 +15,19 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 XPROF = str(BIN / "xprof")
 DEVICE_KINDS = ("kernel", "memcpy", "memset")
+DTYPES = ("fp32", "bf16")
 CHECKS = {
+    "run": "the tiny suite runs on gpu:0 in both frameworks, at fp32 and at bf16",
     "kernels": "device kernels stored with device time, in both frameworks",
+    "bf16": "at bf16, matrix kernels that name bf16 (tensor cores), in both frameworks",
     "busy": "every profiled step lasts at least its device's busy time",
     "memory": "peak device memory for every profiled step, in both frameworks",
     "nvml": "NVML samples stored with the runs and drawn by `xprof watch --once`",
     "doctor": "`xprof doctor` names the driver, the CUDA version and cuDNN",
     "export": "a GPU run exported to Perfetto and to HTML",
 }
-# What this check cannot do yet, said rather than skipped in silence.
-NOT_YET = ["bf16: `xprof run` has no --dtype yet (issue 15), so only fp32 is checked",
-           "the device is the frameworks' default GPU: `xprof run` has no --device yet (issue 15)"]
+# Checks made once, on the fp32 runs; the others are made at each dtype.
+ONCE = ("nvml", "doctor", "export")
 
 
 def main() -> int:
@@ -35,32 +37,35 @@ def main() -> int:
     nvml = Nvml()
     if not nvml.available or nvml.device_count() == 0:
         print(f"gpu-check: no NVIDIA GPU on this machine ({nvml.reason or 'NVML sees no device'}).")
-        print("On a host with one it runs `xprof run --suite tiny` on the GPU in both frameworks, "
-              "then checks:")
+        print("On a host with one it runs `xprof run --suite tiny --device gpu:0` at fp32 and at bf16 "
+              "in both frameworks, then checks:")
         for what in CHECKS.values():
             print(f"  - {what}")
         print("verdict: nothing checked, no GPU (exit 0)")
         return 0
     print(f"gpu-check: {nvml.device_count()} GPU(s), {nvml.name(0)}, driver {nvml.driver_version()}")
     started = time.monotonic()
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "gpu_check.db"
-        done = _xprof("run", "--suite", "tiny", "--repeats", "2", "--steps", "5",
-                      "--telemetry-interval", "0.2", "--json", "--db", str(db))
-        runs = json.loads(done.stdout)["runs"] if done.returncode == 0 else []
-        results = {"run": (False, done.stderr.strip()[-300:] or "no run")}
-        if runs:
-            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-            devices = dict(conn.execute("SELECT id, device FROM runs"))
-            on_gpu = [r for r in runs if r["status"] == "ok" and devices.get(r["id"], "cpu") != "cpu"]
-            results["run"] = (len(on_gpu) == len(runs), f"{len(on_gpu)} of {len(runs)} runs ok on a GPU "
-                                                        f"({', '.join(sorted(set(devices.values())))})")
-            results.update(_checks(conn, runs, db, Path(tmp)))
+        for dtype in DTYPES:
+            done = _xprof("run", "--suite", "tiny", "--device", "gpu:0", "--dtype", dtype, "--repeats", "1",
+                          "--steps", "5", "--telemetry-interval", "0.2", "--json", "--db", str(db))
+            runs = json.loads(done.stdout)["runs"] if done.stdout.strip() else []
+            ok = [r for r in runs if r["status"] == "ok" and r["device"] == "gpu:0" and r["dtype"] == dtype]
+            failed_runs = [f"{r['workload']} {r['framework']}: {r['error']}" for r in runs if r["status"] != "ok"]
+            detail = (f"{len(ok)} of {len(runs)} runs ok on gpu:0" if runs else
+                      (done.stderr.strip().splitlines() or ["no run"])[-1])
+            results[f"run {dtype}"] = (bool(runs) and len(ok) == len(runs),
+                                       "; ".join([detail, *failed_runs[:3]]))
+            if ok:
+                conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+                checks = _checks(conn, ok, db, Path(tmp), dtype)
+                results.update({f"{name} {dtype}" if name not in ONCE else name: result
+                                for name, result in checks.items() if dtype == "fp32" or name not in ONCE})
     failed = [name for name, (ok, _) in results.items() if not ok]
     for name, (ok, detail) in results.items():
-        print(f"  {'ok  ' if ok else 'FAIL'} {CHECKS.get(name, 'the tiny suite runs on the GPU')}: {detail}")
-    for gap in NOT_YET:
-        print(f"  not checked: {gap}")
+        print(f"  {'ok  ' if ok else 'FAIL'} {name}: {CHECKS[name.split()[0]]}: {detail}")
     print(f"verdict: {len(results) - len(failed)} of {len(results)} checks passed in "
           f"{time.monotonic() - started:.0f} s" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
@@ -70,8 +75,11 @@ def _xprof(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([XPROF, *args], capture_output=True, text=True, timeout=1200)
 
 
-def _checks(conn: sqlite3.Connection, runs: list[dict], db: Path, tmp: Path) -> dict:
+def _checks(conn: sqlite3.Connection, runs: list[dict], db: Path, tmp: Path, dtype: str) -> dict:
+    """Each check on `runs` (ok runs at `dtype`): name -> (passed, what was seen)."""
     results = {}
+    ids = [r["id"] for r in runs]
+    in_runs = f"run_id IN ({', '.join('?' * len(ids))})"
     by_framework: dict[str, list[str]] = {}
     for run in runs:
         by_framework.setdefault(run["framework"], []).append(run["id"])
@@ -83,9 +91,17 @@ def _checks(conn: sqlite3.Connection, runs: list[dict], db: Path, tmp: Path) -> 
     results["kernels"] = (len(device_time) == 2 and all(n and ns for n, ns in device_time.values()),
                           ", ".join(f"{f}: {n} device events, {ns / 1e6:.1f} ms"
                                     for f, (n, ns) in device_time.items()))
+    if dtype == "bf16":
+        named = {framework: conn.execute(
+            "SELECT count(*) FROM event_rows WHERE kind = 'kernel' AND (lower(name) LIKE '%bf16%'"
+            f" OR lower(name) LIKE '%bfloat16%') AND run_id IN ({', '.join('?' * len(fw_ids))})",
+            fw_ids).fetchone()[0] for framework, fw_ids in by_framework.items()}
+        results["bf16"] = (len(named) == 2 and all(named.values()),
+                           ", ".join(f"{f}: {n} kernels" for f, n in named.items()))
     short = []
     for run_id, repeat, step, wall_ns, start_ns in conn.execute(
-            "SELECT run_id, repeat, step, wall_ns, start_ns FROM steps WHERE profiled AND start_ns IS NOT NULL"):
+            f"SELECT run_id, repeat, step, wall_ns, start_ns FROM steps WHERE profiled AND start_ns IS NOT NULL"
+            f" AND {in_runs}", ids):
         spans = conn.execute(f"SELECT start_ns, dur_ns FROM event_rows WHERE run_id = ? AND repeat = ?"
                              f" AND step = ? AND kind IN ({kinds}) ORDER BY start_ns",
                              (run_id, repeat, step, *DEVICE_KINDS)).fetchall()
@@ -93,7 +109,8 @@ def _checks(conn: sqlite3.Connection, runs: list[dict], db: Path, tmp: Path) -> 
             short.append(f"{run_id[:8]} step {step}")
     results["busy"] = (not short, "every step" if not short else f"shorter than its device busy time: {short[:5]}")
     peaks = dict(conn.execute("SELECT r.framework, min(s.peak_bytes IS NOT NULL) FROM steps s"
-                              " JOIN runs r ON r.id = s.run_id WHERE s.profiled GROUP BY r.framework"))
+                              f" JOIN runs r ON r.id = s.run_id WHERE s.profiled AND s.{in_runs}"
+                              " GROUP BY r.framework", ids))
     results["memory"] = (len(peaks) == 2 and all(peaks.values()),
                          ", ".join(f"{f}: {'every step' if v else 'missing'}" for f, v in peaks.items()))
     joined = conn.execute("SELECT count(*), count(DISTINCT run_id) FROM samples WHERE source = 'nvml'"

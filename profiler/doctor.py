@@ -25,7 +25,8 @@ def _versions() -> dict:
 
 
 def _framework_view(framework: str) -> dict:
-    """The framework's own view of its devices, asked in a subprocess of its own."""
+    """The framework's own view of its devices (`gpus`: the names of those it sees),
+    asked in a subprocess of its own."""
     code = ("import json; from profiler.collect.collectors import collector_for; "
             f"print(json.dumps(collector_for({framework!r}).environment()))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -33,7 +34,9 @@ def _framework_view(framework: str) -> dict:
     if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
         return {"error": f"cannot load {framework}: {tail[0]}"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    view = json.loads(done.stdout.strip().splitlines()[-1])
+    # no workload was built: the device a run would take is for `xprof run` to choose
+    return {k: v for k, v in view.items() if k not in ("device", "device_name")}
 
 
 def _store(db_path) -> dict:

@@ -67,9 +67,24 @@ def machine_nvml() -> dict:
 
 
 @functools.cache
-def tensorflow_sees_a_gpu() -> bool:
+def tensorflow_gpus() -> int:
     return int(run_python("import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))")
-               .split()[-1]) > 0
+               .split()[-1])
+
+
+def tensorflow_sees_a_gpu() -> bool:
+    return tensorflow_gpus() > 0
+
+
+@functools.cache
+def torch_gpus() -> int:
+    return int(run_python("import torch; print(torch.cuda.device_count())").split()[-1])
+
+
+def default_device() -> str:
+    """The device `xprof run` takes here without --device: the first GPU where both
+    frameworks see one, else the CPU."""
+    return "gpu:0" if torch_gpus() and tensorflow_gpus() else "cpu"
 
 
 def last_json_line(text: str):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import XPROF, one_line_error, run_xprof
+from conftest import FAKE_NVML, XPROF, one_line_error, run_xprof, torch_gpus
 
 # real frameworks, real profilers, or the xprof command in subprocesses
 pytestmark = pytest.mark.slow
@@ -97,6 +97,30 @@ def test_a_short_schedule_makes_runs_and_keeps_telemetry_between_them(tmp_path):
     after, code = status(db, state)
     assert code == 3 and not after["running"] and after["stale_pid"] is None
     assert not list(state.glob("*.pid"))  # a clean stop removes its pid file
+
+
+def test_a_daemon_with_a_driver_keeps_gpu_samples_and_runs_at_its_dtype(tmp_path):
+    """NVML through the fake library (as with a driver and two GPUs): the daemon samples
+    both GPUs between cycles and during its runs, and its runs take the config's dtype
+    and the device --device's default gives (the frameworks are asked: a driver is there)."""
+    db, state = tmp_path / "x.db", tmp_path / "state"
+    with_driver = {"PYTHONPATH": os.pathsep.join(filter(None, [str(FAKE_NVML), os.environ.get("PYTHONPATH")]))}
+    daemon = foreground(db, state, "--every", "1h", "-w", "linear", *TINY, "--dtype", "bf16", env=with_driver)
+    try:
+        wait_for(lambda: db.exists() and rows(db, "SELECT count(*) FROM runs WHERE status = 'ok'")[0][0] == 1,
+                 what="one ok run")
+        wait_for(lambda: rows(db, "SELECT count(*) FROM samples WHERE source = 'nvml' AND run_id IS NULL")[0][0] >= 4,
+                 what="NVML samples between cycles")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, log = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, log
+    [(run_id, dtype, device)] = rows(db, "SELECT id, dtype, device FROM runs")
+    assert (dtype, device) == ("bf16", "gpu:0" if torch_gpus() else "cpu")
+    during = {device for (device,) in rows(db, "SELECT device FROM samples WHERE source = 'nvml' AND run_id = ?",
+                                            (run_id,))}
+    between = {device for (device,) in rows(db, "SELECT device FROM samples WHERE source = 'nvml' AND run_id IS NULL")}
+    assert during == between == {"gpu:0", "gpu:1"}
 
 
 def test_sigkill_mid_run_then_a_restart_marks_the_cut_run_and_keeps_the_rest(tmp_path):
@@ -246,7 +270,7 @@ def test_a_regression_runs_the_hook_with_the_summary(tmp_path):
     summary = received.read_text()
     # which categories come out significant at 3 repeats varies; that one does is the point
     assert summary.startswith("# xprof nightly: **") and "| mlp | torch eager | " in summary, summary
-    assert "| regression | mlp train tiny, torch eager on cpu | 6 |" in summary
+    assert "| regression | mlp train tiny fp32, torch eager on cpu | 6 |" in summary
     assert (tmp_path / "env.txt").read_text().strip().endswith(".summary.md")
     assert "--on-regression: exit 0" in log
 

@@ -148,6 +148,7 @@ def test_notes_name_left_out_repeats_unsteady_runs_and_what_else_differs(store):
         "wide, rerun on a quieter machine or with more --repeats",
         "A is timed on cpu time, B on device time",
         "sizes differ: tiny vs small",
+        "devices differ: cpu vs cuda:0",
     ]
 
 

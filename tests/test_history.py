@@ -86,13 +86,13 @@ def test_the_history_json_shape_and_text(store, tmp_path, capsys):
     assert cli.main(["history", "--json", "--db", str(db)]) == 0
     result = json.loads(capsys.readouterr().out)
     h = result["configurations"][0]
-    assert {"workload", "framework", "mode", "execution", "size", "device", "series", "change_points"} <= set(h)
+    assert {"workload", "framework", "mode", "execution", "size", "dtype", "device", "series", "change_points"} <= set(h)
     assert {"run", "started_at", "key", "value_ms"} <= set(h["series"][0])
     torch = next(h for h in result["configurations"] if h["framework"] == "torch")
     assert {"run", "started_at", "key", "before_ms", "after_ms", "ratio"} <= set(torch["change_points"][0])
     assert cli.main(["history", "-w", "mlp", "--db", str(db)]) == 0
     text = capsys.readouterr().out
-    assert "mlp train tiny, torch eager on cpu: step, 16 runs" in text
+    assert "mlp train tiny fp32, torch eager on cpu: step, 16 runs" in text
     assert "changed at run" in text and "4.0" in text and "(1.25x)" in text
     assert "environment: framework_version: '2.12' vs '2.13'" in text
     assert "left out: run" in text and ": failed" in text
@@ -105,7 +105,7 @@ def test_the_nightly_summary_lists_states_and_recent_changes(store):
     assert [c["run"] for c in check["change_points"]] == [
         next(h for h in build_history(store)["configurations"] if h["framework"] == "torch")["change_points"][0]["run"]]
     text = render_cycle_summary({"number": 3, "started_at": 1.7e9, "runs_ok": 2, "runs_failed": 0}, [], check)
-    assert "## States: " in text and "| mlp train tiny, torch eager on cpu | 12 |" in text
+    assert "## States: " in text and "| mlp train tiny fp32, torch eager on cpu | 12 |" in text
     assert "## Step time changed" in text and "(1.25x); environment: framework_version" in text
     assert "## Left out of the figures" in text and ": failed" in text
 
@@ -120,7 +120,7 @@ def test_the_html_review_draws_the_history_with_its_change(store, tmp_path, caps
     run = torch["series"][-1]["run"]
     assert cli.main(["export", run, "--format", "html", "-o", str(tmp_path / "r.html"), "--db", str(db)]) == 0
     page = (tmp_path / "r.html").read_text()
-    assert "<h3>mlp train tiny, torch eager on cpu: 16 runs</h3>" in page
+    assert "<h3>mlp train tiny fp32, torch eager on cpu: 16 runs</h3>" in page
     assert page.count('stroke-dasharray="4 3"') == 1 and ">1.25x</text>" in page  # the one change
     assert page.count('r="4" fill="none" stroke="#222"') == 1  # the exported run, ringed
     assert "Left out of the figures:" in page and ": failed</li>" in page

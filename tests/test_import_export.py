@@ -176,7 +176,7 @@ def test_html_md_and_csv_exports(profiled, tmp_path):
     assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page
     # three charts, and the history of each of the two runs' configurations
     assert page.count("<svg") == 3 + 2 and "convolution" in page and "Ranked differences" in page
-    assert page.count("<h3>conv2d train tiny, ") == 2 and "History: step time run after run" in page
+    assert page.count("<h3>conv2d train tiny fp32, ") == 2 and "History: step time run after run" in page
     md = tmp_path / "summary.md"
     run_xprof("export", ids["torch"], ids["tensorflow"], "--format", "md", "-o", md, "--db", db, check=0)
     text = md.read_text()
@@ -391,20 +391,22 @@ def test_imports_of_one_workload_meet_in_diff(tmp_path):
     name what an import lacks by leaving it out, never as 'None'."""
     db = tmp_path / "x.db"
     run_xprof("import", fixture_path("kineto", "mi250_minitoy_train.json.gz"), "--workload", "minitoy",
-              "--mode", "train", "--db", db, check=0)
+              "--mode", "train", "--dtype", "bf16", "--db", db, check=0)
     run_xprof("import", fixture_path("xplane", "mi300x_jax_conv.xplane.pb"), "--workload", "minitoy",
-              "--mode", "train", "--db", db, check=0)
+              "--mode", "train", "--dtype", "bf16", "--db", db, check=0)
     runs = {r["framework"]: r for r in json.loads(run_xprof("runs", "--json", "--db", db, check=0).stdout)["runs"]}
-    assert {(r["workload"], r["mode"], r["size"]) for r in runs.values()} == {("minitoy", "train", None)}
+    assert {(r["workload"], r["mode"], r["size"], r["dtype"]) for r in runs.values()} == {
+        ("minitoy", "train", None, "bf16")}
     assert sqlite3.connect(db).execute("SELECT DISTINCT host FROM runs").fetchall() == [(None,)]
     out = " ".join(run_xprof("diff", "--workload", "minitoy", "--db", db, check=0).stdout.split())
-    assert out.startswith(f"minitoy train: A = torch ({runs['torch']['id'][:8]}, 1 repeats), "
-                          f"B = tensorflow ({runs['tensorflow']['id'][:8]}, 1 repeats)")
+    # imports name their devices as their traces do: they are paired whatever those are
+    assert out.startswith(f"minitoy train bf16 on AMD Radeon Graphics: A = torch ({runs['torch']['id'][:8]}, "
+                          f"1 repeats), B = tensorflow ({runs['tensorflow']['id'][:8]}, 1 repeats)")
     assert "None" not in out
     review = tmp_path / "r.html"
     run_xprof("export", runs["torch"]["id"], runs["tensorflow"]["id"], "--format", "html", "-o", review,
               "--db", db, check=0)
-    assert "<title>xprof review: minitoy train</title>" in review.read_text()
+    assert "<title>xprof review: minitoy train bf16</title>" in review.read_text()
     assert "None" not in review.read_text() and "nan" not in review.read_text()
     assert "no ok run of 'other' in torch (run `xprof import TRACE --workload other`)" in one_line_error(
         run_xprof("diff", "--workload", "other", "--db", db))

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from conftest import machine_nvml, one_line_error, run_xprof, tensorflow_sees_a_gpu
+from conftest import default_device, machine_nvml, one_line_error, run_xprof, tensorflow_gpus, torch_gpus
 from profiler.store.schema import SCHEMA_VERSION
 from workloads import WORKLOADS
 
@@ -49,6 +49,9 @@ def test_tiny_suite_profiles_every_workload_in_both_frameworks(tiny_suite):
                             (rid,)).fetchone()[0] == run["memory_events"]
         env = json.loads(conn.execute("SELECT env FROM runs WHERE id = ?", (rid,)).fetchone()[0])
         assert env["framework"] == run["framework"] and env["framework_version"]
+        # the device the run used, chosen as --device's default is, and the precision
+        stored = conn.execute("SELECT device, dtype FROM runs WHERE id = ?", (rid,)).fetchone()
+        assert stored == (default_device(), "fp32") == (run["device"], run["dtype"]) and env["device"] == stored[0]
         assert env["cpu_model"] and env["logical_cores"] >= 1 and env["nvml"] == machine_nvml()["nvml"]
         [(path, size)] = conn.execute("SELECT path, bytes FROM artifacts WHERE run_id = ? AND kind = 'trace'",
                                       (rid,)).fetchall()
@@ -161,7 +164,7 @@ def test_doctor_states_the_driver_or_why_nvml_is_absent(tmp_path):
     if facts["nvml"]["nvml"] == "unavailable":
         assert facts["nvml"]["reason"].startswith("nvmlInit failed: ")
     assert facts["torch"]["framework_version"].startswith("2.13")  # the version setup.cfg pins
-    assert (facts["tensorflow"]["device"] != "cpu") == tensorflow_sees_a_gpu()
+    assert len(facts["tensorflow"]["gpus"]) == tensorflow_gpus() and len(facts["torch"]["gpus"]) == torch_gpus()
     assert facts["store"]["state"].startswith("absent")
 
 

@@ -51,7 +51,7 @@ def test_config_file_values_and_flags(tmp_path):
 
 def test_a_config_file_takes_the_daemons_keys_only():
     # the TOML contract: what contrib/xprof.toml documents
-    assert config_keys() == ["baseline", "cron", "downsample_to", "every", "execution", "frameworks",
+    assert config_keys() == ["baseline", "cron", "device", "downsample_to", "dtype", "every", "execution", "frameworks",
                              "keep_events", "keep_last", "keep_raw", "min_effect", "mode", "on_regression",
                              "repeats", "steps", "suite", "summary", "telemetry_every", "warmup",
                              "worker_timeout", "workloads"]
@@ -99,7 +99,7 @@ def test_commands_on_a_synthetic_store(tmp_path, capsys):
     assert code == 0 and result["step"]["ratio"] == pytest.approx(5 / 3)
     assert [r["key"] for r in result["rows"]] == ["(between ops)", "matmul", "elementwise"]
     code, out, _ = _xprof(capsys, "report", "--db", db)
-    assert code == 0 and "mlp train tiny: torch is 1.67x faster per step" in " ".join(out.split())
+    assert code == 0 and "mlp train tiny fp32 on cpu: torch is 1.67x faster per step" in " ".join(out.split())
     code, _, err = _xprof(capsys, "diff", a["id"], "--db", db)
     assert code == 2 and err == "xprof: error: give two run ids, or --workload (not both)\n"
     code, _, err = _xprof(capsys, "regressions", "-w", "lstm", "--db", db)

@@ -70,7 +70,7 @@ def test_a_store_of_an_earlier_schema_opens_with_every_row(old_store):
                       "artifacts": 5, "meta": 1}
 
     store = Store.open(old_store, create=False)
-    assert store.schema_version() == SCHEMA_VERSION == 4
+    assert store.schema_version() == SCHEMA_VERSION == 5
     store.close()
     after = sqlite3.connect(old_store)
     for table, count in before.items():
@@ -109,7 +109,7 @@ STORE_V3 = Path(__file__).parent / "data" / "store_v3.db.gz"
 V3_COLUMNS = "name, kind, start_ns, dur_ns, device, stream, op, self_ns, correlation, step, category"
 
 
-def test_a_schema_3_store_becomes_schema_4_with_every_value_and_the_same_figures(tmp_path):
+def test_a_schema_3_store_becomes_the_current_schema_with_every_value_and_the_same_figures(tmp_path):
     path = tmp_path / "v3.db"
     path.write_bytes(gzip.decompress(STORE_V3.read_bytes()))
     raw = sqlite3.connect(path)
@@ -120,7 +120,7 @@ def test_a_schema_3_store_becomes_schema_4_with_every_value_and_the_same_figures
     raw.close()
     told = []
     store = Store.open(path, notice=told.append)
-    assert len(told) == 2 and told[0].startswith(f"upgrading store {path} from schema 3 to 4, once (")
+    assert len(told) == 2 and told[0].startswith(f"upgrading store {path} from schema 3 to {SCHEMA_VERSION}, once (")
     assert told[1].startswith(f"upgraded store {path} in ")
     assert store._rows(f"SELECT run_id, repeat, {V3_COLUMNS} FROM event_rows ORDER BY run_id, repeat, seq") == events
     assert [(*row[:-1], from_decimal_code(row[-1])) for row in store._rows(
@@ -129,6 +129,9 @@ def test_a_schema_3_store_becomes_schema_4_with_every_value_and_the_same_figures
     assert store._rows("SELECT device, allocator FROM pools ORDER BY id") == [("cpu", None),
                                                                             ("/device:GPU:0", "GPU_0_bfc")]
     assert len(events) == 26 and len(memory) == 44
+    # migration 5: profiled runs were fp32; a run's device is named alike in both frameworks
+    assert store._rows("SELECT id, dtype, device FROM runs ORDER BY id") == [
+        ("1b76979ac3db", "fp32", "cpu"), ("e18d72bfc956", "fp32", "gpu:0")]
     # what `xprof diff --json` printed on this store with the xprof that wrote it
     result = compare(store, store.run("1b76979ac3db"), store.run("e18d72bfc956"))
     assert (result["step"]["a_ms"], result["step"]["b_ms"], result["step"]["ci_high"]) == pytest.approx(
@@ -322,12 +325,20 @@ def test_latest_runs_configurations_and_history():
     assert store.latest_ok_run("mlp", "torch")["id"] == compiled["id"]
     assert store.latest_ok_run("mlp", "torch", execution="eager")["id"] == second["id"]
     assert store.latest_ok_run("mlp", "torch", size="small") is None
-    assert store.compared_groups() == [("mlp", "train", "small"), ("mlp", "train", "tiny")]
+    assert store.compared_groups() == [("mlp", "train", "small", "fp32", "cpu"), ("mlp", "train", "tiny", "fp32", "cpu")]
     configurations = store.configurations("mlp")
-    assert ("mlp", "torch", "train", "eager", "tiny", "cpu") in configurations and len(configurations) == 3
-    history = store.configuration_history(("mlp", "torch", "train", "eager", "tiny", "cpu"), 5)
+    assert ("mlp", "torch", "train", "eager", "tiny", "fp32", "cpu") in configurations and len(configurations) == 3
+    history = store.configuration_history(("mlp", "torch", "train", "eager", "tiny", "fp32", "cpu"), 5)
     assert [r["id"] for r in history] == [first["id"], second["id"]]  # oldest first, ok only
     assert [r["id"] for r in store.newest_ok_runs(2)] == [compiled["id"], second["id"]]
+    # a run at another precision is another configuration, never in fp32's history
+    bf16 = add_run(store, [{"matmul": 0.5}] * 2, started_at=50, dtype="bf16")
+    assert store.latest_ok_run("mlp", "torch", dtype="fp32")["id"] == compiled["id"]
+    assert store.latest_ok_run("mlp", "torch", execution="eager", dtype="bf16")["id"] == bf16["id"]
+    assert ("mlp", "train", "tiny", "bf16", "cpu") in store.compared_groups()
+    assert len(store.configurations("mlp")) == 4
+    assert [r["id"] for r in store.configuration_history(("mlp", "torch", "train", "eager", "tiny", "fp32", "cpu"))
+            ] == [first["id"], second["id"]]
     assert store.has_runs_of("mlp", "train") and not store.has_runs_of("mlp", "infer")
     assert tf["size"] == "small"
 

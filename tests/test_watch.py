@@ -106,7 +106,7 @@ def test_live_view_in_a_real_terminal_refreshes_while_the_daemon_writes(store, t
         deadline = time.time() + 90
         while not seen_running and daemon.poll() is None and time.time() < deadline:
             frame = screen()
-            seen_running |= "running: linear train tiny torch eager" in frame
+            seen_running |= "running: linear train tiny fp32 torch eager on " in frame
             seen_daemon |= f"daemon {daemon.pid} (every 1h): profiling" in frame
             time.sleep(0.3)
         assert seen_running and seen_daemon

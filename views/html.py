@@ -171,7 +171,7 @@ def _verdict(summary) -> str:
 
 def render_html(summary: dict) -> str:
     runs = summary["runs"]
-    workload = ", ".join(sorted({workload_label(r["workload"], r["mode"], r["size"]) for r in runs}))
+    workload = ", ".join(sorted({workload_label(r["workload"], r["mode"], r["size"], r.get("dtype")) for r in runs}))
     table = "".join(
         f"<tr><td><code>{r['id']}</code></td><td>{escape(run_label(r))}</td><td>{escape(str(r['device']))}</td>"
         f"<td class=num>{ms_text(median(r['step_ms']) if r['step_ms'] else None)}</td>"

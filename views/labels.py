@@ -8,10 +8,22 @@ STATE_COLOURS = {"regression": "red", "suspicious": "yellow", "improvement": "gr
                  "insufficient data": "dim", "ok": "green"}
 
 
-def workload_label(workload, mode=None, size=None) -> str:
-    """'cnn train small'; an imported run may lack any of them: those are left out, and a
-    run with none is an 'imported trace'."""
-    return " ".join(str(part) for part in (workload, mode, size) if part) or "imported trace"
+def workload_label(workload, mode=None, size=None, dtype=None, device=None) -> str:
+    """'cnn train small bf16 on gpu:0'; an imported run may lack any of them: those are
+    left out, and a run with none is an 'imported trace'."""
+    what = " ".join(str(part) for part in (workload, mode, size, dtype) if part) or "imported trace"
+    return what + (f" on {device}" if device else "")
+
+
+def placement(entry: dict) -> str:
+    """Where and at what precision a run ran, in one cell: 'bf16@gpu:0', 'fp32@cpu'; '-'
+    for what an import does not say."""
+    return f"{entry.get('dtype') or '-'}@{entry.get('device') or '-'}"
+
+
+def entry_label(entry: dict) -> str:
+    """workload_label of a run or an entry that has its configuration's columns."""
+    return workload_label(*(entry.get(k) for k in ("workload", "mode", "size", "dtype", "device")))
 
 
 def short_id(run_id: str | None) -> str:

@@ -33,16 +33,16 @@ def run_row(run: dict) -> dict:
         "id": run["id"], "status": run["status"], "framework": run["framework"],
         "framework_version": run["framework_version"], "workload": run["workload"],
         "mode": run["mode"], "execution": run["execution"], "size": run["size"],
-        "device": run["device"], "source": run["source"], "started_at": run["started_at"],
+        "dtype": run["dtype"], "device": run["device"], "source": run["source"], "started_at": run["started_at"],
         "step_ms_median": run["step_ms_median"], "kernels": run["event_count"],
         "memory_events": run["memory_event_count"], "error": run["error"],
         "events_pruned_at": run["events_pruned_at"],
     }
 
 
-def announce_parity(names, size) -> None:
+def announce_parity(names, size, dtype) -> None:
     plural = "s" if len(names) > 1 else ""
-    click.echo(f"checking parity of {len(names)} workload{plural} at size {size} "
+    click.echo(f"checking parity of {len(names)} workload{plural} at size {size} and {dtype} "
                "(torch, then tensorflow, each in its own process)...", err=True)
 
 

@@ -19,13 +19,13 @@ def _cell(text: str) -> str:
 
 
 def render_markdown(summary: dict) -> str:
-    lines = ["# xprof summary", "", "| run | framework | workload | mode | size | device | "
-             "step ms (median) | repeats |", "|---|---|---|---|---|---|---:|---:|"]
+    lines = ["# xprof summary", "", "| run | framework | workload | mode | size | dtype | device | "
+             "step ms (median) | repeats |", "|---|---|---|---|---|---|---|---:|---:|"]
     for run in summary["runs"]:
         step = median(run["step_ms"]) if run["step_ms"] else None
         lines.append(f"| `{run['id']}` | {run['framework']} {run['execution'] or ''} | "
                      f"{run['workload'] or '-'} | {run['mode'] or '-'} | {run['size'] or '-'} | "
-                     f"{run['device'] or '-'} | {ms_text(step)} | {run['repeats']} |")
+                     f"{run.get('dtype') or '-'} | {run['device'] or '-'} | {ms_text(step)} | {run['repeats']} |")
     diff = summary.get("diff")
     if diff:
         step = diff["step"]

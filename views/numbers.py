@@ -110,8 +110,8 @@ def sparkline(values: list[float | None], low: float | None = None) -> str:
 
 
 def configuration_text(entry: dict) -> str:
-    """A configuration in words: 'cnn train tiny, torch eager on cpu'."""
-    where = " ".join(str(entry[k]) for k in ("workload", "mode", "size") if entry.get(k))
+    """A configuration in words: 'cnn train tiny fp32, torch eager on cpu'."""
+    where = " ".join(str(entry[k]) for k in ("workload", "mode", "size", "dtype") if entry.get(k))
     return f"{where}, {entry['framework']} {entry['execution'] or ''}".rstrip() + f" on {entry['device'] or '?'}"
 
 

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from views.labels import STATE_COLOURS, STATUS_COLOURS, run_label, short_id, workload_label
+from views.labels import STATE_COLOURS, STATUS_COLOURS, entry_label, placement, run_label, short_id
 from views.numbers import (bytes_text, change_text, clock_text, configuration_text, count_text, delta_text,
                            interval_text, left_out_text, ms_text, ratio_text, ratio_word, si_text, sparkline,
                            visible_text)
@@ -34,7 +34,8 @@ def print_workloads(rows, size, mode) -> None:
     table.add_column("FLOPs/step", justify="right", no_wrap=True, min_width=10)
     has_parity = any(row["parity"] for row in rows)
     if has_parity:
-        table.add_column("parity: max |diff| <= tolerance", no_wrap=True)
+        dtype = next(row["parity"]["dtype"] for row in rows if row["parity"])
+        table.add_column(f"parity at {dtype}: max |diff| <= tolerance", no_wrap=True)
     else:
         table.add_column("what it is", no_wrap=True, overflow="ellipsis")
     for row in rows:
@@ -46,14 +47,21 @@ def print_workloads(rows, size, mode) -> None:
         cells = [row["name"], params, si_text(torch_side["flops_per_step"])]
         if has_parity:
             parity = row["parity"]
-            if parity["ok"]:
-                cells.append(f"[green]ok[/] {parity['max_abs_diff']:.1e} <= {parity['atol']:.0e}")
+            if parity["unsupported"]:
+                cells.append("[yellow]not run on this machine[/] (below)")
+            elif parity["ok"]:
+                cells.append(f"[green]ok[/] {parity['max_abs_diff']:.1e} <= {parity['atol']:.1e}")
             else:
                 cells.append(f"[red]FAIL[/] {parity['error']}")
         else:
             cells.append(row["description"])
         table.add_row(*cells)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for row in rows:
+        if row["parity"] and row["parity"]["unsupported"]:
+            console.print(f"[yellow]{row['name']} at {row['parity']['dtype']} not run:[/] "
+                          f"{escape(row['parity']['unsupported'])}", highlight=False)
 
 
 # -- runs -------------------------------------------------------------------------
@@ -63,14 +71,15 @@ def print_runs(rows, title) -> None:
     table = _table(title=title)
     cells = [
         (short_id(row["id"]), f"[{STATUS_COLOURS.get(row['status'], 'white')}]{row['status']}[/]",
-         row["workload"] or "-", row["mode"] or "-", row["size"] or "-",
+         row["workload"] or "-", row["mode"] or "-", row["size"] or "-", placement(row),
          "tf" if row["framework"] == "tensorflow" else row["framework"], row["execution"] or "-",
          ms_text(row["step_ms_median"]), *(f"{row[count]:,}{PRUNED_MARK * _pruned(row)}"
                                            for count in ("kernels", "memory_events")))
         for row in rows
     ]
     numeric = ("step ms", "events", "mem ev")  # events: ops, runtime calls and device events stored
-    for i, column in enumerate(("id", "status", "workload", "mode", "size", "fw", "exec") + numeric):
+    for i, column in enumerate(("id", "status", "workload", "mode", "size", "at", "fw", "exec")
+                               + numeric):
         if column in numeric:
             # numbers are never cut short: the text columns give way first
             width = max([len(column)] + [len(c[i]) for c in cells])
@@ -122,7 +131,8 @@ class RunProgress:
 
     def update(self, event, outcome, repeat):
         r = outcome.request
-        what = f"{r.workload}/{r.mode} {r.framework} ({r.execution}) repeat {repeat + 1}/{r.repeats}"
+        what = (f"{r.workload}/{r.mode} {r.framework} ({r.execution}, {r.dtype}@{r.device}) "
+                f"repeat {repeat + 1}/{r.repeats}")
         if event == "start":
             if self.bar:
                 self.bar.update(self.task, description=f"profiling {what}")
@@ -148,7 +158,7 @@ def _ratio_cell(row) -> str:
 def print_diff(result, top) -> None:
     console = Console(highlight=False)
     a, b, step = result["a"], result["b"], result["step"]
-    console.print(f"[bold]{escape(workload_label(a['workload'], a['mode'], a['size']))}[/]: "
+    console.print(f"[bold]{escape(entry_label(a))}[/]: "
                   f"A = {run_label(a, a['repeats'])}, B = {run_label(b, b['repeats'])}")
     steps = ("profiled steps: an imported run has no others" if step.get("steps") == "profiled"
              else "unprofiled steps")
@@ -191,7 +201,7 @@ def _interval(entry) -> str:
 def print_report(report) -> None:
     console = Console(highlight=False)
     table = _table(title="verdict per workload (TF/torch: TensorFlow / torch step time)")
-    for column in ("workload", "mode", "size", "torch ms", "tf ms", "TF/torch \\[interval]",
+    for column in ("workload", "mode", "size", "at", "torch ms", "tf ms", "TF/torch \\[interval]",
                    "peak torch/tf"):
         table.add_column(column, no_wrap=True, justify="right" if "ms" in column else "left")
     details = []
@@ -204,7 +214,7 @@ def print_report(report) -> None:
         else:
             colour = {"torch": "cyan", "tensorflow": "magenta"}.get(entry.get("faster"), "dim")
             cell = f"[{colour}]{ratio_text(ratio)}x{_interval(entry)}[/]"
-        table.add_row(entry["workload"], entry["mode"] or "-", entry["size"] or "-",
+        table.add_row(entry["workload"], entry["mode"] or "-", entry["size"] or "-", placement(entry),
                       ms_text(torch_side.get("step_ms")), ms_text(tf_side.get("step_ms")), cell,
                       f"{bytes_text(torch_side.get('peak_bytes'))}/{bytes_text(tf_side.get('peak_bytes'))}")
         details.append(_report_line(entry))
@@ -225,7 +235,7 @@ def _report_line(entry) -> str:
                for framework, side in entry["frameworks"].items()
                for execution, effect in side["execution_effects"].items()
                if effect["ratio"] is not None]
-    line = (f"[bold]{escape(workload_label(entry['workload'], entry['mode'], entry['size']))}[/]: "
+    line = (f"[bold]{escape(entry_label(entry))}[/]: "
             f"{entry['verdict']}")
     if why:
         line += f"; gap (tf - torch) from {why}"
@@ -257,7 +267,8 @@ def print_regressions(result) -> None:
             table.add_column(column, justify="left" if column == "regression" else "right",
                              no_wrap=column != "regression", overflow="fold")
         for r in found:
-            table.add_row(f"{r['workload']} {r['framework']} {r['execution'] or ''}: {escape(r['key'])}",
+            table.add_row(f"{r['workload']} {r['dtype'] or ''} {r['framework']} {r['execution'] or ''}: "
+                          f"{escape(r['key'])}",
                           ms_text(r["baseline_ms"]), ms_text(r["previous_ms"]), ms_text(r["latest_ms"]),
                           f"[red]{change_text(r['ratio'])}{_interval(r)}[/]")
         console.print(table)

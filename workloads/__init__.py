@@ -4,7 +4,9 @@ Importing it is cheap: torch and TensorFlow load only in torch_impl and tf_impl.
 from .catalog import WORKLOADS, get_workload
 from .spec import (
     DEFAULT_EXECUTION,
+    DEFAULT_DTYPE,
     DEFAULT_SEED,
+    DTYPES,
     EXECUTIONS,
     FRAMEWORKS,
     MODES,
@@ -17,7 +19,9 @@ __all__ = [
     "WORKLOADS",
     "get_workload",
     "DEFAULT_EXECUTION",
+    "DEFAULT_DTYPE",
     "DEFAULT_SEED",
+    "DTYPES",
     "EXECUTIONS",
     "FRAMEWORKS",
     "MODES",

@@ -3,7 +3,7 @@ both frameworks' builders and checked against them."""
 
 from __future__ import annotations
 
-from .spec import WorkloadError, WorkloadSpec
+from .spec import DEFAULT_DTYPE, WorkloadError, WorkloadSpec
 
 
 def _linear_params(c):
@@ -153,25 +153,28 @@ def get_workload(name: str) -> WorkloadSpec:
         ) from None
 
 
-def catalog_rows(names: list[str], size: str, mode: str, parity: bool = False) -> list[dict]:
+def catalog_rows(names: list[str], size: str, mode: str, parity: bool = False,
+                 dtype: str = DEFAULT_DTYPE) -> list[dict]:
     """What `xprof workloads` shows of each workload: parameters and FLOPs per step in
-    both frameworks and, with `parity`, the numeric parity check (a subprocess per
-    framework; ParityError when one fails)."""
+    both frameworks and, with `parity`, the numeric parity check at `dtype` (a subprocess
+    per framework; ParityError when one fails)."""
     results = {}
     if parity:
         from workloads.parity import check_parity
 
-        results = check_parity(names, size)
+        results = check_parity(names, size, dtype=dtype)
     rows = []
     for name in names:
         spec = get_workload(name)
         result = results.get(name)
         rows.append({
             "name": name, "description": spec.description,
-            "frameworks": {framework: {"params": result.params[framework] if result else spec.params(size),
+            "frameworks": {framework: {"params": result.params.get(framework, spec.params(size))
+                                       if result else spec.params(size),
                                        "flops_per_step": spec.flops_per_step(size, mode)}
                            for framework in ("torch", "tensorflow")},
-            "parity": result and {"ok": result.ok, "max_abs_diff": result.max_abs_diff,
-                                  "atol": result.atol, "error": result.error},
+            "parity": result and {"ok": result.ok, "dtype": result.dtype, "max_abs_diff": result.max_abs_diff,
+                                  "atol": result.atol, "error": result.error,
+                                  "unsupported": result.unsupported},
         })
     return rows

@@ -17,7 +17,7 @@ from keras import layers  # noqa: E402
 
 from .catalog import get_workload  # noqa: E402
 from .data import CLASSIFIERS, make_batch  # noqa: E402
-from .spec import DEFAULT_SEED, MODES, check_choice, resolve_execution  # noqa: E402
+from .spec import DEFAULT_DTYPE, DEFAULT_SEED, DTYPES, MODES, check_choice, resolve_execution  # noqa: E402
 
 LEARNING_RATE = 0.01
 # torch's defaults, so that both frameworks normalize and track statistics alike
@@ -26,6 +26,8 @@ NORM_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 
 IMAGE_WORKLOADS = ("cnn", "conv2d")
+# Keras's mixed-precision policies: variables in fp32, computations in the low precision.
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 def _batch_norm(name):
@@ -36,7 +38,18 @@ def _conv(filters, name, use_bias=False):
     return layers.Conv2D(filters, 3, padding="same", use_bias=use_bias, name=name)
 
 
-def build_model(name: str, size: str) -> keras.Model:
+def build_model(name: str, size: str, dtype: str = DEFAULT_DTYPE) -> keras.Model:
+    """The Keras model of a workload; its layers take the mixed-precision policy of
+    `dtype`, as a Keras user sets it (globally, while the model is built)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(POLICIES[check_choice("dtype", dtype, DTYPES)])
+    try:
+        return _build_model(name, size)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _build_model(name: str, size: str) -> keras.Model:
     c = get_workload(name).config(size)
     if name == "linear":
         inputs = keras.Input((1,))
@@ -175,19 +188,22 @@ def torch_weight_map(name: str, size: str, state: dict) -> dict[str, list[np.nda
 
 
 class TensorFlowWorkload:
-    """One workload, ready to run steps: Keras model, optimizer and a batch."""
+    """One workload, ready to run steps: Keras model, optimizer and a batch. At bf16 or
+    fp16 the model takes Keras's mixed-precision policy; fp16 training scales its loss
+    (LossScaleOptimizer)."""
 
     framework = "tensorflow"
 
     def __init__(self, name, size, mode="train", execution=None, seed=DEFAULT_SEED,
-                 forward_passes=1):
+                 forward_passes=1, dtype=DEFAULT_DTYPE):
         check_choice("mode", mode, MODES)
+        self.dtype = check_choice("dtype", dtype, DTYPES)
         # forward_passes > 1: the slowed-down variant, as in TorchWorkload
         self.forward_passes = forward_passes
         self.name, self.size, self.mode = name, size, mode
         self.execution = resolve_execution("tensorflow", execution)
         keras.utils.set_random_seed(seed)
-        self.model = build_model(name, size)
+        self.model = build_model(name, size, dtype)
         batch = make_batch(name, size, seed)
         self.inputs = tf.constant(to_tf_layout(name, batch.inputs))
         self.targets = tf.constant(to_tf_layout(name, batch.targets))
@@ -196,6 +212,8 @@ class TensorFlowWorkload:
         else:
             self.loss_fn = keras.losses.MeanSquaredError()
         self.optimizer = keras.optimizers.SGD(learning_rate=LEARNING_RATE)
+        if dtype == "fp16" and mode == "train":
+            self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
         self.optimizer.build(self.model.trainable_variables)
         self._last_outputs = None  # what the last step returned, for synchronize
         self._gpus = bool(tf.config.list_logical_devices("GPU"))
@@ -214,8 +232,10 @@ class TensorFlowWorkload:
     def _train_step(self):
         with tf.GradientTape() as tape:
             loss = self.loss_fn(self.targets, self._outputs(training=True))
+            scaled = self.optimizer.scale_loss(loss)  # the loss itself but at fp16
         variables = self.model.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        # a LossScaleOptimizer unscales the gradients, and skips a step whose are not finite
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return loss
 
     def _infer_step(self):
@@ -233,9 +253,11 @@ class TensorFlowWorkload:
         if self._gpus:
             tf.test.experimental.sync_devices()
 
-    def predict(self, inputs: np.ndarray) -> np.ndarray:
-        outputs = self.model(tf.constant(to_tf_layout(self.name, inputs)), training=False)
-        return from_tf_layout(self.name, np.asarray(outputs))
+    def predict(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+        """The model's outputs for `inputs` as fp32 numpy (channels first), in inference
+        or training mode, at the workload's dtype."""
+        outputs = self.model(tf.constant(to_tf_layout(self.name, inputs)), training=training)
+        return from_tf_layout(self.name, tf.cast(outputs, tf.float32).numpy())
 
     def params(self) -> int:
         return int(sum(np.prod(v.shape) for v in self.model.trainable_variables))

@@ -5,15 +5,18 @@ Import this module only in a process that runs torch workloads; it imports torch
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from torch import nn
 
 from .data import CLASSIFIERS, make_batch
-from .spec import DEFAULT_SEED, check_choice, MODES, resolve_execution
+from .spec import DEFAULT_DTYPE, DEFAULT_SEED, DTYPES, MODES, check_choice, resolve_execution
 from .catalog import get_workload
 
 LEARNING_RATE = 0.01
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class ResidualBlock(nn.Module):
@@ -117,13 +120,16 @@ def _compile(model: nn.Module, execution: str) -> nn.Module:
 
 
 class TorchWorkload:
-    """One workload, ready to run steps: model, optimizer and a batch on a device."""
+    """One workload, ready to run steps: model, optimizer and a batch on a device. At
+    bf16 or fp16 the weights stay fp32 and the steps run under autocast, as torch's users
+    run mixed precision; fp16 training scales its loss (GradScaler)."""
 
     framework = "torch"
 
     def __init__(self, name, size, mode="train", execution=None, seed=DEFAULT_SEED, device=None,
-                 forward_passes=1):
+                 forward_passes=1, dtype=DEFAULT_DTYPE):
         check_choice("mode", mode, MODES)
+        self.dtype = check_choice("dtype", dtype, DTYPES)
         # forward_passes > 1 is a slowed-down variant (the model runs k times a step,
         # its outputs averaged): how tests make a regression that is known to be real.
         self.forward_passes = forward_passes
@@ -141,6 +147,14 @@ class TorchWorkload:
         )
         self.model.train(mode == "train")
         self.runnable = _compile(self.model, self.execution)
+        # scales the loss so that small fp16 gradients do not flush to zero; a no-op otherwise
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=dtype == "fp16" and mode == "train")
+
+    def _precision(self):
+        """The context a step's forward pass runs in: autocast at bf16 and fp16."""
+        if self.dtype == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=AUTOCAST_DTYPES[self.dtype])
 
     def _outputs(self):
         outputs = self.runnable(self.inputs)
@@ -150,23 +164,28 @@ class TorchWorkload:
 
     def step(self) -> None:
         if self.mode == "infer":
-            with torch.inference_mode():
+            with torch.inference_mode(), self._precision():
                 self._outputs()
             return
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self._outputs(), self.targets)
-        loss.backward()
-        self.optimizer.step()
+        with self._precision():
+            loss = self.loss_fn(self._outputs(), self.targets)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def predict(self, inputs: np.ndarray) -> np.ndarray:
-        self.model.eval()
+    def predict(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+        """The model's outputs for `inputs` as fp32 numpy, in inference mode (or in training
+        mode, where batch norm uses the batch's statistics), at the workload's dtype."""
+        self.model.train(training)
         try:
-            with torch.inference_mode():
-                return self.model(torch.from_numpy(inputs).to(self.device)).cpu().numpy()
+            with torch.no_grad(), self._precision():
+                outputs = self.model(torch.from_numpy(inputs).to(self.device))
+            return outputs.float().cpu().numpy()
         finally:
             self.model.train(self.mode == "train")
 

@@ -17,7 +17,8 @@ class Collector(Protocol):
     framework: str
 
     def environment(self) -> dict:
-        """Versions, threads and the device the framework sees: stored with each run."""
+        """Versions, threads, the GPUs the framework sees (`gpus`, their names) and the
+        device of the workload built last: stored with each run."""
         ...
 
     def build(self, request: dict):
@@ -40,6 +41,6 @@ def collector_for(framework: str) -> Collector:
     return importlib.import_module(MODULES[framework]).COLLECTOR
 
 
-def device_facts(device: str | None, name: str | None) -> dict:
-    """The device a run used, as the environment records it: the CPU when no GPU is seen."""
-    return {"device": device or "cpu", "device_name": name or "cpu"}
+def device_facts(device: str, name: str | None) -> dict:
+    """The device a run used ('cpu' or 'gpu:N') and its name, as the environment records them."""
+    return {"device": device, "device_name": name or "cpu"}

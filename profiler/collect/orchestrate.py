@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from profiler.collect.devices import resolve_device
 from profiler.collect.settings import RunRequest, RunSettings
 from profiler.processes import process_alive_since, sigterm_as_interrupt
 from profiler.store import Store, StoreError
@@ -25,13 +26,12 @@ from profiler.store.artifacts import keep_compressed, sha256_of, trace_suffix
 from profiler.telemetry import telemetry_sampler
 from profiler.traces import read_trace
 from profiler.traces.events import StepTiming, TraceFormatError
+from workloads import FRAMEWORKS
 
 STDERR_TAIL_LINES = 12
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*")
 WORKER_TIMEOUT_S = 3600
 WORKER_DIR_PREFIX = "xprof-worker-"
-# What makes two runs comparable; a change here is named when runs are compared.
-
 
 
 @dataclass
@@ -53,6 +53,8 @@ class RunOutcome:
             "mode": self.request.mode,
             "execution": self.request.execution,
             "size": self.request.size,
+            "device": self.request.device,
+            "dtype": self.request.dtype,
             "status": self.status,
             "step_ms_median": median,
             "kernels": self.events,
@@ -70,7 +72,7 @@ def _schedule(requests: list[RunRequest]):
     interleaved and their order alternated each repeat."""
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(requests):
-        groups.setdefault((r.workload, r.mode, r.size), []).append(i)
+        groups.setdefault((r.workload, r.mode, r.size, r.dtype), []).append(i)
     for members in groups.values():
         repeats = max(requests[i].repeats for i in members)
         for repeat in range(repeats):
@@ -82,13 +84,15 @@ def _schedule(requests: list[RunRequest]):
 
 def profile(store: Store, settings: RunSettings, classify: Callable | None = None,
             progress: Callable | None = None, worker_timeout_s: float = WORKER_TIMEOUT_S) -> list[RunOutcome]:
-    """Profile what `settings` ask for into `store`, with telemetry beside each worker.
-    SIGTERM ends it as Ctrl-C does: the cut run is stored as interrupted."""
+    """Profile what `settings` ask for into `store`, with telemetry beside each worker, on
+    the device --device names (by default the first GPU every framework sees, else the
+    CPU). SIGTERM ends it as Ctrl-C does: the cut run is stored as interrupted."""
+    device = resolve_device(settings.device, settings.frameworks or list(FRAMEWORKS))
     orchestrator = Orchestrator(store, classify=classify, progress=progress,
                                 sampler_factory=telemetry_sampler(settings.telemetry_interval),
                                 worker_timeout_s=worker_timeout_s)
     with sigterm_as_interrupt():
-        return orchestrator.execute(settings.requests())
+        return orchestrator.execute(settings.requests(device))
 
 
 class Orchestrator:
@@ -155,7 +159,7 @@ class Orchestrator:
     def _create(self, r: RunRequest) -> str:
         return self.store.create_run(
             framework=r.framework, workload=r.workload, mode=r.mode, execution=r.execution,
-            size=r.size, source="profile", batch_id=self.batch_id, steps_requested=r.steps,
+            size=r.size, device=r.device, dtype=r.dtype, source="profile", batch_id=self.batch_id, steps_requested=r.steps,
             repeats=r.repeats, warmup_steps=r.warmup,
         )
 
@@ -236,7 +240,7 @@ class Orchestrator:
                                         kept.stat().st_size, python_profile)
             self.store.set_run_columns(
                 conn, outcome.id, framework_version=env.get("framework_version"),
-                device=env.get("device"), host=env.get("hostname"), env=env,
+                host=env.get("hostname"), env=env,
                 event_count=outcome.events, memory_event_count=outcome.memory_events)
         self.store.add_samples(samples, outcome.id)
         outcome.step_ns += [s["wall_ns"] for s in result["timed"]]

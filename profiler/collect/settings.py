@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from profiler.collect.devices import parse_device
 from profiler.errors import UserError
-from workloads import DEFAULT_SEED, EXECUTIONS, FRAMEWORKS, MODES, SIZES, WORKLOADS, get_workload
-from workloads.spec import resolve_execution
+from workloads import (DEFAULT_DTYPE, DEFAULT_SEED, DTYPES, EXECUTIONS, FRAMEWORKS, MODES, SIZES, WORKLOADS,
+                       get_workload)
+from workloads.spec import check_choice, resolve_execution
 
 # Allowed ranges, inclusive, of the numeric settings (and of the flags that set them).
 LIMITS = {
@@ -21,7 +23,7 @@ LIMITS = {
 }
 # Each setting's allowed values, where they are a fixed list.
 CHOICES = {"suite": SIZES, "workloads": tuple(WORKLOADS), "frameworks": FRAMEWORKS,
-           "mode": MODES, "execution": EXECUTIONS}
+           "mode": MODES, "execution": EXECUTIONS, "dtype": DTYPES}
 # A setting's flags where they are not just --its-name: the long one first.
 FLAGS = {"workloads": ("--workload", "-w"), "frameworks": ("--framework", "-f"), "execution": ("--exec",),
          "keep_events": ("--older-than", "--keep-events")}
@@ -60,10 +62,15 @@ class RunRequest:
     repeats: int
     python_profile: bool = False
     seed: int = DEFAULT_SEED
+    device: str = "cpu"  # as stored: 'cpu' or 'gpu:N'
+    dtype: str = DEFAULT_DTYPE
 
     def __post_init__(self):
         get_workload(self.workload).config(self.size)
         self.execution = resolve_execution(self.framework, self.execution)
+        check_choice("dtype", self.dtype, DTYPES)
+        if parse_device(self.device) != self.device:
+            raise UserError(f"a request's device is stored as 'cpu' or 'gpu:N', not {self.device!r}")
 
 
 @dataclass
@@ -75,6 +82,10 @@ class RunSettings:
     frameworks: list[str] = setting([], "Only these frameworks (repeatable; default: both).")
     mode: str = setting("train", "Train (forward, backward, update) or infer (forward only).")
     execution: str | None = setting(None, "Execution style (default: torch eager, TensorFlow graph).")
+    device: str | None = setting(None, "cpu, cuda:N or gpu:N (the same GPU; default: the first GPU where "
+                                       "every framework of the run sees one, else the CPU).")
+    dtype: str = setting(DEFAULT_DTYPE, "Precision: fp32, or bf16/fp16 mixed precision (torch autocast, "
+                                        "Keras mixed-precision policy; fp16 training scales its loss).")
     steps: int = setting(10, "Timed steps without the profiler, then as many under it.")
     warmup: int = setting(3, "Unmeasured steps first (tracing, compilation, caches).")
     repeats: int = setting(5, "Worker processes per run; frameworks interleaved, order alternated.")
@@ -93,13 +104,14 @@ class RunSettings:
         """The default of one setting."""
         return getattr(cls(), name)
 
-    def requests(self) -> list[RunRequest]:
-        """One request per workload, mode and framework; with `aa`, two identical runs
-        of each, which the orchestrator interleaves like two frameworks."""
+    def requests(self, device: str = "cpu") -> list[RunRequest]:
+        """One request per workload, mode and framework, on `device` (the resolved
+        --device); with `aa`, two identical runs of each, which the orchestrator
+        interleaves like two frameworks."""
         copies = 2 if self.aa else 1
         return [
             RunRequest(workload, framework, self.mode, self.execution, self.suite, self.steps,
-                       self.warmup, self.repeats, self.python_profile)
+                       self.warmup, self.repeats, self.python_profile, device=device, dtype=self.dtype)
             for workload in self.workloads or list(WORKLOADS)
             for framework in self.frameworks or list(FRAMEWORKS)
             for _ in range(copies)
@@ -115,6 +127,8 @@ class RunSettings:
             for item in value if isinstance(value, list) else [value]:
                 if item is not None and item not in allowed:
                     raise UserError(f"{flag(name)}: {item!r} is not one of {', '.join(allowed)}")
+        if self.device is not None:
+            parse_device(self.device)
         check_limits(self)
 
 

@@ -12,21 +12,40 @@ from pathlib import Path
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 from profiler.collect.collectors import device_facts  # noqa: E402
+from profiler.collect.devices import gpu_index  # noqa: E402
 from workloads.tf_impl import TensorFlowWorkload, tf  # noqa: E402
 
 # Step markers in the host plane: `Trace(STEP_MARKER, step_num=N, _r=1)`.
 STEP_MARKER = "train"
 
 
+def use_device(device: str):
+    """Make `device` the only one TensorFlow places work on besides the CPU (before TF
+    starts its devices): the chosen GPU becomes its logical GPU:0; on the CPU none is
+    visible. Returns the physical GPU, or None."""
+    gpus = tf.config.list_physical_devices("GPU")
+    index = gpu_index(device)
+    if index is not None and index >= len(gpus):
+        raise RuntimeError(f"TensorFlow {tf.__version__} sees {len(gpus)} GPUs, not {device}")
+    chosen = None if index is None else gpus[index]
+    if gpus:
+        tf.config.set_visible_devices([chosen] if chosen else [], "GPU")
+    return chosen
+
+
+def _gpu_name(gpu) -> str:
+    return tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+
+
 class TensorFlowCollector:
     framework = "tensorflow"
 
+    def __init__(self):
+        self.device, self.gpu = "cpu", None  # of the workload built last
+
     def environment(self) -> dict:
         build = tf.sysconfig.get_build_info()
-        gpus = tf.config.list_physical_devices("GPU")
-        name = None
-        if gpus:
-            name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+        name = _gpu_name(self.gpu) if self.gpu else None
         return {
             "framework": self.framework,
             "framework_version": tf.__version__,
@@ -38,17 +57,22 @@ class TensorFlowCollector:
             "cpu_allocator": "bfc" if os.environ.get("TF_CPU_ALLOCATOR_USE_BFC") == "true" else "default",
             "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default on (x86)")
             if platform.machine() in ("x86_64", "AMD64") else None,
-            **device_facts("/device:GPU:0" if gpus else None, name),
+            "gpus": [_gpu_name(gpu) for gpu in tf.config.list_physical_devices("GPU")],
+            **device_facts(self.device, name),
         }
 
     def build(self, request: dict) -> TensorFlowWorkload:
+        self.device = request.get("device", "cpu")
+        self.gpu = use_device(self.device)
         return TensorFlowWorkload(request["workload"], request["size"], request["mode"],
                                   request["execution"], request["seed"],
-                                  forward_passes=request.get("forward_passes", 1))
+                                  forward_passes=request.get("forward_passes", 1),
+                                  dtype=request.get("dtype", "fp32"))
 
     def device_memory(self, workload: TensorFlowWorkload) -> tuple[int | None, int | None]:
-        """Peak and current bytes of GPU:0 since the last call (GPU only), then reset."""
-        if not tf.config.list_physical_devices("GPU"):
+        """Peak and current bytes of the run's GPU (TensorFlow's GPU:0 once use_device has
+        made it the only one) since the last call, then reset; GPU only."""
+        if self.gpu is None:
             return None, None
         info = tf.config.experimental.get_memory_info("GPU:0")
         tf.config.experimental.reset_memory_stats("GPU:0")

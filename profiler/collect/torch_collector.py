@@ -11,16 +11,32 @@ import torch
 from torch.profiler import ProfilerActivity, profile, schedule
 
 from profiler.collect.collectors import device_facts
+from profiler.collect.devices import gpu_index
 from workloads.torch_impl import TorchWorkload
 
 TRACE_NAME = "trace.pt.trace.json.gz"
 
 
+def torch_device(device: str) -> torch.device:
+    """torch's device for a stored device name ('gpu:N' is 'cuda:N', on ROCm builds too);
+    a GPU this torch does not see is an error that says so."""
+    index = gpu_index(device)
+    if index is None:
+        return torch.device("cpu")
+    if index >= torch.cuda.device_count():
+        raise RuntimeError(f"torch {torch.__version__} sees {torch.cuda.device_count()} GPUs, "
+                           f"not {device} (cuda:{index})")
+    return torch.device("cuda", index)
+
+
 class TorchCollector:
     framework = "torch"
 
+    def __init__(self):
+        self.device = torch.device("cpu")  # the device of the workload built last
+
     def environment(self) -> dict:
-        gpu = torch.cuda.is_available()
+        index = self.device.index if self.device.type == "cuda" else None
         return {
             "framework": self.framework,
             "framework_version": torch.__version__,
@@ -29,13 +45,17 @@ class TorchCollector:
             "cuda": torch.version.cuda,
             "hip": getattr(torch.version, "hip", None),
             "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-            **device_facts("cuda:0" if gpu else None, torch.cuda.get_device_name(0) if gpu else None),
+            "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+            **device_facts("cpu" if index is None else f"gpu:{index}",
+                           None if index is None else torch.cuda.get_device_name(index)),
         }
 
     def build(self, request: dict) -> TorchWorkload:
+        self.device = torch_device(request.get("device", "cpu"))
         return TorchWorkload(request["workload"], request["size"], request["mode"],
-                             request["execution"], request["seed"],
-                             forward_passes=request.get("forward_passes", 1))
+                             request["execution"], request["seed"], device=self.device,
+                             forward_passes=request.get("forward_passes", 1),
+                             dtype=request.get("dtype", "fp32"))
 
     def device_memory(self, workload: TorchWorkload) -> tuple[int | None, int | None]:
         """Peak allocated and reserved bytes since the last call (GPU only), then reset."""

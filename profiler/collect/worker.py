@@ -83,6 +83,17 @@ def _python_profile(workload, steps: int, out_dir: Path) -> dict:
 
 
 def run(request: dict) -> dict:
+    try:
+        return _run(request)
+    except RuntimeError as error:
+        if request.get("dtype", "fp32") == "fp32":
+            raise
+        # a framework without a kernel for the precision on this device says so obscurely
+        raise RuntimeError(f"{request['framework']} could not run {request['workload']} at "
+                           f"{request['dtype']} on {request.get('device', 'cpu')}: {error}") from error
+
+
+def _run(request: dict) -> dict:
     collector = collector_for(request["framework"])
     out_dir = Path(request["out_dir"])
     workload = collector.build({**request, "forward_passes": _forward_passes(request["workload"])})

@@ -85,14 +85,14 @@ def _device(trace: TraceData) -> str:
 
 def import_traces(store: Store | Callable[[], Store], paths, workload=None, label=None, classify=None,
                   progress=None, segment_events: int | None = None, mode=None,
-                  size=None) -> list[ImportedRun]:
+                  size=None, dtype=None) -> list[ImportedRun]:
     """Import trace files and log dirs in one transaction. A Kineto trace of host ops is
     stored in segments of about `segment_events` events as it is read (the reader's
     default when None), so memory stays bounded however long it is. `store` may be a
     function that opens it: the first file's reader then starts before the store opens
     (and before this process loads what storing needs), so that both go on at once."""
     files = [f for p in paths for f in trace_files(Path(p))]
-    place = {"workload": workload, "label": label, "mode": mode, "size": size}  # on every run
+    place = {"workload": workload, "label": label, "mode": mode, "size": size, "dtype": dtype}  # on every run
     if not files:
         return []
     first = TraceReading(files[0], True, segment_events)

@@ -11,7 +11,7 @@ from profiler.errors import UserError
 from profiler.store.rows import DEVICE_KINDS, GROUPINGS
 
 # What makes runs one configuration to follow over time (regressions).
-CONFIGURATION = ("workload", "framework", "mode", "execution", "size", "device")
+CONFIGURATION = ("workload", "framework", "mode", "execution", "size", "dtype", "device")
 # Step numbers wide enough for "every step" in a range (see steps_clause).
 FIRST_STEP, LAST_STEP = -(1 << 63), (1 << 63) - 1
 
@@ -86,11 +86,14 @@ class Queries:
         return rows[0]
 
     def latest_ok_run(self, workload: str, framework: str, mode: str | None = None,
-                      execution: str | None = None, size: str | None = None) -> dict | None:
-        """The newest `ok` run of a framework on a workload; None when there is none."""
+                      execution: str | None = None, size: str | None = None, dtype: str | None = None,
+                      device: str | None = None) -> dict | None:
+        """The newest `ok` run of a framework on a workload, of the configuration values
+        given; None when there is none."""
         sql = "SELECT * FROM runs WHERE status = 'ok' AND workload = ? AND framework = ?"
         params = [workload, framework]
-        for column, value in (("mode", mode), ("execution", execution), ("size", size)):
+        for column, value in (("mode", mode), ("execution", execution), ("size", size), ("dtype", dtype),
+                              ("device", device)):
             if value:
                 sql += f" AND {column} = ?"
                 params.append(value)
@@ -102,12 +105,13 @@ class Queries:
                                (workload, mode)))
 
     def compared_groups(self, workloads=None) -> list[tuple]:
-        """(workload, mode, size) of every ok run with a workload, each once."""
-        sql = "SELECT DISTINCT workload, mode, size FROM runs WHERE status = 'ok' AND workload IS NOT NULL"
+        """(workload, mode, size, dtype, device) of every ok run with a workload, each once."""
+        columns = "workload, mode, size, dtype, device"
+        sql = f"SELECT DISTINCT {columns} FROM runs WHERE status = 'ok' AND workload IS NOT NULL"
         params = list(workloads or [])
         if params:
             sql += f" AND workload IN ({', '.join('?' * len(params))})"
-        return self._rows(sql + " ORDER BY workload, mode, size", params)
+        return self._rows(sql + f" ORDER BY {columns}", params)
 
     def configurations(self, workload: str | None = None, as_of: float | None = None) -> list[tuple]:
         """The CONFIGURATION of every ok run (started up to `as_of`), each once."""

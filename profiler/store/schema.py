@@ -259,5 +259,18 @@ _VIEWS = """
 """
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4]
+def _migration_5(db: sqlite3.Connection) -> None:
+    """The precision a run ran at (`dtype`), part of its configuration: the runs xprof
+    profiled before it were all fp32; an import's is unknown. Devices are named alike in
+    both frameworks ('gpu:N', was torch's 'cuda:N' and TensorFlow's '/device:GPU:N')."""
+    _execute_script(db, """
+        ALTER TABLE runs ADD COLUMN dtype TEXT;
+        UPDATE runs SET dtype = 'fp32' WHERE source = 'profile';
+        UPDATE runs SET device = 'gpu:' || substr(device, 6) WHERE source = 'profile' AND device LIKE 'cuda:%';
+        UPDATE runs SET device = 'gpu:' || substr(device, 13)
+            WHERE source = 'profile' AND device LIKE '/device:GPU:%'
+        """)
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5]
 SCHEMA_VERSION = len(MIGRATIONS)
