@@ -21,6 +21,10 @@ ifneq ($(HAS_NVIDIA_GPU),yes)
 	$(BIN)/pip install --quiet $(TORCH_CPU_PIN)
 endif
 	$(BIN)/pip install --quiet -e '.[test]'
+ifeq ($(HAS_NVIDIA_GPU),yes)
+	# TensorFlow's pip package sees a GPU only with its CUDA libraries beside it
+	$(BIN)/pip install --quiet 'tensorflow[and-cuda]'
+endif
 	touch $(STAMP)
 
 run: $(STAMP)

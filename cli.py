@@ -4,7 +4,6 @@ hands the result to one renderer in views/. Each imports what it uses when it ru
 
 from __future__ import annotations
 
-import importlib
 import sys
 from dataclasses import fields
 
@@ -12,34 +11,13 @@ import click
 
 from profiler.collect.settings import RunSettings
 from profiler.errors import UserError
+from views.invoke import classify_event as _classify_event
+from views.invoke import profile_with_progress as _profile
+from views.invoke import show as _show
+from views.invoke import store as _store
 from views.options import daemon_options, setting_options, store_options
 from workloads import DTYPES, EXECUTIONS, FRAMEWORKS, MODES, SIZES, WORKLOADS, WorkloadError
 from workloads.spec import ParityError
-
-def _store(db_path, create=False):
-    from profiler.store import open_store
-
-    return open_store(db_path, create, notice=lambda text: click.echo(text, err=True))
-
-
-def _show(result, as_json: bool, renderer: str, *args) -> None:
-    """JSON for scripts, else `renderer` ("terminal:print_diff": a function of views.terminal,
-    loaded only then, as rich is; views.lines draws without rich)."""
-    from views.lines import emit_json
-
-    module, function = renderer.split(":")
-    if as_json:
-        emit_json(result)
-    else:
-        getattr(importlib.import_module(f"views.{module}"), function)(result, *args)
-
-
-def _classify_event(event) -> str:
-    """The taxonomy's category of an event, loaded at the first call (after an import forks)."""
-    from analysis.taxonomy import classify_event
-
-    return classify_event(event)
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli():
@@ -93,19 +71,13 @@ def run_command(as_json, db_path, **settings):
       xprof run -w transformer -f torch --exec compiled --steps 50
       xprof run --suite tiny -w mlp -f torch --aa   # A/A: two interleaved runs to diff
     """
-    from profiler.collect.orchestrate import profile
-    from views.terminal import RunProgress
+    from profiler.collect.devices import resolve_device
 
     settings = RunSettings.from_flags(settings)
+    # the device first: one that is not there is refused before a store is made
+    requests = settings.requests(resolve_device(settings.device, settings.frameworks or list(FRAMEWORKS)))
     store = _store(db_path, create=True)
-    progress = RunProgress(len(settings.requests()), settings.repeats, quiet=as_json)
-    try:
-        with progress:
-            outcomes = profile(store, settings, _classify_event, progress.update)
-    except KeyboardInterrupt:
-        error = click.ClickException("interrupted: the cut run is stored as interrupted")
-        error.exit_code = 130
-        raise error from None
+    outcomes = _profile(store, settings, len(requests), as_json, requests)
     rows = [o.as_json() for o in outcomes]
     _show({"runs": rows} if as_json else rows, as_json, "terminal:print_runs", f"runs stored in {store.path}")
     failed = [o for o in outcomes if o.status != "ok"]
@@ -149,6 +121,8 @@ def runs_command(limit, as_json, db_path):
               help="With --workload: runs at this precision (default: A's latest run's; B at A's).")
 @click.option("--device", default=None,
               help="With --workload: runs on this device, cpu or gpu:N (default: A's latest run's; B on A's).")
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="With --workload: runs that took this batch (`run --batch-size`; default: the size's own).")
 @click.option("--by", type=click.Choice(["category", "op", "kernel"]), default="category",
               show_default=True)
 @setting_options("min_effect")
@@ -156,7 +130,7 @@ def runs_command(limit, as_json, db_path):
               help="Rows shown in the table (JSON has them all).")
 @store_options()
 def diff_command(run_ids, workload, framework_a, framework_b, mode, size, a_exec, b_exec, dtype, device,
-                 by, min_effect, top, as_json, db_path):
+                 batch_size, by, min_effect, top, as_json, db_path):
     """Ranked differences between two runs, per step, with confidence intervals.
 
     \b
@@ -178,7 +152,7 @@ def diff_command(run_ids, workload, framework_a, framework_b, mode, size, a_exec
     elif workload:
         device = parse_device(device) if device else None
         run_a, run_b = latest_pair(store, workload, framework_a, framework_b, mode, size, a_exec, b_exec,
-                                   dtype, device)
+                                   dtype, device, batch_size)
     else:
         raise click.UsageError("give two run ids or --workload W")
     result = compare(store, run_a, run_b, by, min_effect)
@@ -206,6 +180,42 @@ def report_command(names, min_effect, as_json, db_path):
 
 ONE_WORKLOAD = click.option("--workload", "-w", default=None,
                             help="Only this workload (a catalog name, or one given to `xprof import`).")
+
+
+@cli.command("claims")
+@click.option("--workload", "-w", "names", multiple=True, type=click.Choice(list(WORKLOADS)),
+              help="Only these workloads (repeatable; default: all).")
+@click.option("--size", type=click.Choice(SIZES), default="small", show_default=True,
+              help="The runs' size (`xprof run --suite`).")
+@click.option("--run", "run_missing", is_flag=True, help="First profile the runs the claims need and the store lacks.")
+@click.option("--device", default=None, help="cpu or gpu:N (default: the first GPU both frameworks see, else cpu).")
+@click.option("--markdown", is_flag=True, help="Print the verdicts as a Markdown table (the README's).")
+@click.option("--repeats", type=click.IntRange(1, 1000), default=3, show_default=True,
+              help="Worker processes per run that --run makes (3: the fewest whose interval is worth reading).")
+@setting_options("steps", "warmup", "min_effect")
+@store_options()
+def claims_command(names, size, run_missing, device, markdown, repeats, steps, warmup, min_effect, as_json, db_path):
+    """Which of the comparison articles' claims hold on this machine, per workload.
+
+    \b
+    Examples:
+      xprof claims --run --size tiny        # profile what is missing, then answer
+      xprof claims -w cnn -w mlp --json
+    """
+    from analysis.claims import check_claims, machine_here, needed_requests
+
+    machine = machine_here(device)  # before the store: a device that is not there makes none
+    store = _store(db_path, create=run_missing)
+    workloads = list(dict.fromkeys(names)) or None
+    failed = []
+    if run_missing:
+        requests = needed_requests(store, size, machine, workloads, repeats=repeats, steps=steps, warmup=warmup)
+        settings = RunSettings(repeats=repeats)
+        failed = [o for o in _profile(store, settings, len(requests), as_json, requests) if o.status != "ok"]
+    _show(check_claims(store, size, machine, workloads, min_effect=min_effect), as_json,
+          "markdown:print_claims" if markdown else "claims:print_claims")
+    if failed:
+        raise click.ClickException(f"{len(failed)} runs the claims needed failed (errors above): not measured")
 
 
 @cli.command("regressions")
@@ -385,6 +395,7 @@ def daemon_run_command(config_path, state_dir, db_path, **flags):
     from views.markdown import render_cycle_summary
 
     config = load_config(config_path, flags)
+    config.check_device_here()
     files = DaemonFiles.of(db_path, state_dir).prepare()
     Daemon(_store(files.store, create=True), files, config, log=log_line, classify=_classify_event,
            check_regressions=lambda store: nightly_check(store, config.baseline, config.min_effect),
@@ -402,6 +413,7 @@ def daemon_start_command(wait, config_path, state_dir, db_path, **flags):
     from profiler.daemon.files import DaemonFiles
 
     config = load_config(config_path, flags)
+    config.check_device_here()
     files = DaemonFiles.of(db_path, state_dir).prepare()
     control.refuse_if_running(files)
     _store(files.store, create=True).close()  # a store that cannot be opened fails here, in one line

@@ -82,7 +82,8 @@ def side(run: dict, figures: RunFigures) -> dict:
     return {
         "id": run["id"], "framework": run["framework"], "workload": run["workload"],
         "mode": run["mode"], "execution": run["execution"], "size": run["size"],
-        "dtype": run["dtype"], "device": run["device"], "repeats": len(figures.repeats), "basis": figures.basis,
+        "dtype": run["dtype"], "device": run["device"], "batch_size": run["batch_size"],
+        "repeats": len(figures.repeats), "basis": figures.basis,
         "step_ms": summarize(figures.step_ms) or None,
         "profiled_step_ms": summarize(figures.profiled_step_ms) or None,
         "peak_bytes": figures.peak_bytes, "allocations_per_step": figures.allocations_per_step,
@@ -125,9 +126,11 @@ def compare(store: Store, run_a: dict, run_b: dict, by: str = "category",
                      "compare imports by their ratios only)")
     if a.basis != b.basis:
         notes.append(f"A is timed on {a.basis} time, B on {b.basis} time")
-    for column, what in (("size", "sizes"), ("dtype", "precisions"), ("device", "devices")):
+    for column, what in (("size", "sizes"), ("dtype", "precisions"), ("device", "devices"),
+                         ("batch_size", "batch sizes")):
         if run_a[column] != run_b[column]:
-            notes.append(f"{what} differ: {run_a[column] or 'unknown'} vs {run_b[column] or 'unknown'}")
+            unset = "the size's own" if column == "batch_size" else "unknown"
+            notes.append(f"{what} differ: {run_a[column] or unset} vs {run_b[column] or unset}")
     return {
         "a": side(run_a, a),
         "b": side(run_b, b),

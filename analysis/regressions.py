@@ -218,7 +218,7 @@ def find_regressions(store: Store, workload: str | None = None, baseline: int = 
         if entry["state"] == "regression":
             found += [_regression_entry(entry, check, k) for k in key_checks if k.state == "regression"]
     found.sort(key=lambda r: -(r["latest_ms"] - r["baseline_ms"]))
-    entries.sort(key=lambda e: (STATES.index(e["state"]), e["workload"], e["framework"]))
+    entries.sort(key=lambda e: (STATES.index(e["state"]), e["workload"] or "", e["framework"]))
     return {
         "regressions": found,
         "configurations": entries,

@@ -14,20 +14,20 @@ TOP_CATEGORIES = 3
 NO_DIFFERENCE = "no significant difference in step time"
 
 
-def _latest(store, workload, framework, mode, size, execution, dtype, device):
+def _latest(store, workload, framework, mode, size, execution, dtype, device, batch_size=None):
     try:
-        return latest_run(store, workload, framework, mode, execution, size, dtype, device)
+        return latest_run(store, workload, framework, mode, execution, size, dtype, device, batch_size)
     except AnalysisError:
         return None
 
 
-def _execution_effects(store, workload, framework, mode, size, dtype, device, usual_figures,
+def _execution_effects(store, workload, framework, mode, size, dtype, device, batch_size, usual_figures,
                        min_effect) -> dict:
     effects = {}
     for execution in ("eager", "graph", "compiled"):
         if execution == DEFAULT_EXECUTION[framework]:
             continue
-        run = _latest(store, workload, framework, mode, size, execution, dtype, device)
+        run = _latest(store, workload, framework, mode, size, execution, dtype, device, batch_size)
         if run is None:
             continue
         row = step_time_difference(usual_figures, run_figures(store, run), min_effect)
@@ -46,12 +46,14 @@ def faster_side(a, b, ratio: float):
 
 
 def verdict(store: Store, workload: str, mode: str, size: str, min_effect=DEFAULT_MIN_EFFECT,
-            dtype: str | None = None, device: str | None = None) -> dict:
+            dtype: str | None = None, device: str | None = None, batch_size: int | None = None) -> dict:
     """The verdict on one workload, mode and size, at one precision on one device (None:
-    any): runs at different ones are never compared."""
-    runs = {fw: _latest(store, workload, fw, mode, size, ex, dtype, device) for fw, ex in DEFAULT_EXECUTION.items()}
+    any) and one batch size (None: the size's own): runs at different ones are never
+    compared."""
+    runs = {fw: _latest(store, workload, fw, mode, size, ex, dtype, device, batch_size)
+            for fw, ex in DEFAULT_EXECUTION.items()}
     entry = {"workload": workload, "mode": mode, "size": size, "dtype": dtype, "device": device,
-             "frameworks": {}}
+             "batch_size": batch_size, "frameworks": {}}
     figures = {}
     for framework, run in runs.items():
         if run is None:
@@ -63,7 +65,7 @@ def verdict(store: Store, workload: str, mode: str, size: str, min_effect=DEFAUL
             "step_ms": summarize(f.step_ms) or None,
             "peak_bytes": f.peak_bytes,
             "execution_effects": _execution_effects(store, workload, framework, mode, size, dtype, device,
-                                                    f, min_effect),
+                                                    batch_size, f, min_effect),
         }
     if len(figures) < 2:
         missing = [fw for fw in DEFAULT_EXECUTION if fw not in figures]
@@ -91,8 +93,8 @@ def verdict(store: Store, workload: str, mode: str, size: str, min_effect=DEFAUL
 
 
 def build_report(store: Store, workloads=None, min_effect=DEFAULT_MIN_EFFECT) -> dict:
-    entries = [verdict(store, w, m, s, min_effect, dtype, device)
-               for w, m, s, dtype, device in store.compared_groups(workloads)]
+    entries = [verdict(store, w, m, s, min_effect, dtype, device, batch_size)
+               for w, m, s, dtype, device, batch_size in store.compared_groups(workloads)]
     if workloads and not entries:
         raise AnalysisError(f"no ok runs of {', '.join(workloads)} (run `xprof run` first)")
     return {"workloads": entries, "ratio": "tensorflow step time / torch step time"}

@@ -18,9 +18,9 @@ HISTORY_POINTS = 30
 STATE_ROWS = 12  # configurations, worst state first, as many as a tall terminal shows
 PAIRED_RUNS = 200  # newest profiled runs searched for a torch/TensorFlow pair
 RECENT_COLUMNS = ("id", "status", "framework", "execution", "workload", "mode", "size", "dtype",
-                  "device", "step_ms_median", "started_at", "error")
+                  "device", "batch_size", "step_ms_median", "started_at", "error")
 RUNNING_COLUMNS = ("id", "framework", "execution", "workload", "mode", "size", "dtype", "device",
-                   "repeats", "started_at")
+                   "batch_size", "repeats", "started_at")
 
 
 def _telemetry(store: Store, now_ns: int) -> list[dict]:
@@ -58,7 +58,7 @@ class SnapshotReader:
     def _latest_pairs(self) -> list[tuple[dict, dict]]:
         seen: dict[tuple, dict] = {}
         for run in self.store.newest_ok_runs(PAIRED_RUNS, source="profile"):
-            key = (run["workload"], run["mode"], run["size"], run["dtype"], run["device"])
+            key = (run["workload"], run["mode"], run["size"], run["dtype"], run["device"], run["batch_size"])
             seen.setdefault(key, {}).setdefault(run["framework"], run)
         return [(sides["torch"], sides["tensorflow"]) for sides in seen.values()
                 if "torch" in sides and "tensorflow" in sides]
@@ -87,7 +87,7 @@ class SnapshotReader:
             if result:
                 differences.append({"workload": a["workload"], "mode": a["mode"],
                                     "size": a["size"], "dtype": a["dtype"], "device": a["device"],
-                                    "step": result["step"],
+                                    "batch_size": a["batch_size"], "step": result["step"],
                                     "rows": result["rows"][:3]})
         newest = self.store.last_ok_finish()
         if newest != self._regressions[0]:  # only a new finished run can change the answer

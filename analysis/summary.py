@@ -1,14 +1,18 @@
 """What an exported review shows, as plain data: per-run breakdowns, step-time
-distributions, memory over time, each configuration's history, and the diff of the first
-two runs when they are of one workload."""
+distributions, memory over time, each configuration's history, the diff of the first two
+runs when they are of one workload, and the articles' claims on their workloads."""
 
 from __future__ import annotations
 
+import json
+
+from analysis.claims import Machine, check_claims
 from analysis.diff import compare
 from analysis.figures import run_figures
 from analysis.history import histories_of
 from analysis.runs import AnalysisError
 from profiler.store import Store
+from workloads import WORKLOADS
 
 MEMORY_POINTS = 400
 
@@ -48,4 +52,18 @@ def review_summary(store: Store, runs: list[dict]) -> dict:
             summary["diff"] = compare(store, runs[0], runs[1])
         except AnalysisError as error:
             summary["diff_unavailable"] = str(error)
+    summary["claims"] = claims_of(store, runs)
     return summary
+
+
+def claims_of(store: Store, runs: list[dict]) -> dict | None:
+    """The claims on the workloads of profiled `runs`, at the first one's size, on its
+    device, as the machine the runs ran on was (None for imports only)."""
+    profiled = [run for run in runs if run["source"] == "profile" and run["workload"] in WORKLOADS]
+    if not profiled:
+        return None
+    first = profiled[0]
+    env = json.loads(first.get("env") or "{}")
+    machine = Machine(first["device"], len(env.get("framework_gpus") or env.get("gpus") or []),
+                      env.get("reason") if env.get("nvml") == "unavailable" else None)
+    return check_claims(store, first["size"], machine, list(dict.fromkeys(r["workload"] for r in profiled)))

@@ -36,6 +36,7 @@ def _framework_view(framework: str) -> dict:
         return {"error": f"cannot load {framework}: {tail[0]}"}
     view = json.loads(done.stdout.strip().splitlines()[-1])
     # no workload was built: the device a run would take is for `xprof run` to choose
+    view["gpus"] = view.pop("framework_gpus", [])
     return {k: v for k, v in view.items() if k not in ("device", "device_name")}
 
 

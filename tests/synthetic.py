@@ -11,7 +11,7 @@ _clock = itertools.count(1)
 
 
 def add_run(store, figures: list[dict[str, float] | list[dict[str, float]]], *, framework="torch",
-            workload="mlp", mode="train", execution=None, size="tiny", device="cpu", dtype="fp32", steps=3,
+            workload="mlp", mode="train", execution=None, size="tiny", device="cpu", dtype="fp32", batch_size=None, steps=3,
             step_ms: list[float] | None = None, profiled_step_ms: list[float] | None = None,
             env: dict | None = None, status="ok", started_at: float | None = None,
             source="profile", peak_bytes: int | None = None, unprofiled=True) -> dict:
@@ -31,7 +31,8 @@ def add_run(store, figures: list[dict[str, float] | list[dict[str, float]]], *, 
     profiled_step_ms = profiled_step_ms or step_ms
     kind = CPU_OP if device == "cpu" else KERNEL
     run_id = store.create_run(framework=framework, workload=workload, mode=mode,
-                              execution=execution, size=size, device=device, dtype=dtype, source=source,
+                              execution=execution, size=size, device=device, dtype=dtype, batch_size=batch_size,
+                              source=source,
                               repeats=len(figures), started_at=started_at, env=env or {})
     with store.transaction() as conn:
         for repeat, step_figures in enumerate(per_step):

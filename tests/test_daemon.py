@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAKE_NVML, XPROF, one_line_error, run_xprof, torch_gpus
+from conftest import FAKE_NVML, XPROF, default_device, one_line_error, run_xprof, torch_gpus
 
 # real frameworks, real profilers, or the xprof command in subprocesses
 pytestmark = pytest.mark.slow
@@ -36,6 +36,14 @@ def rows(db, sql, args=()):
         return conn.execute(sql, args).fetchall()
     finally:
         conn.close()
+
+
+def ready_rows(db, sql):
+    """rows(), or none while the store file exists but its schema is still being written."""
+    try:
+        return rows(db, sql)
+    except sqlite3.OperationalError:
+        return []
 
 
 def status(db, state):
@@ -176,7 +184,7 @@ def test_sigterm_cuts_the_current_run_as_interrupted(tmp_path):
     db, state = tmp_path / "x.db", tmp_path / "state"
     daemon = foreground(db, state, "--every", "1h", "-w", "mlp", *TINY,
                         env={"XPROF_INJECT_FAULT": "mlp:hang"})
-    wait_for(lambda: db.exists() and rows(db, "SELECT id FROM runs WHERE status = 'running'"),
+    wait_for(lambda: db.exists() and ready_rows(db, "SELECT id FROM runs WHERE status = 'running'"),
              what="a run in progress")
     daemon.send_signal(signal.SIGTERM)
     _, log = daemon.communicate(timeout=60)
@@ -246,9 +254,10 @@ def test_a_regression_runs_the_hook_with_the_summary(tmp_path):
     from synthetic import add_run
 
     store = Store.open(db)
+    device = default_device()  # where the real run below goes
     for i in range(4):
         add_run(store, [{"matmul": 0.001 * (1 + 0.01 * i)}] * 3, step_ms=[0.002 * (1 + 0.01 * i)] * 3,
-                started_at=1000.0 + i)
+                started_at=1000.0 + i, device=device)
     store.close()
     # one repeat a run: a run whose repeats disagree (a busy machine) could not confirm it
     run_xprof("run", "--suite", "tiny", "-w", "mlp", "-f", "torch", "--repeats", "1", "--db", db, check=0)
@@ -270,7 +279,7 @@ def test_a_regression_runs_the_hook_with_the_summary(tmp_path):
     summary = received.read_text()
     # which categories come out significant at 3 repeats varies; that one does is the point
     assert summary.startswith("# xprof nightly: **") and "| mlp | torch eager | " in summary, summary
-    assert "| regression | mlp train tiny fp32, torch eager on cpu | 6 |" in summary
+    assert f"| regression | mlp train tiny fp32, torch eager on {device} | 6 |" in summary
     assert (tmp_path / "env.txt").read_text().strip().endswith(".summary.md")
     assert "--on-regression: exit 0" in log
 
@@ -292,6 +301,14 @@ def test_bad_schedules_get_one_line(tmp_path, args, message):
         line = one_line_error(run_xprof("daemon", command, *args, "--db", tmp_path / "x.db",
                                         "--state-dir", tmp_path / "state"))
         assert message in line
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_gpu_that_is_not_there_is_refused_when_the_daemon_starts(tmp_path):
+    for command in ("run", "start"):
+        line = one_line_error(run_xprof("daemon", command, "--every", "1h", "--device", "cuda:99", "-f", "torch",
+                                        "--db", tmp_path / "x.db", "--state-dir", tmp_path / "state"))
+        assert line.startswith(f"xprof: error: --device cuda:99: no such GPU here (torch sees {torch_gpus()} GPU")
     assert not (tmp_path / "x.db").exists()
 
 

@@ -71,3 +71,16 @@ def test_a_config_file_s_device_and_dtype_are_checked_at_start():
         DaemonConfig(every="1h", device="tpu:0").check()
     with pytest.raises(UserError, match=r"--dtype: 'int8' is not one of fp32, bf16, fp16"):
         DaemonConfig(every="1h", dtype="int8").check()
+
+
+@pytest.mark.parametrize("message, missing", [
+    ("could not create a primitive descriptor for the LSTM forward propagation primitive", True),  # oneDNN, fp16
+    ('"addmm_impl_cpu_" not implemented for \'Half\'', True),
+    ("No registered 'MatMul' OpKernel for 'CPU' devices compatible with node", True),
+    ("mat1 and mat2 shapes cannot be multiplied (4x8 and 16x2)", False),  # a bug, at any precision
+    ("CUDA out of memory", False),
+])
+def test_only_a_framework_saying_it_has_no_kernel_makes_a_precision_not_run_here(message, missing):
+    from workloads.spec import is_missing_kernel
+
+    assert is_missing_kernel(RuntimeError(message)) is missing

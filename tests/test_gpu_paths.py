@@ -49,7 +49,7 @@ class A100Worker(Orchestrator):
         records = lambda steps: [{"step": s, "wall_ns": 4_000_000 + s, "peak_bytes": _peak(request["repeat"], s),
                                   "reserved_bytes": 512 * MiB} for s in steps]
         env = {"framework": "torch", "framework_version": "2.13.0+cu128", "cuda": "12.8", "cudnn": 91000,
-               "gpus": ["NVIDIA A100-PG509-200"], "device": request["device"],
+               "framework_gpus": ["NVIDIA A100-PG509-200"], "device": request["device"],
                "device_name": "NVIDIA A100-PG509-200"}
         return {"env": env, "timed": records(range(1, STEPS + 1)), "profiled": records(range(1, STEPS + 1)),
                 "trace": trace.name, "trace_path": str(trace)}, []

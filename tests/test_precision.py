@@ -138,9 +138,9 @@ def test_a_gpu_that_is_not_there_is_refused_before_anything_runs(tmp_path):
     assert line == (f"xprof: error: --device cuda:99: no such GPU here (torch sees {torch_gpus()} "
                     f"GPU{'s' * (torch_gpus() != 1)}; tensorflow sees {tensorflow_gpus()} "
                     f"GPU{'s' * (tensorflow_gpus() != 1)})")
-    assert not db.exists() or sqlite3.connect(db).execute("SELECT count(*) FROM runs").fetchone()[0] == 0
     line = one_line_error(run_xprof("run", "--suite", "tiny", "--device", "tpu", "--db", db))
     assert line == "xprof: error: --device: 'tpu' is not cpu, cuda:N or gpu:N"
+    assert not db.exists()  # refused before a store is made
 
 
 def test_an_explicit_cpu_runs_there_whatever_the_machine_has(tmp_path):
@@ -150,4 +150,4 @@ def test_an_explicit_cpu_runs_there_whatever_the_machine_has(tmp_path):
     [run] = json.loads(done.stdout)["runs"]
     assert (run["device"], run["dtype"], run["status"]) == ("cpu", "fp16", "ok")
     env = json.loads(sqlite3.connect(db).execute("SELECT env FROM runs").fetchone()[0])
-    assert (env["device"], env["device_name"]) == ("cpu", "cpu") and len(env["gpus"]) == torch_gpus()
+    assert (env["device"], env["device_name"]) == ("cpu", "cpu") and len(env["framework_gpus"]) == torch_gpus()

@@ -281,3 +281,13 @@ def test_a_run_whose_repeats_disagree_cannot_confirm_a_regression(store):
     entry = _state(result)
     assert result["regressions"] == [] and entry["state"] == "suspicious"
     assert entry["why"].endswith(f"not confirmed: run {busy['id'][:8]}'s repeats spread 1.6x (a busy machine?)")
+
+
+def test_an_unnamed_import_beside_named_runs_is_checked_without_error():
+    store = Store.in_memory()
+    for i in range(3):
+        add_run(store, [{"matmul": 1.0}] * 2, started_at=10.0 + i)
+    add_run(store, [{"matmul": 1.0}], workload=None, mode=None, size=None, dtype=None, source="import",
+            started_at=20.0)
+    entries = find_regressions(store)["configurations"]
+    assert {e["workload"] for e in entries} == {"mlp", None}

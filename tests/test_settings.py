@@ -51,7 +51,7 @@ def test_config_file_values_and_flags(tmp_path):
 
 def test_a_config_file_takes_the_daemons_keys_only():
     # the TOML contract: what contrib/xprof.toml documents
-    assert config_keys() == ["baseline", "cron", "device", "downsample_to", "dtype", "every", "execution", "frameworks",
+    assert config_keys() == ["baseline", "batch_size", "cron", "device", "downsample_to", "dtype", "every", "execution", "frameworks",
                              "keep_events", "keep_last", "keep_raw", "min_effect", "mode", "on_regression",
                              "repeats", "steps", "suite", "summary", "telemetry_every", "warmup",
                              "worker_timeout", "workloads"]

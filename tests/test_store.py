@@ -70,7 +70,7 @@ def test_a_store_of_an_earlier_schema_opens_with_every_row(old_store):
                       "artifacts": 5, "meta": 1}
 
     store = Store.open(old_store, create=False)
-    assert store.schema_version() == SCHEMA_VERSION == 5
+    assert store.schema_version() == SCHEMA_VERSION == 6
     store.close()
     after = sqlite3.connect(old_store)
     for table, count in before.items():
@@ -130,8 +130,9 @@ def test_a_schema_3_store_becomes_the_current_schema_with_every_value_and_the_sa
                                                                             ("/device:GPU:0", "GPU_0_bfc")]
     assert len(events) == 26 and len(memory) == 44
     # migration 5: profiled runs were fp32; a run's device is named alike in both frameworks
-    assert store._rows("SELECT id, dtype, device FROM runs ORDER BY id") == [
-        ("1b76979ac3db", "fp32", "cpu"), ("e18d72bfc956", "fp32", "gpu:0")]
+    # migration 6: every earlier run took its size's own batch
+    assert store._rows("SELECT id, dtype, device, batch_size FROM runs ORDER BY id") == [
+        ("1b76979ac3db", "fp32", "cpu", None), ("e18d72bfc956", "fp32", "gpu:0", None)]
     # what `xprof diff --json` printed on this store with the xprof that wrote it
     result = compare(store, store.run("1b76979ac3db"), store.run("e18d72bfc956"))
     assert (result["step"]["a_ms"], result["step"]["b_ms"], result["step"]["ci_high"]) == pytest.approx(
@@ -325,20 +326,27 @@ def test_latest_runs_configurations_and_history():
     assert store.latest_ok_run("mlp", "torch")["id"] == compiled["id"]
     assert store.latest_ok_run("mlp", "torch", execution="eager")["id"] == second["id"]
     assert store.latest_ok_run("mlp", "torch", size="small") is None
-    assert store.compared_groups() == [("mlp", "train", "small", "fp32", "cpu"), ("mlp", "train", "tiny", "fp32", "cpu")]
+    assert store.compared_groups() == [("mlp", "train", "small", "fp32", "cpu", None),
+                                       ("mlp", "train", "tiny", "fp32", "cpu", None)]
     configurations = store.configurations("mlp")
-    assert ("mlp", "torch", "train", "eager", "tiny", "fp32", "cpu") in configurations and len(configurations) == 3
-    history = store.configuration_history(("mlp", "torch", "train", "eager", "tiny", "fp32", "cpu"), 5)
+    assert ("mlp", "torch", "train", "eager", "tiny", "fp32", "cpu", None) in configurations and len(configurations) == 3
+    history = store.configuration_history(("mlp", "torch", "train", "eager", "tiny", "fp32", "cpu", None), 5)
     assert [r["id"] for r in history] == [first["id"], second["id"]]  # oldest first, ok only
     assert [r["id"] for r in store.newest_ok_runs(2)] == [compiled["id"], second["id"]]
     # a run at another precision is another configuration, never in fp32's history
     bf16 = add_run(store, [{"matmul": 0.5}] * 2, started_at=50, dtype="bf16")
     assert store.latest_ok_run("mlp", "torch", dtype="fp32")["id"] == compiled["id"]
     assert store.latest_ok_run("mlp", "torch", execution="eager", dtype="bf16")["id"] == bf16["id"]
-    assert ("mlp", "train", "tiny", "bf16", "cpu") in store.compared_groups()
+    assert ("mlp", "train", "tiny", "bf16", "cpu", None) in store.compared_groups()
     assert len(store.configurations("mlp")) == 4
-    assert [r["id"] for r in store.configuration_history(("mlp", "torch", "train", "eager", "tiny", "fp32", "cpu"))
+    assert [r["id"] for r in store.configuration_history(("mlp", "torch", "train", "eager", "tiny", "fp32", "cpu", None))
             ] == [first["id"], second["id"]]
+    # so is a run at another batch size: asked for by its batch, never in place of the size's own
+    one = add_run(store, [{"matmul": 0.2}] * 2, started_at=60, batch_size=1)
+    assert store.latest_ok_run("mlp", "torch", execution="eager", dtype="fp32")["id"] == second["id"]
+    assert store.latest_ok_run("mlp", "torch", batch_size=1)["id"] == one["id"]
+    assert ("mlp", "train", "tiny", "fp32", "cpu", 1) in store.compared_groups()
+    assert len(store.configurations("mlp")) == 5
     assert store.has_runs_of("mlp", "train") and not store.has_runs_of("mlp", "infer")
     assert tf["size"] == "small"
 
@@ -390,7 +398,8 @@ def test_the_csv_tables_keep_their_column_names():
     store = Store.in_memory()
     run = add_run(store, [{"matmul": 1.0}])
     tables = store.export_tables([run["id"]])
-    assert [d[0] for d in tables["runs.csv"].description][11] == "kernel_count"
+    columns = [d[0] for d in tables["runs.csv"].description]
+    assert columns[13] == "kernel_count" and columns[7:11] == ["size", "dtype", "device", "batch_size"]
     assert len(tables["kernels.csv"].fetchall()) == 3 and len(tables["steps.csv"].fetchall()) == 6
 
 

@@ -6,6 +6,7 @@ from html import escape
 from statistics import median
 
 from analysis.report import NO_DIFFERENCE, faster_side
+from views.claims import environment_line, measured, unmeasured_line, verdict_cells
 from views.labels import run_label, workload_label
 from views.numbers import (change_text, clock_text, configuration_text, delta_text, interval_text, left_out_text,
                            ms_text, ratio_text, ratio_word)
@@ -169,6 +170,26 @@ def _verdict(summary) -> str:
             f"{escape(run_label(slower))}{interval}.")
 
 
+def _claims_section(result: dict) -> str:
+    rows = []
+    for claim in result["claims"]:
+        for verdict in measured(claim):
+            cells = verdict_cells(verdict, comparisons=2)[:-1]
+            css = {"holds": "sig-faster", "reversed": "sig-slower"}.get(verdict["verdict"], "")
+            rows.append(f"<tr><td>{claim['id']}</td>" + "".join(
+                f'<td class="{css if i == 2 else ("num" if i in (3, 4) else "")}">{escape(c)}</td>'
+                for i, c in enumerate(cells)) + "</tr>")
+    summaries = "".join(
+        f"<li><b>{escape(c['claim'])}</b> <small>({escape(c['source'])})</small><br>test: {escape(c['test'])}"
+        f"<br><b>{escape(c['summary'])}</b>"
+        + (f"<br><small>{escape(unmeasured_line(c, result['size']))}</small>" if unmeasured_line(c, result["size"])
+           else "") + "</li>" for c in result["claims"])
+    return (f"<h2>The articles' claims, checked on this machine</h2><p>{escape(environment_line(result))}</p>"
+            "<table><tr><th>claim</th><th>workload</th><th>comparison</th><th>verdict</th><th>claimed side</th>"
+            f"<th>other side</th><th>advantage [interval]</th></tr>{''.join(rows)}</table><ol>{summaries}</ol>"
+            f"<p><small>{escape(result['ratio'])}. {escape(result['method'])}.</small></p>")
+
+
 def render_html(summary: dict) -> str:
     runs = summary["runs"]
     workload = ", ".join(sorted({workload_label(r["workload"], r["mode"], r["size"], r.get("dtype")) for r in runs}))
@@ -193,6 +214,8 @@ def render_html(summary: dict) -> str:
                      f"A = {escape(run_label(diff['a']))}</h2>", _diff_table(diff),
                      f"<p><small>{escape(diff['method'])}; significant = interval excludes 1, "
                      f"effect &gt; {diff['min_effect']:.0%}.</small></p>"]
+    if summary.get("claims"):
+        sections.append(_claims_section(summary["claims"]))
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f"<title>xprof review: {escape(workload)}</title><style>{STYLE}</style></head>"
             f"<body>{''.join(sections)}</body></html>\n")

@@ -8,11 +8,16 @@ STATE_COLOURS = {"regression": "red", "suspicious": "yellow", "improvement": "gr
                  "insufficient data": "dim", "ok": "green"}
 
 
-def workload_label(workload, mode=None, size=None, dtype=None, device=None) -> str:
-    """'cnn train small bf16 on gpu:0'; an imported run may lack any of them: those are
-    left out, and a run with none is an 'imported trace'."""
-    what = " ".join(str(part) for part in (workload, mode, size, dtype) if part) or "imported trace"
-    return what + (f" on {device}" if device else "")
+def workload_label(workload, mode=None, size=None, dtype=None, device=None, batch_size=None) -> str:
+    """'cnn train small bf16 on gpu:0', 'cnn infer small b=1 fp32 on cpu'; an imported run
+    may lack any of them: those are left out, and a run with none is an 'imported trace'."""
+    what = " ".join(str(part) for part in (workload, mode, size_text(size, batch_size), dtype) if part)
+    return (what or "imported trace") + (f" on {device}" if device else "")
+
+
+def size_text(size, batch_size=None) -> str:
+    """A size, and the batch a run took where it was not the size's own: 'tiny b=1'."""
+    return f"{size or '-'} b={batch_size}" if batch_size else (size or "")
 
 
 def placement(entry: dict) -> str:
@@ -23,7 +28,7 @@ def placement(entry: dict) -> str:
 
 def entry_label(entry: dict) -> str:
     """workload_label of a run or an entry that has its configuration's columns."""
-    return workload_label(*(entry.get(k) for k in ("workload", "mode", "size", "dtype", "device")))
+    return workload_label(*(entry.get(k) for k in ("workload", "mode", "size", "dtype", "device", "batch_size")))
 
 
 def short_id(run_id: str | None) -> str:

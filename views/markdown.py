@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from statistics import median
 
+from views.claims import environment_line, measured, unmeasured_line, verdict_cells
 from views.numbers import (change_text, clock_text, configuration_text, delta_text, interval_text, left_out_text,
                            ms_text, ratio_word, sparkline, visible_text)
 
@@ -44,8 +45,38 @@ def render_markdown(summary: dict) -> str:
             lines.append(f"\n> {note}")
     elif summary.get("diff_unavailable"):
         lines += ["", f"_No diff: {summary['diff_unavailable']}_"]
+    if summary.get("claims"):
+        lines += ["", render_claims(summary["claims"], level=2)]
     lines.append("")
     return "\n".join(lines)
+
+
+def render_claims(result: dict, level: int = 1) -> str:
+    """`xprof claims` as Markdown: the environment, one table of every measured verdict,
+    and each claim's summary line."""
+    lines = [f"{'#' * level} The articles' claims, checked on this machine", "", environment_line(result), "",
+             "| claim | workload | comparison | verdict | claimed side | other side | advantage [interval] |",
+             "|---|---|---|---|---:|---:|---|"]
+    for claim in result["claims"]:
+        for verdict in measured(claim):
+            cells = verdict_cells(verdict, comparisons=2)[:-1]
+            lines.append(f"| {claim['id']} | " + " | ".join(_cell(c) for c in cells) + " |")
+    lines.append("")
+    for claim in result["claims"]:
+        lines.append(f"{claim['id']}. **{_cell(claim['claim'])}** ({_cell(claim['source'])}). "
+                     f"Test: {claim['test']}. **{claim['summary']}.**")
+        missing = unmeasured_line(claim, result["size"])
+        if missing:
+            lines.append(f"   _{missing}_")
+        for note in dict.fromkeys(note for verdict in measured(claim) for note in verdict["notes"]):
+            lines.append(f"   > {note}")
+    lines += ["", f"_{result['ratio']}. {result['method']}._"]
+    return "\n".join(lines)
+
+
+def print_claims(result: dict) -> None:
+    """`xprof claims --markdown`: the table the README shows."""
+    print(render_claims(result))
 
 
 def render_cycle_summary(cycle: dict, runs: list[dict], regressions: dict) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from views.labels import size_text
+
 # Above this a ratio's bound says only "unbounded in practice": with two repeats a side
 # and many rows, Welch's interval can reach 1e40, which reads as noise, not as a number.
 RATIO_CEILING = 1000.0
@@ -111,7 +113,8 @@ def sparkline(values: list[float | None], low: float | None = None) -> str:
 
 def configuration_text(entry: dict) -> str:
     """A configuration in words: 'cnn train tiny fp32, torch eager on cpu'."""
-    where = " ".join(str(entry[k]) for k in ("workload", "mode", "size", "dtype") if entry.get(k))
+    size = size_text(entry.get("size"), entry.get("batch_size"))
+    where = " ".join(str(v) for v in (entry.get("workload"), entry.get("mode"), size, entry.get("dtype")) if v)
     return f"{where}, {entry['framework']} {entry['execution'] or ''}".rstrip() + f" on {entry['device'] or '?'}"
 
 

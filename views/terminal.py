@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from views.labels import STATE_COLOURS, STATUS_COLOURS, entry_label, placement, run_label, short_id
+from views.labels import STATE_COLOURS, STATUS_COLOURS, entry_label, placement, run_label, short_id, size_text
 from views.numbers import (bytes_text, change_text, clock_text, configuration_text, count_text, delta_text,
                            interval_text, left_out_text, ms_text, ratio_text, ratio_word, si_text, sparkline,
                            visible_text)
@@ -71,7 +71,8 @@ def print_runs(rows, title) -> None:
     table = _table(title=title)
     cells = [
         (short_id(row["id"]), f"[{STATUS_COLOURS.get(row['status'], 'white')}]{row['status']}[/]",
-         row["workload"] or "-", row["mode"] or "-", row["size"] or "-", placement(row),
+         row["workload"] or "-", row["mode"] or "-", size_text(row["size"], row.get("batch_size")) or "-",
+         placement(row),
          "tf" if row["framework"] == "tensorflow" else row["framework"], row["execution"] or "-",
          ms_text(row["step_ms_median"]), *(f"{row[count]:,}{PRUNED_MARK * _pruned(row)}"
                                            for count in ("kernels", "memory_events")))
@@ -131,7 +132,8 @@ class RunProgress:
 
     def update(self, event, outcome, repeat):
         r = outcome.request
-        what = (f"{r.workload}/{r.mode} {r.framework} ({r.execution}, {r.dtype}@{r.device}) "
+        batch = f", batch {r.batch_size}" if r.batch_size else ""
+        what = (f"{r.workload}/{r.mode} {r.framework} ({r.execution}, {r.dtype}@{r.device}{batch}) "
                 f"repeat {repeat + 1}/{r.repeats}")
         if event == "start":
             if self.bar:
@@ -214,7 +216,8 @@ def print_report(report) -> None:
         else:
             colour = {"torch": "cyan", "tensorflow": "magenta"}.get(entry.get("faster"), "dim")
             cell = f"[{colour}]{ratio_text(ratio)}x{_interval(entry)}[/]"
-        table.add_row(entry["workload"], entry["mode"] or "-", entry["size"] or "-", placement(entry),
+        table.add_row(entry["workload"], entry["mode"] or "-", size_text(entry["size"], entry.get("batch_size")) or "-",
+                      placement(entry),
                       ms_text(torch_side.get("step_ms")), ms_text(tf_side.get("step_ms")), cell,
                       f"{bytes_text(torch_side.get('peak_bytes'))}/{bytes_text(tf_side.get('peak_bytes'))}")
         details.append(_report_line(entry))

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from views.labels import STATE_COLOURS, STATUS_COLOURS, short_id
+from views.labels import STATE_COLOURS, STATUS_COLOURS, short_id, size_text
 from views.numbers import configuration_text, gib_text, interval_text, ms_text, ratio_text, sparkline, visible_text
 
 
@@ -47,7 +47,7 @@ def _telemetry_lines(snapshot) -> list[Text]:
 def _running_lines(snapshot) -> list[Text]:
     if not snapshot["running"]:
         return [Text("no run in progress", style="dim")]
-    return [Text(f"running: {r['workload']} {r['mode']} {r['size']} {r.get('dtype') or ''} {r['framework']} "
+    return [Text(f"running: {r['workload']} {r['mode']} {size_text(r['size'], r.get('batch_size'))} {r.get('dtype') or ''} {r['framework']} "
                  f"{r['execution']} on {r.get('device') or '?'}"
                  f"  repeat {min(r['repeats_done'] + 1, r['repeats'] or 1)}/{r['repeats'] or 1}"
                  f"  {r['elapsed_s']:.0f} s", style="cyan") for r in snapshot["running"][:3]]
@@ -62,7 +62,7 @@ def _differences_table(snapshot, rows: int) -> Table:
         ratio = "-" if step["ratio"] is None else f"{ratio_text(step['ratio'])}x"
         style = ("red" if (step["ratio"] or 0) > 1 else "green") if step["significant"] else "dim"
         gaps = ", ".join(f"{escape(r['key'])} {r['delta_ms']:+.3f}" for r in d["rows"])
-        cells.append((f"{d['workload']} {d['size']} {d.get('dtype') or ''}".rstrip(),
+        cells.append((f"{d['workload']} {size_text(d['size'], d.get('batch_size'))} {d.get('dtype') or ''}".rstrip(),
                       f"[{style}]{ratio}{interval_text(step['ci_low'], step['ci_high'])}[/]", gaps))
     # the workload and its ratio keep their width; the list of gaps gives way
     for i, column in enumerate(("workload", "step TF/torch")):

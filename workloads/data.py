@@ -19,8 +19,8 @@ class Batch:
     targets: np.ndarray
 
 
-def make_batch(name: str, size: str, seed: int) -> Batch:
-    c = get_workload(name).config(size)
+def make_batch(name: str, size: str, seed: int, batch_size: int | None = None) -> Batch:
+    c = get_workload(name).config(size, batch_size)
     rng = np.random.default_rng(seed)
 
     def normal(*shape):

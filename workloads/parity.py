@@ -17,7 +17,7 @@ import numpy as np
 
 from .catalog import get_workload
 from .data import make_batch
-from .spec import DEFAULT_DTYPE, DEFAULT_SEED, DTYPES, ParityError
+from .spec import DEFAULT_DTYPE, DEFAULT_SEED, DTYPES, ParityError, is_missing_kernel
 
 # Training steps the torch side takes before exporting its weights.
 WARM_STEPS = 3
@@ -49,7 +49,7 @@ def _export_torch(names, size, seed, directory: Path, dtype: str) -> None:
             for _ in range(WARM_STEPS):
                 workload.step()
         except RuntimeError as error:  # e.g. no fp16 LSTM kernel on this CPU
-            if dtype == "fp32":
+            if dtype == "fp32" or not is_missing_kernel(error):
                 raise
             (directory / f"{name}.unsupported").write_text(f"torch: {_unsupported(error)}")
             continue
@@ -93,7 +93,7 @@ def _compare_one(name, size, seed, directory: Path, dtype: str) -> dict:
         infer_out = workload.predict(inputs)
         train_out = workload.predict(inputs, training=True)
     except tf.errors.InvalidArgumentError as error:  # no kernel for the dtype here
-        if dtype == "fp32":
+        if dtype == "fp32" or not is_missing_kernel(error):
             raise
         why = f"tensorflow: {_unsupported(error)}"
         return asdict(ParityResult(name, True, None, None, {}, None, dtype, why))

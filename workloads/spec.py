@@ -30,6 +30,18 @@ DEFAULT_SEED = 1234
 REDUCED_PRECISION_TOLERANCE = {"bf16": 8 * 2**-8, "fp16": 8 * 2**-11}
 
 
+# How the frameworks say they have no kernel for a precision on a device (oneDNN, torch's
+# dispatcher, TensorFlow's kernel registry); any other error at bf16 or fp16 is a bug.
+NO_KERNEL_SIGNS = ("could not create a primitive descriptor", "not implemented for", "no registered",
+                   "no kernel", "unsupported dtype", "not supported for")
+
+
+def is_missing_kernel(error: BaseException) -> bool:
+    """Whether `error` says a framework has no kernel for the precision here."""
+    text = str(error).lower()
+    return any(sign in text for sign in NO_KERNEL_SIGNS)
+
+
 class WorkloadError(ValueError):
     """A workload, size, mode or execution style that does not exist."""
 
@@ -54,6 +66,8 @@ class WorkloadSpec:
     parity_atol: float = 1e-5
     notes: str = ""
     tags: tuple[str, ...] = field(default=())
+    # The config key that is the batch: how many examples (rows of a matmul) one step takes.
+    batch_key: str = "batch"
 
     def parity_tolerance(self, dtype: str, scale: float) -> float:
         """The largest max-abs difference the parity check allows at `dtype`, for outputs
@@ -63,20 +77,31 @@ class WorkloadSpec:
             return self.parity_atol
         return REDUCED_PRECISION_TOLERANCE[dtype] * max(1.0, scale)
 
-    def config(self, size: str) -> dict[str, int]:
+    def config(self, size: str, batch_size: int | None = None) -> dict[str, int]:
+        """A size's config; with `batch_size`, that many examples a step instead of the
+        size's own (the model's shapes stay the size's)."""
         check_choice("size", size, SIZES)
-        return dict(self.sizes[size])
+        config = dict(self.sizes[size])
+        if batch_size is not None:
+            if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+                raise WorkloadError(f"batch size must be a whole number of at least 1, not {batch_size!r}")
+            config[self.batch_key] = batch_size
+        return config
+
+    def batch(self, size: str) -> int:
+        """The batch size of a size's own config."""
+        return self.config(size)[self.batch_key]
 
     def params(self, size: str) -> int:
         return self.count_params(self.config(size))
 
-    def flops_per_step(self, size: str, mode: str) -> int:
+    def flops_per_step(self, size: str, mode: str, batch_size: int | None = None) -> int:
         """Analytic FLOPs of one step: 2 per MAC forward. Training adds the
         backward pass (a weight gradient for every layer, an input gradient for all
         but the layers reading the data) and one multiply-add per parameter for
         the SGD update. Element-wise work (activations, norms, pooling) is not counted."""
         check_choice("mode", mode, MODES)
-        config = self.config(size)
+        config = self.config(size, batch_size)
         forward_macs = self.forward_macs(config)
         if mode == "infer":
             return 2 * forward_macs

@@ -195,7 +195,7 @@ class TensorFlowWorkload:
     framework = "tensorflow"
 
     def __init__(self, name, size, mode="train", execution=None, seed=DEFAULT_SEED,
-                 forward_passes=1, dtype=DEFAULT_DTYPE):
+                 forward_passes=1, dtype=DEFAULT_DTYPE, batch_size=None):
         check_choice("mode", mode, MODES)
         self.dtype = check_choice("dtype", dtype, DTYPES)
         # forward_passes > 1: the slowed-down variant, as in TorchWorkload
@@ -204,7 +204,7 @@ class TensorFlowWorkload:
         self.execution = resolve_execution("tensorflow", execution)
         keras.utils.set_random_seed(seed)
         self.model = build_model(name, size, dtype)
-        batch = make_batch(name, size, seed)
+        batch = make_batch(name, size, seed, batch_size)
         self.inputs = tf.constant(to_tf_layout(name, batch.inputs))
         self.targets = tf.constant(to_tf_layout(name, batch.targets))
         if name in CLASSIFIERS:

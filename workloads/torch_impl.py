@@ -127,7 +127,7 @@ class TorchWorkload:
     framework = "torch"
 
     def __init__(self, name, size, mode="train", execution=None, seed=DEFAULT_SEED, device=None,
-                 forward_passes=1, dtype=DEFAULT_DTYPE):
+                 forward_passes=1, dtype=DEFAULT_DTYPE, batch_size=None):
         check_choice("mode", mode, MODES)
         self.dtype = check_choice("dtype", dtype, DTYPES)
         # forward_passes > 1 is a slowed-down variant (the model runs k times a step,
@@ -138,7 +138,7 @@ class TorchWorkload:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         torch.manual_seed(seed)
         self.model = build_model(name, size).to(self.device)
-        batch = make_batch(name, size, seed)
+        batch = make_batch(name, size, seed, batch_size)
         self.inputs = torch.from_numpy(batch.inputs).to(self.device)
         self.targets = torch.from_numpy(batch.targets).to(self.device)
         self.loss_fn = nn.CrossEntropyLoss() if name in CLASSIFIERS else nn.MSELoss()
@@ -149,6 +149,7 @@ class TorchWorkload:
         self.runnable = _compile(self.model, self.execution)
         # scales the loss so that small fp16 gradients do not flush to zero; a no-op otherwise
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=dtype == "fp16" and mode == "train")
+        self._step = self._train_step if mode == "train" else self._infer_step
 
     def _precision(self):
         """The context a step's forward pass runs in: autocast at bf16 and fp16."""
@@ -162,17 +163,20 @@ class TorchWorkload:
             outputs = outputs + self.runnable(self.inputs)
         return outputs if self.forward_passes == 1 else outputs / self.forward_passes
 
-    def step(self) -> None:
-        if self.mode == "infer":
-            with torch.inference_mode(), self._precision():
-                self._outputs()
-            return
+    def _train_step(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         with self._precision():
             loss = self.loss_fn(self._outputs(), self.targets)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+
+    def _infer_step(self) -> None:
+        with torch.inference_mode(), self._precision():
+            self._outputs()
+
+    def step(self) -> None:
+        self._step()
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":

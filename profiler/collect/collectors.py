@@ -17,8 +17,9 @@ class Collector(Protocol):
     framework: str
 
     def environment(self) -> dict:
-        """Versions, threads, the GPUs the framework sees (`gpus`, their names) and the
-        device of the workload built last: stored with each run."""
+        """Versions, threads, the GPUs the framework sees (`framework_gpus`, their names;
+        `gpus` in a run's environment is NVML's, where there is a driver) and the device
+        of the workload built last: stored with each run."""
         ...
 
     def build(self, request: dict):

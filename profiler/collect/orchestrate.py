@@ -55,6 +55,7 @@ class RunOutcome:
             "size": self.request.size,
             "device": self.request.device,
             "dtype": self.request.dtype,
+            "batch_size": self.request.batch_size,
             "status": self.status,
             "step_ms_median": median,
             "kernels": self.events,
@@ -72,7 +73,7 @@ def _schedule(requests: list[RunRequest]):
     interleaved and their order alternated each repeat."""
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(requests):
-        groups.setdefault((r.workload, r.mode, r.size, r.dtype), []).append(i)
+        groups.setdefault((r.workload, r.mode, r.size, r.dtype, r.batch_size), []).append(i)
     for members in groups.values():
         repeats = max(requests[i].repeats for i in members)
         for repeat in range(repeats):
@@ -83,16 +84,19 @@ def _schedule(requests: list[RunRequest]):
 
 
 def profile(store: Store, settings: RunSettings, classify: Callable | None = None,
-            progress: Callable | None = None, worker_timeout_s: float = WORKER_TIMEOUT_S) -> list[RunOutcome]:
-    """Profile what `settings` ask for into `store`, with telemetry beside each worker, on
-    the device --device names (by default the first GPU every framework sees, else the
-    CPU). SIGTERM ends it as Ctrl-C does: the cut run is stored as interrupted."""
-    device = resolve_device(settings.device, settings.frameworks or list(FRAMEWORKS))
+            progress: Callable | None = None, worker_timeout_s: float = WORKER_TIMEOUT_S,
+            requests: list[RunRequest] | None = None) -> list[RunOutcome]:
+    """Profile what `settings` ask for (or `requests`, with settings' telemetry) into
+    `store`, with telemetry beside each worker, on the device --device names (by default
+    the first GPU every framework sees, else the CPU). SIGTERM ends it as Ctrl-C does:
+    the cut run is stored as interrupted."""
+    if requests is None:
+        requests = settings.requests(resolve_device(settings.device, settings.frameworks or list(FRAMEWORKS)))
     orchestrator = Orchestrator(store, classify=classify, progress=progress,
                                 sampler_factory=telemetry_sampler(settings.telemetry_interval),
                                 worker_timeout_s=worker_timeout_s)
     with sigterm_as_interrupt():
-        return orchestrator.execute(settings.requests(device))
+        return orchestrator.execute(requests)
 
 
 class Orchestrator:
@@ -159,7 +163,8 @@ class Orchestrator:
     def _create(self, r: RunRequest) -> str:
         return self.store.create_run(
             framework=r.framework, workload=r.workload, mode=r.mode, execution=r.execution,
-            size=r.size, device=r.device, dtype=r.dtype, source="profile", batch_id=self.batch_id, steps_requested=r.steps,
+            size=r.size, device=r.device, dtype=r.dtype, batch_size=r.batch_size, source="profile",
+            batch_id=self.batch_id, steps_requested=r.steps,
             repeats=r.repeats, warmup_steps=r.warmup,
         )
 

@@ -20,6 +20,7 @@ LIMITS = {
     "baseline": (3, 1000),
     "min_effect": (0, 10),
     "keep_last": (0, 1_000_000),
+    "batch_size": (1, 1_000_000),
 }
 # Each setting's allowed values, where they are a fixed list.
 CHOICES = {"suite": SIZES, "workloads": tuple(WORKLOADS), "frameworks": FRAMEWORKS,
@@ -64,9 +65,10 @@ class RunRequest:
     seed: int = DEFAULT_SEED
     device: str = "cpu"  # as stored: 'cpu' or 'gpu:N'
     dtype: str = DEFAULT_DTYPE
+    batch_size: int | None = None  # None: the size's own
 
     def __post_init__(self):
-        get_workload(self.workload).config(self.size)
+        get_workload(self.workload).config(self.size, self.batch_size)
         self.execution = resolve_execution(self.framework, self.execution)
         check_choice("dtype", self.dtype, DTYPES)
         if parse_device(self.device) != self.device:
@@ -86,6 +88,8 @@ class RunSettings:
                                        "every framework of the run sees one, else the CPU).")
     dtype: str = setting(DEFAULT_DTYPE, "Precision: fp32, or bf16/fp16 mixed precision (torch autocast, "
                                         "Keras mixed-precision policy; fp16 training scales its loss).")
+    batch_size: int | None = setting(None, "Examples a step takes instead of the size's own batch (1: "
+                                           "inference as a server sees it); part of the configuration.")
     steps: int = setting(10, "Timed steps without the profiler, then as many under it.")
     warmup: int = setting(3, "Unmeasured steps first (tracing, compilation, caches).")
     repeats: int = setting(5, "Worker processes per run; frameworks interleaved, order alternated.")
@@ -111,7 +115,8 @@ class RunSettings:
         copies = 2 if self.aa else 1
         return [
             RunRequest(workload, framework, self.mode, self.execution, self.suite, self.steps,
-                       self.warmup, self.repeats, self.python_profile, device=device, dtype=self.dtype)
+                       self.warmup, self.repeats, self.python_profile, device=device, dtype=self.dtype,
+                       batch_size=self.batch_size)
             for workload in self.workloads or list(WORKLOADS)
             for framework in self.frameworks or list(FRAMEWORKS)
             for _ in range(copies)

@@ -57,7 +57,7 @@ class TensorFlowCollector:
             "cpu_allocator": "bfc" if os.environ.get("TF_CPU_ALLOCATOR_USE_BFC") == "true" else "default",
             "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default on (x86)")
             if platform.machine() in ("x86_64", "AMD64") else None,
-            "gpus": [_gpu_name(gpu) for gpu in tf.config.list_physical_devices("GPU")],
+            "framework_gpus": [_gpu_name(gpu) for gpu in tf.config.list_physical_devices("GPU")],
             **device_facts(self.device, name),
         }
 
@@ -67,7 +67,8 @@ class TensorFlowCollector:
         return TensorFlowWorkload(request["workload"], request["size"], request["mode"],
                                   request["execution"], request["seed"],
                                   forward_passes=request.get("forward_passes", 1),
-                                  dtype=request.get("dtype", "fp32"))
+                                  dtype=request.get("dtype", "fp32"),
+                                  batch_size=request.get("batch_size"))
 
     def device_memory(self, workload: TensorFlowWorkload) -> tuple[int | None, int | None]:
         """Peak and current bytes of the run's GPU (TensorFlow's GPU:0 once use_device has

@@ -45,7 +45,7 @@ class TorchCollector:
             "cuda": torch.version.cuda,
             "hip": getattr(torch.version, "hip", None),
             "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-            "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+            "framework_gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
             **device_facts("cpu" if index is None else f"gpu:{index}",
                            None if index is None else torch.cuda.get_device_name(index)),
         }
@@ -55,7 +55,8 @@ class TorchCollector:
         return TorchWorkload(request["workload"], request["size"], request["mode"],
                              request["execution"], request["seed"], device=self.device,
                              forward_passes=request.get("forward_passes", 1),
-                             dtype=request.get("dtype", "fp32"))
+                             dtype=request.get("dtype", "fp32"),
+                             batch_size=request.get("batch_size"))
 
     def device_memory(self, workload: TorchWorkload) -> tuple[int | None, int | None]:
         """Peak allocated and reserved bytes since the last call (GPU only), then reset."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from profiler.collect.collectors import collector_for
 from profiler.processes import die_with_parent
+from workloads.spec import is_missing_kernel
 
 # Test seams, acting on real subprocesses:
 # XPROF_INJECT_FAULT="<workload>:raise|exit|segfault" makes that workload fail in its
@@ -86,7 +87,7 @@ def run(request: dict) -> dict:
     try:
         return _run(request)
     except RuntimeError as error:
-        if request.get("dtype", "fp32") == "fp32":
+        if request.get("dtype", "fp32") == "fp32" or not is_missing_kernel(error):
             raise
         # a framework without a kernel for the precision on this device says so obscurely
         raise RuntimeError(f"{request['framework']} could not run {request['workload']} at "

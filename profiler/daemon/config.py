@@ -36,6 +36,15 @@ class DaemonConfig(RetentionSettings, CheckSettings, RunSettings):
     def schedule(self) -> Schedule:
         return Schedule.parse(self.every, self.cron)
 
+    def check_device_here(self) -> None:
+        """A GPU the config names must be one every framework of its runs sees on this
+        machine: checked when the daemon starts (asking the frameworks), not at 2 a.m."""
+        from profiler.collect.devices import resolve_device
+        from workloads import FRAMEWORKS
+
+        if self.device is not None:
+            resolve_device(self.device, self.frameworks or list(FRAMEWORKS))
+
     def check(self) -> None:
         """Every value parsed once now, so a bad one fails at start, not at 2 a.m."""
         for f in fields(self):

@@ -11,7 +11,7 @@ from profiler.errors import UserError
 from profiler.store.rows import DEVICE_KINDS, GROUPINGS
 
 # What makes runs one configuration to follow over time (regressions).
-CONFIGURATION = ("workload", "framework", "mode", "execution", "size", "dtype", "device")
+CONFIGURATION = ("workload", "framework", "mode", "execution", "size", "dtype", "device", "batch_size")
 # Step numbers wide enough for "every step" in a range (see steps_clause).
 FIRST_STEP, LAST_STEP = -(1 << 63), (1 << 63) - 1
 
@@ -87,11 +87,11 @@ class Queries:
 
     def latest_ok_run(self, workload: str, framework: str, mode: str | None = None,
                       execution: str | None = None, size: str | None = None, dtype: str | None = None,
-                      device: str | None = None) -> dict | None:
+                      device: str | None = None, batch_size: int | None = None) -> dict | None:
         """The newest `ok` run of a framework on a workload, of the configuration values
-        given; None when there is none."""
-        sql = "SELECT * FROM runs WHERE status = 'ok' AND workload = ? AND framework = ?"
-        params = [workload, framework]
+        given, at `batch_size` (None: the size's own batch); None when there is none."""
+        sql = "SELECT * FROM runs WHERE status = 'ok' AND workload = ? AND framework = ? AND batch_size IS ?"
+        params = [workload, framework, batch_size]
         for column, value in (("mode", mode), ("execution", execution), ("size", size), ("dtype", dtype),
                               ("device", device)):
             if value:
@@ -105,8 +105,9 @@ class Queries:
                                (workload, mode)))
 
     def compared_groups(self, workloads=None) -> list[tuple]:
-        """(workload, mode, size, dtype, device) of every ok run with a workload, each once."""
-        columns = "workload, mode, size, dtype, device"
+        """(workload, mode, size, dtype, device, batch_size) of every ok run with a workload,
+        each once."""
+        columns = "workload, mode, size, dtype, device, batch_size"
         sql = f"SELECT DISTINCT {columns} FROM runs WHERE status = 'ok' AND workload IS NOT NULL"
         params = list(workloads or [])
         if params:
@@ -274,7 +275,7 @@ class Queries:
         return {
             "runs.csv": self._cursor(
                 "SELECT id, status, framework, framework_version, workload, mode, execution,"
-                " size, device, host, step_ms_median, event_count AS kernel_count, memory_event_count,"
+                " size, dtype, device, batch_size, host, step_ms_median, event_count AS kernel_count, memory_event_count,"
                 f" started_at, source, label FROM runs WHERE id IN ({marks})", run_ids),
             "steps.csv": self._cursor(
                 "SELECT run_id, repeat, step, profiled, wall_ns, start_ns, peak_bytes"
@@ -312,6 +313,12 @@ class Queries:
                                              f" ({marks}) AND kind = 'trace'", run_ids)[0][0]}
 
     # -- telemetry ----------------------------------------------------------------
+
+    def utilization_samples(self, run_id: str, device: str) -> list[float]:
+        """The NVML utilization (percent) of `device` sampled while a run's workers ran."""
+        return [value for value, in self._rows(
+            "SELECT utilization_pct FROM samples WHERE run_id = ? AND source = 'nvml' AND device = ?"
+            " AND utilization_pct IS NOT NULL ORDER BY ts_ns", (run_id, device))]
 
     def recent_samples(self, since_ns: int, limit: int) -> list[dict]:
         """Telemetry samples after `since_ns`, newest first."""

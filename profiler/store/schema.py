@@ -272,5 +272,11 @@ def _migration_5(db: sqlite3.Connection) -> None:
         """)
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5]
+def _migration_6(db: sqlite3.Connection) -> None:
+    """How many examples a run's steps took where it was not its size's own batch
+    (`--batch-size`; NULL: the size's own), part of its configuration."""
+    _execute_script(db, "ALTER TABLE runs ADD COLUMN batch_size INTEGER")
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,47 @@
+"""What commands do around their one library call: open the store, show the result (JSON
+or a renderer), categorize events, profile with a progress bar."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+
+def store(db_path, create=False):
+    from profiler.store import open_store
+
+    return open_store(db_path, create, notice=lambda text: click.echo(text, err=True))
+
+
+def show(result, as_json: bool, renderer: str, *args) -> None:
+    """JSON for scripts, else `renderer` ("terminal:print_diff": a function of views.terminal,
+    loaded only then, as rich is; views.lines draws without rich)."""
+    from views.lines import emit_json
+
+    module, function = renderer.split(":")
+    if as_json:
+        emit_json(result)
+    else:
+        getattr(importlib.import_module(f"views.{module}"), function)(result, *args)
+
+
+def classify_event(event) -> str:
+    """The taxonomy's category of an event, loaded at the first call (after an import forks)."""
+    from analysis.taxonomy import classify_event as classify
+
+    return classify(event)
+
+
+def profile_with_progress(store, settings, count, quiet, requests=None):
+    """profile(), with a progress bar on a terminal; Ctrl-C exits 130."""
+    from profiler.collect.orchestrate import profile
+    from views.terminal import RunProgress
+
+    try:
+        with RunProgress(count, settings.repeats, quiet=quiet) as progress:
+            return profile(store, settings, classify_event, progress.update, requests=requests)
+    except KeyboardInterrupt:
+        error = click.ClickException("interrupted: the cut run is stored as interrupted")
+        error.exit_code = 130
+        raise error from None
