@@ -204,6 +204,8 @@ def claims_command(names, size, run_missing, device, markdown, repeats, steps, w
     """
     from analysis.claims import check_claims, machine_here, needed_requests
 
+    if markdown and as_json:
+        raise click.UsageError("give --json or --markdown, not both")
     machine = machine_here(device)  # before the store: a device that is not there makes none
     store = _store(db_path, create=run_missing)
     workloads = list(dict.fromkeys(names)) or None

@@ -287,8 +287,9 @@ class _Checker:
             "frameworks": {fw: {"version": env.get("framework_version"), "threads": env.get("threads"),
                                 "cuda": env.get("cuda") or env.get("cuda_build") if self.machine.device != "cpu"
                                 else None} for fw, env in envs.items()},
-            "runs_from": min((r["started_at"] for r in newest.values()), default=None),
-            "runs_to": max((r["started_at"] for r in newest.values()), default=None),
+            "runs": len(self.used_runs),
+            "runs_from": min((r["started_at"] for r in self.used_runs.values()), default=None),
+            "runs_to": max((r["started_at"] for r in self.used_runs.values()), default=None),
         }
 
 

@@ -24,8 +24,11 @@ def latest_run(store: Store, workload: str, framework: str, mode: str | None = N
     what = (" ".join(v for v in (size, mode, execution, dtype) if v) + (f" {device}" if device else "")
             + (f" batch-{batch_size}" if batch_size else ""))
     hint = run_hint(workload, framework, mode, execution, size, dtype, device, batch_size)
+    others = [] if batch_size else store.other_batch_sizes(workload, framework, mode)
+    elsewhere = (f"; there are runs at {', '.join(f'--batch-size {b}' for b in others)}" if others else "")
     raise AnalysisError(
-        f"no ok {what.strip() + ' ' if what.strip() else ''}run of {workload!r} in {framework} (run `{hint}`)"
+        f"no ok {what.strip() + ' ' if what.strip() else ''}run of {workload!r} in {framework} "
+        f"(run `{hint}`{elsewhere})"
     )
 
 

@@ -156,6 +156,26 @@ def test_gpu_utilization_needs_a_gpu_and_nvml_and_is_judged_on_the_runs_samples(
     _, (verdict,) = _verdicts(store, [claim], gpu)
     assert verdict["verdict"] == HOLDS and verdict["ci_low"] > 1
     assert verdict["values"]["claimed"] == pytest.approx(87.25) and verdict["values"]["samples"] == [4, 4]
+    assert verdict["ratio"] == pytest.approx(_geomean([85, 88, 90, 86]) / _geomean([45, 50, 40, 48]))
+
+
+@pytest.mark.parametrize("tensorflow_busy, torch_busy, expected", [
+    ([45, 50, 40, 48], [85, 88, 90, 86], REVERSED),
+    ([60, 80, 40, 70], [65, 45, 75, 55], NO_DIFFERENCE),   # 2.5 points apart, the samples overlap
+    ([81, 80, 82, 81], [79, 80, 78, 79], NO_DIFFERENCE),   # 2.5% apart: below --min-effect
+])
+def test_gpu_utilization_is_judged_by_its_interval_not_its_ratio(tensorflow_busy, torch_busy, expected):
+    claim = next(c for c in load_claims() if c.id == 6)
+    store = Store.in_memory()
+    _pair(store, [1.0, 1.0, 1.0], [1.0, 1.0, 1.0], device="gpu:0")
+    for run in store.runs():
+        busy = tensorflow_busy if run["framework"] == "tensorflow" else torch_busy
+        store.add_samples([TelemetrySample(ts_ns=i, source="nvml", device="gpu:0", utilization_pct=u)
+                           for i, u in enumerate(busy)], run["id"])
+    _, (verdict,) = _verdicts(store, [claim], Machine("gpu:0", 1, None))
+    assert verdict["verdict"] == expected
+    if expected == REVERSED:
+        assert verdict["ci_high"] < 1
 
 
 def test_scaling_is_never_measured_on_one_device_and_says_why():
@@ -254,6 +274,11 @@ def test_a_batch_size_replaces_the_sizes_batch_only():
     assert mlp.flops_per_step("tiny", "infer", 1) * 32 == mlp.flops_per_step("tiny", "infer")
     with pytest.raises(ValueError, match="batch size must be a whole number of at least 1, not 0"):
         mlp.config("tiny", 0)
+    # asked for by its number, the size's own batch is the size's own configuration
+    from profiler.collect.settings import RunSettings
+
+    requests = RunSettings(suite="tiny", workloads=["mlp", "cnn"], frameworks=["torch"], batch_size=32).requests()
+    assert [(r.workload, r.batch_size) for r in requests] == [("mlp", None), ("cnn", 32)]
 
 
 def _synthetic_db(tmp_path):
@@ -309,6 +334,14 @@ def test_diff_report_and_regressions_keep_batch_sizes_apart(tmp_path, capsys):
     assert {c["batch_size"] for c in find_regressions(store)["configurations"]} == {None, 1}
     assert cli.main(["report", "--db", str(db)]) == 0
     assert "tiny b=1" in capsys.readouterr().out
+    # with only batch-1 runs of a framework, a diff at the size's batch says where its runs are
+    only_one = Store.in_memory()
+    _pair(only_one, [1.0, 1.0, 1.0], [2.0, 2.0, 2.0], mode="infer", batch_size=1)
+    only_one.connection.backup(sqlite3.connect(tmp_path / "one.db"))
+    assert cli.main(["diff", "-w", "mlp", "--mode", "infer", "--db", str(tmp_path / "one.db")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "xprof: error: no ok infer run of 'mlp' in torch (run `xprof run -w mlp -f torch --mode infer`; "
+        "there are runs at --batch-size 1)")
 
 
 @pytest.mark.slow

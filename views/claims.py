@@ -21,11 +21,13 @@ def environment_line(result: dict) -> str:
                            + (f", CUDA {facts['cuda']}" if facts.get("cuda") else "") + ")"
                            for fw, facts in env["frameworks"].items())
     when = ""
+    if not env["frameworks"]:
+        frameworks = f"no {result['size']} runs to judge yet"
     if env.get("runs_from"):
         first, last = (time.strftime("%Y-%m-%d %H:%M", time.localtime(env[k])) for k in ("runs_from", "runs_to"))
         when = f"; runs of {first}" + (f" to {last}" if last != first else "")
     return (f"{env['host']}: {env['cpu']}, {env['logical_cores']} logical cores, {gpus}; "
-            f"{frameworks or 'no runs yet'}; {result['dtype']} on {result['device']}, size {result['size']}{when}")
+            f"{frameworks}; {result['dtype']} on {result['device']}, size {result['size']}{when}")
 
 
 def value_text(value: float | None, unit: str) -> str:
@@ -36,7 +38,10 @@ def value_text(value: float | None, unit: str) -> str:
     if unit == "lines":
         return f"{value:.0f} lines"
     if unit == "GFLOP/s":
-        return f"{value:.3g} GFLOP/s"
+        rate = value * 1e9
+        for prefix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3), ("", 1.0)):
+            if rate >= scale or not prefix:
+                return f"{rate / scale:.3g} {prefix}FLOP/s"
     return f"{value:.1f}{unit if unit.startswith('%') else ' ' + unit}"
 
 
@@ -84,22 +89,24 @@ def print_claims(result: dict) -> None:
         console.print(f"\n[bold]{claim['id']}. {escape(claim['claim'])}[/]")
         console.print(f"   [dim]source:[/] {escape(claim['source'])}")
         console.print(f"   [dim]test:[/] {escape(claim['test'])}")
-        rows = measured(claim)
-        if rows:
-            table = Table(box=None, padding=(0, 1), pad_edge=False)
-            count = comparison_count(claim)
+        groups: dict[str, list[dict]] = {}
+        for verdict in measured(claim):
+            where = verdict["comparison"] + (f", on {verdict['device']}" if claim["kind"] == "efficiency" else "")
+            groups.setdefault(where, []).append(verdict)
+        for where, verdicts in groups.items():
+            console.print(f"   [dim]{escape(where)}[/]")
+            table = Table(box=None, padding=(0, 1), pad_edge=True, show_header=True)
             for column in COLUMNS:
-                if column != "comparison" or count > 1:
-                    table.add_column(column, no_wrap=column in ("workload", "verdict"),
+                if column != "comparison":
+                    table.add_column(column, no_wrap=column != "runs",
                                      justify="right" if column in ("claimed", "other") else "left")
-            for verdict in rows:
-                cells = verdict_cells(verdict, count)
-                cells[2] = f"[{VERDICT_COLOURS[cells[2]]}]{cells[2]}[/]"
-                table.add_row(*(escape(c) if i != 2 else c for i, c in enumerate(cells)
-                                if i != 1 or count > 1))
+            for verdict in verdicts:
+                cells = verdict_cells(verdict, 1)
+                colour = VERDICT_COLOURS[cells[2]]
+                table.add_row(escape(cells[0]), f"[{colour}]{escape(cells[2])}[/]", *(escape(c) for c in cells[3:]))
             console.print(table)
-            for note in dict.fromkeys(note for verdict in rows for note in verdict["notes"]):
-                console.print(f"   [yellow]note:[/] {escape(note)}")
+        for note in dict.fromkeys(note for verdict in measured(claim) for note in verdict["notes"]):
+            console.print(f"   [yellow]note:[/] {escape(note)}")
         line = unmeasured_line(claim, result["size"])
         if line:
             console.print(f"   [dim]{escape(line)}[/]")

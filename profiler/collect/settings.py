@@ -68,7 +68,10 @@ class RunRequest:
     batch_size: int | None = None  # None: the size's own
 
     def __post_init__(self):
-        get_workload(self.workload).config(self.size, self.batch_size)
+        spec = get_workload(self.workload)
+        spec.config(self.size, self.batch_size)
+        if self.batch_size == spec.batch(self.size):  # the size's own batch, however it was asked for
+            self.batch_size = None
         self.execution = resolve_execution(self.framework, self.execution)
         check_choice("dtype", self.dtype, DTYPES)
         if parse_device(self.device) != self.device:

@@ -100,6 +100,16 @@ class Queries:
         rows = self._dicts(sql + " ORDER BY started_at DESC LIMIT 1", params)
         return rows[0] if rows else None
 
+    def other_batch_sizes(self, workload: str, framework: str, mode: str | None = None) -> list[int]:
+        """The batch sizes (`--batch-size`) of ok runs of a framework on a workload."""
+        sql = "SELECT DISTINCT batch_size FROM runs WHERE status = 'ok' AND workload = ? AND framework = ?" \
+              " AND batch_size IS NOT NULL"
+        params = [workload, framework]
+        if mode:
+            sql += " AND mode = ?"
+            params.append(mode)
+        return [size for size, in self._rows(sql + " ORDER BY batch_size", params)]
+
     def has_runs_of(self, workload: str, mode: str) -> bool:
         return bool(self._rows("SELECT 1 FROM runs WHERE workload = ? AND mode = ? LIMIT 1",
                                (workload, mode)))
