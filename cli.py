@@ -77,7 +77,7 @@ def run_command(as_json, db_path, **settings):
     # the device first: one that is not there is refused before a store is made
     requests = settings.requests(resolve_device(settings.device, settings.frameworks or list(FRAMEWORKS)))
     store = _store(db_path, create=True)
-    outcomes = _profile(store, settings, len(requests), as_json, requests)
+    outcomes = _profile(store, settings, requests, as_json)
     rows = [o.as_json() for o in outcomes]
     _show({"runs": rows} if as_json else rows, as_json, "terminal:print_runs", f"runs stored in {store.path}")
     failed = [o for o in outcomes if o.status != "ok"]
@@ -213,7 +213,7 @@ def claims_command(names, size, run_missing, device, markdown, repeats, steps, w
     if run_missing:
         requests = needed_requests(store, size, machine, workloads, repeats=repeats, steps=steps, warmup=warmup)
         settings = RunSettings(repeats=repeats)
-        failed = [o for o in _profile(store, settings, len(requests), as_json, requests) if o.status != "ok"]
+        failed = [o for o in _profile(store, settings, requests, as_json) if o.status != "ok"]
     _show(check_claims(store, size, machine, workloads, min_effect=min_effect), as_json,
           "markdown:print_claims" if markdown else "claims:print_claims")
     if failed:

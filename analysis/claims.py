@@ -69,6 +69,11 @@ class Claim:
     kind: str
     comparisons: tuple[Comparison, ...] = ()
 
+    def devices(self, machine: Machine) -> list[str]:
+        """The devices the claim is checked on: each kind present for efficiency, else
+        the machine's chosen one."""
+        return machine.devices() if self.kind == "efficiency" else [machine.device]
+
 
 def load_claims(path: Path = CLAIMS_FILE) -> list[Claim]:
     """The claims of a claims file, each checked for what xprof can test."""
@@ -153,11 +158,10 @@ def needed_requests(store: Store, size: str, machine: Machine, workloads: list[s
             continue
         if claim.kind == "utilization" and (machine.device == "cpu" or machine.nvml):
             continue
-        devices = machine.devices() if claim.kind == "efficiency" else [machine.device]
         for comparison in claim.comparisons:
             for side in (comparison.claimed, comparison.other):
                 for workload in workloads or list(WORKLOADS):
-                    for device in devices:
+                    for device in claim.devices(machine):
                         key = (workload, side, comparison.mode, comparison.batch_size, device)
                         if key in requests or _latest(store, workload, side, comparison, size, device):
                             continue
@@ -183,9 +187,8 @@ class _Checker:
         result = {"id": claim.id, "claim": claim.claim, "source": claim.source, "test": claim.test,
                   "kind": claim.kind, "not_measured": self._unmeasurable(claim), "verdicts": []}
         if result["not_measured"] is None:
-            devices = self.machine.devices() if claim.kind == "efficiency" else [self.machine.device]
             for comparison in claim.comparisons:
-                for device in devices:
+                for device in claim.devices(self.machine):
                     for workload in self.workloads:
                         result["verdicts"].append(self._verdict(claim, comparison, workload, device))
         result["summary"] = summarize(result, self.machine)

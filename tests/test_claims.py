@@ -12,6 +12,7 @@ import cli
 from analysis.claims import (HOLDS, NO_DIFFERENCE, NOT_MEASURED, REVERSED, Claim, ClaimsError, Comparison, Machine,
                              Side, check_claims, load_claims, needed_requests)
 from analysis.code_lines import _lines, code_lines
+from analysis.stats import summarize
 from profiler.store import Store
 from profiler.telemetry.sampling import TelemetrySample
 from tests.conftest import default_device, run_xprof
@@ -50,7 +51,7 @@ def test_a_verdict_is_holds_or_reversed_only_where_its_interval_excludes_one(tor
     _pair(store, torch_ms, tf_ms)
     _, (verdict,) = _verdicts(store)
     assert verdict["verdict"] == expected
-    assert verdict["ratio"] == pytest.approx(_geomean(tf_ms) / _geomean(torch_ms))
+    assert verdict["ratio"] == pytest.approx(summarize(tf_ms) / summarize(torch_ms))
     assert (verdict["ci_low"] > 1 or verdict["ci_high"] < 1) == excludes_one
     if expected == HOLDS:
         assert verdict["ci_low"] > 1
@@ -63,16 +64,9 @@ def test_a_repeat_left_out_of_a_verdict_is_named():
     store = Store.in_memory()
     _pair(store, [1.0, 3.0, 1.02, 0.98], [2.0, 2.06, 1.95, 2.01])
     result, (verdict,) = _verdicts(store)
-    assert verdict["verdict"] == HOLDS and verdict["ratio"] == pytest.approx(_geomean([2.0, 2.06, 1.95, 2.01]) / _geomean([1.0, 1.02, 0.98]))
+    assert verdict["verdict"] == HOLDS and verdict["ratio"] == pytest.approx(summarize([2.0, 2.06, 1.95, 2.01]) / summarize([1.0, 1.02, 0.98]))
     assert len(verdict["notes"]) == 1 and verdict["notes"][0].startswith("mlp: torch eager (")
     assert "repeat 1 left out, its median step was 3.0x the other repeats'" in verdict["notes"][0]
-
-
-def _geomean(values):
-    product = 1.0
-    for v in values:
-        product *= v
-    return product ** (1 / len(values))
 
 
 def test_a_claim_without_its_runs_is_not_measured_and_names_the_run_that_would_measure_it():
@@ -124,7 +118,7 @@ def test_efficiency_is_achieved_flops_per_device_kind_present():
     train = verdicts[0]
     flops = get_workload("mlp").flops_per_step("tiny", "train")
     assert train["verdict"] == HOLDS and train["values"]["unit"] == "GFLOP/s"
-    assert train["values"]["claimed"] == pytest.approx(flops / _geomean([1.0, 1.02, 0.98]) / 1e6)
+    assert train["values"]["claimed"] == pytest.approx(flops / summarize([1.0, 1.02, 0.98]) / 1e6)
     assert train["values"]["claimed"] / train["values"]["other"] == pytest.approx(train["ratio"])
     assert [v["device"] for v in verdicts] == ["cpu", "cpu"]
     assert result["claims"][0]["summary"].endswith("gpu: not measured here (no GPU the frameworks see)")
@@ -156,7 +150,7 @@ def test_gpu_utilization_needs_a_gpu_and_nvml_and_is_judged_on_the_runs_samples(
     _, (verdict,) = _verdicts(store, [claim], gpu)
     assert verdict["verdict"] == HOLDS and verdict["ci_low"] > 1
     assert verdict["values"]["claimed"] == pytest.approx(87.25) and verdict["values"]["samples"] == [4, 4]
-    assert verdict["ratio"] == pytest.approx(_geomean([85, 88, 90, 86]) / _geomean([45, 50, 40, 48]))
+    assert verdict["ratio"] == pytest.approx(summarize([85, 88, 90, 86]) / summarize([45, 50, 40, 48]))
 
 
 @pytest.mark.parametrize("tensorflow_busy, torch_busy, expected", [

@@ -63,10 +63,6 @@ def measured(claim: dict) -> list[dict]:
     return [v for v in claim["verdicts"] if v["verdict"] != "not measured here"]
 
 
-def comparison_count(claim: dict) -> int:
-    return len({(v["comparison"], v["device"]) for v in claim["verdicts"]})
-
-
 def unmeasured_line(claim: dict, size: str) -> str | None:
     """The workloads a claim could be checked on here but lacks runs for, and the
     command that makes them."""

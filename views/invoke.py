@@ -33,13 +33,14 @@ def classify_event(event) -> str:
     return classify(event)
 
 
-def profile_with_progress(store, settings, count, quiet, requests=None):
-    """profile(), with a progress bar on a terminal; Ctrl-C exits 130."""
+def profile_with_progress(store, settings, requests, quiet):
+    """profile() of `requests` (with settings' telemetry), with a progress bar on a
+    terminal; Ctrl-C exits 130."""
     from profiler.collect.orchestrate import profile
     from views.terminal import RunProgress
 
     try:
-        with RunProgress(count, settings.repeats, quiet=quiet) as progress:
+        with RunProgress(len(requests), settings.repeats, quiet=quiet) as progress:
             return profile(store, settings, classify_event, progress.update, requests=requests)
     except KeyboardInterrupt:
         error = click.ClickException("interrupted: the cut run is stored as interrupted")
