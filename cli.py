@@ -16,6 +16,7 @@ from views.invoke import profile_with_progress as _profile
 from views.invoke import show as _show
 from views.invoke import store as _store
 from views.options import daemon_options, setting_options, store_options
+from views.why import calibrate_command, roofline_command
 from workloads import DTYPES, EXECUTIONS, FRAMEWORKS, MODES, SIZES, WORKLOADS, WorkloadError
 from workloads.spec import ParityError
 
@@ -123,7 +124,7 @@ def runs_command(limit, as_json, db_path):
               help="With --workload: runs on this device, cpu or gpu:N (default: A's latest run's; B on A's).")
 @click.option("--batch-size", type=click.IntRange(1), default=None,
               help="With --workload: runs that took this batch (`run --batch-size`; default: the size's own).")
-@click.option("--by", type=click.Choice(["category", "op", "kernel"]), default="category",
+@click.option("--by", type=click.Choice(["category", "op", "kernel", "layer"]), default="category",
               show_default=True)
 @setting_options("min_effect")
 @click.option("--top", type=click.IntRange(1), default=15, show_default=True,
@@ -139,6 +140,7 @@ def diff_command(run_ids, workload, framework_a, framework_b, mode, size, a_exec
       xprof diff --workload mlp --by op --json
       xprof diff --workload cnn --dtype bf16 --device gpu:0
       xprof diff 3f2a9c1b 8e77d0aa --by kernel      # two runs by id (or unique prefix)
+      xprof diff --workload cnn --by layer          # layer by layer, with FLOP/s
     """
     from analysis.diff import compare
     from analysis.runs import latest_pair
@@ -489,6 +491,9 @@ def main(argv=None) -> int:
         return 130
     return code if isinstance(code, int) else 0
 
+
+cli.add_command(calibrate_command)
+cli.add_command(roofline_command)
 
 if __name__ == "__main__":
     sys.exit(main())

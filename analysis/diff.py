@@ -118,7 +118,12 @@ def compare(store: Store, run_a: dict, run_b: dict, by: str = "category",
         )
     if run_a["id"] == run_b["id"]:
         raise AnalysisError(f"run {run_a['id']} compared with itself: give two different runs")
-    a, b = run_figures(store, run_a, by), run_figures(store, run_b, by)
+    if by == "layer":
+        from analysis.attribution import layer_figures
+
+        a, b = layer_figures(store, run_a), layer_figures(store, run_b)
+    else:
+        a, b = run_figures(store, run_a, by), run_figures(store, run_b, by)
     notes = stability_notes("A", a) + stability_notes("B", b)
     if len(a.repeats) < 2 or len(b.repeats) < 2:
         notes.append("fewer than 2 repeats on a side: no interval, nothing can be significant "
@@ -131,7 +136,7 @@ def compare(store: Store, run_a: dict, run_b: dict, by: str = "category",
         if run_a[column] != run_b[column]:
             unset = "the size's own" if column == "batch_size" else "unknown"
             notes.append(f"{what} differ: {run_a[column] or unset} vs {run_b[column] or unset}")
-    return {
+    result = {
         "a": side(run_a, a),
         "b": side(run_b, b),
         "by": by,
@@ -146,6 +151,11 @@ def compare(store: Store, run_a: dict, run_b: dict, by: str = "category",
         "environment_differences": environment_differences(run_a, run_b),
         "notes": notes,
     }
+    if by == "layer":
+        from analysis.roofline import layer_comparison
+
+        layer_comparison(store, run_a, run_b, result)
+    return result
 
 
 def _json_row(row: DiffRow) -> dict:

@@ -56,8 +56,33 @@ def _store(db_path) -> dict:
     facts["schema_version"] = store.schema_version()
     facts["runs"] = store.run_count()
     facts["artifacts"] = str(store.artifacts_dir())
+    facts["peaks"] = _peaks(store)
     store.close()
     return facts
+
+
+def _peaks(store) -> dict:
+    """This host's newest calibration of each device, framework and precision, and the
+    datasheet of each GPU NVML sees."""
+    import socket
+    import time
+
+    from profiler.telemetry.datasheets import match_datasheet
+    from profiler.telemetry.nvml import Nvml
+
+    peaks = {}
+    for row in store.calibrations(socket.gethostname()):
+        day = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["measured_at"]))
+        peaks[f"{row['device']} {row['framework']} {row['dtype']}"] = (
+            f"{row['flops_per_s'] / 1e9:,.1f} GFLOP/s (spread {row['flops_spread']:.0%}), "
+            f"{row['bytes_per_s'] / 1e9:,.1f} GB/s (spread {row['bytes_spread']:.0%}), calibrated {day}")
+    for index, gpu in enumerate(Nvml().environment().get("gpus") or []):
+        name = gpu.get("name") if isinstance(gpu, dict) else str(gpu)
+        sheet = match_datasheet(name, gpu if isinstance(gpu, dict) else {})
+        if sheet:
+            peaks[f"gpu:{index} datasheet"] = (f"{sheet.name}: fp32 {sheet.flops['fp32'] / 1e12:g} TFLOP/s, "
+                                               f"{sheet.bytes_per_s / 1e9:,.0f} GB/s ({sheet.source})")
+    return peaks or {"none": "run `xprof calibrate` to measure this machine's peaks"}
 
 
 def report(db_path=None) -> dict:

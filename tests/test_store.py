@@ -70,7 +70,7 @@ def test_a_store_of_an_earlier_schema_opens_with_every_row(old_store):
                       "artifacts": 5, "meta": 1}
 
     store = Store.open(old_store, create=False)
-    assert store.schema_version() == SCHEMA_VERSION == 6
+    assert store.schema_version() == SCHEMA_VERSION == 7
     store.close()
     after = sqlite3.connect(old_store)
     for table, count in before.items():

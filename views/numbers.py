@@ -79,10 +79,10 @@ def count_text(value: float | None) -> str:
 
 def si_text(value: float) -> str:
     """A large count with a decimal prefix: '1.23 G', '45.60 M'."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+    for unit, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if value >= scale:
             return f"{value / scale:.2f} {unit}"
-    return str(value)
+    return f"{value:g}"
 
 
 def clock_text(t: float) -> str:

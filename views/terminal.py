@@ -166,6 +166,12 @@ def print_diff(result, top) -> None:
              else "unprofiled steps")
     console.print(f"step time ({steps}): A {ms_text(step['a_ms'])} ms, "
                   f"B {ms_text(step['b_ms'])} ms, B/A {_ratio_cell(step)}")
+    if result["by"] == "layer":
+        from views.terminal_why import print_layer_diff
+
+        print_layer_diff(result)
+        _print_diff_footer(console, result)
+        return
     table = _table(title=f"per step, by {result['by']} ({a['basis']} time), |delta| first")
     cells = [(escape(row["key"]), ms_text(row["a_ms"]), ms_text(row["b_ms"]),
               delta_text(row["delta_ms"]), _ratio_cell(row))
@@ -185,6 +191,11 @@ def print_diff(result, top) -> None:
     hidden = len(result["rows"]) - top
     if hidden > 0:
         console.print(f"[dim]{hidden} more rows (--top, or --json for all)[/]")
+    _print_diff_footer(console, result)
+
+
+def _print_diff_footer(console, result) -> None:
+    a, b = result["a"], result["b"]
     console.print(f"peak memory: A {bytes_text(a['peak_bytes'])}, B {bytes_text(b['peak_bytes'])}; "
                   f"allocations per step: A {count_text(a['allocations_per_step'])}, "
                   f"B {count_text(b['allocations_per_step'])}")
@@ -318,6 +329,11 @@ def print_doctor(facts: dict) -> None:
         console.print(f"[bold]{section}[/]")
         if isinstance(values, dict):
             for key, value in values.items():
-                console.print(f"  {key}: {value}")
+                if isinstance(value, dict):  # the store's peaks: one line each
+                    console.print(f"  {key}:")
+                    for name, text in value.items():
+                        console.print(f"    {name}: {text}")
+                else:
+                    console.print(f"  {key}: {value}")
         else:
             console.print(f"  {values}")

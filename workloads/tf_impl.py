@@ -50,6 +50,7 @@ def build_model(name: str, size: str, dtype: str = DEFAULT_DTYPE) -> keras.Model
 
 
 def _build_model(name: str, size: str) -> keras.Model:
+    """Every layer named as workloads/layers.py names it."""
     c = get_workload(name).config(size)
     if name == "linear":
         inputs = keras.Input((1,))
@@ -63,12 +64,12 @@ def _build_model(name: str, size: str) -> keras.Model:
     elif name == "cnn":
         inputs = keras.Input((c["image"], c["image"], c["channels"]))
         x = _conv(c["width"], "stem_conv")(inputs)
-        x = layers.ReLU()(_batch_norm("stem_bn")(x))
-        x = layers.MaxPooling2D(2)(x)
-        y = layers.ReLU()(_batch_norm("block_bn1")(_conv(c["width"], "block_conv1")(x)))
+        x = layers.ReLU(name="stem_relu")(_batch_norm("stem_bn")(x))
+        x = layers.MaxPooling2D(2, name="stem_pool")(x)
+        y = layers.ReLU(name="block_relu1")(_batch_norm("block_bn1")(_conv(c["width"], "block_conv1")(x)))
         y = _batch_norm("block_bn2")(_conv(c["width"], "block_conv2")(y))
-        x = layers.ReLU()(layers.Add()([x, y]))
-        x = layers.GlobalAveragePooling2D()(x)
+        x = layers.ReLU(name="block_relu2")(layers.Add(name="block_add")([x, y]))
+        x = layers.GlobalAveragePooling2D(name="pool")(x)
         outputs = layers.Dense(c["classes"], name="head")(x)
     elif name == "lstm":
         inputs = keras.Input((c["seq"], c["features"]))
@@ -78,13 +79,12 @@ def _build_model(name: str, size: str) -> keras.Model:
         d, heads = c["d_model"], c["heads"]
         inputs = keras.Input((c["seq"], d))
         attention = layers.MultiHeadAttention(heads, d // heads, name="attention")
-        x = layers.LayerNormalization(epsilon=NORM_EPSILON, name="norm1")(
-            inputs + attention(inputs, inputs)
-        )
+        attended = layers.Add(name="residual1")([inputs, attention(inputs, inputs)])
+        x = layers.LayerNormalization(epsilon=NORM_EPSILON, name="norm1")(attended)
         ff = layers.Dense(c["ff"], activation="relu", name="ff1")(x)
         ff = layers.Dense(d, name="ff2")(ff)
-        x = layers.LayerNormalization(epsilon=NORM_EPSILON, name="norm2")(x + ff)
-        x = layers.GlobalAveragePooling1D()(x)
+        x = layers.LayerNormalization(epsilon=NORM_EPSILON, name="norm2")(layers.Add(name="residual2")([x, ff]))
+        x = layers.GlobalAveragePooling1D(name="pool")(x)
         outputs = layers.Dense(c["classes"], name="head")(x)
     elif name == "matmul":
         inputs = keras.Input((c["n"],))
@@ -150,11 +150,11 @@ def torch_weight_map(name: str, size: str, state: dict) -> dict[str, list[np.nda
     """Keras layer name -> its weights, converted from a torch state dict."""
     c = get_workload(name).config(size)
     if name == "linear":
-        return {"linear": _dense(state, "")}
+        return {"linear": _dense(state, "0")}
     if name == "matmul":
-        return {"matmul": _dense(state, "")}
+        return {"matmul": _dense(state, "0")}
     if name == "conv2d":
-        return {"conv": _conv_weights(state, "")}
+        return {"conv": _conv_weights(state, "0")}
     if name == "mlp":
         mapping = {f"dense{i}": _dense(state, str(2 * i)) for i in range(c["layers"])}
         mapping["head"] = _dense(state, str(2 * c["layers"]))

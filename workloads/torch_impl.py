@@ -14,9 +14,19 @@ from torch import nn
 from .data import CLASSIFIERS, make_batch
 from .spec import DEFAULT_DTYPE, DEFAULT_SEED, DTYPES, MODES, check_choice, resolve_execution
 from .catalog import get_workload
+from .layers import LAYER_SCOPE
 
 LEARNING_RATE = 0.01
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def layer(name: str):
+    """The scope of one of the workload's layers (workloads/layers.py names them) in a
+    profiled step: a record_function the trace reader attributes the ops inside to. Off
+    the profiler it is nothing, so that timed steps pay for no annotation."""
+    if torch.autograd._profiler_enabled():
+        return torch.profiler.record_function(LAYER_SCOPE + name)
+    return contextlib.nullcontext()
 
 
 class ResidualBlock(nn.Module):
@@ -28,8 +38,15 @@ class ResidualBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(width)
 
     def forward(self, x):
-        y = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(x + self.bn2(self.conv2(y)))
+        y = x
+        for name, step in (("block_conv1", self.conv1), ("block_bn1", self.bn1), ("block_relu1", torch.relu),
+                           ("block_conv2", self.conv2), ("block_bn2", self.bn2)):
+            with layer(name):
+                y = step(y)
+        with layer("block_add"):
+            y = x + y
+        with layer("block_relu2"):
+            return torch.relu(y)
 
 
 class SmallResNet(nn.Module):
@@ -45,8 +62,14 @@ class SmallResNet(nn.Module):
         self.head = nn.Linear(width, classes)
 
     def forward(self, x):
-        x = self.block(self.stem(x))
-        return self.head(x.mean(dim=(2, 3)))
+        for name, step in zip(("stem_conv", "stem_bn", "stem_relu", "stem_pool"), self.stem):
+            with layer(name):
+                x = step(x)
+        x = self.block(x)
+        with layer("pool"):
+            x = x.mean(dim=(2, 3))
+        with layer("head"):
+            return self.head(x)
 
 
 class LastStateLSTM(nn.Module):
@@ -61,8 +84,10 @@ class LastStateLSTM(nn.Module):
         self.head = nn.Linear(hidden, classes)
 
     def forward(self, x):
-        _, (h, _) = self.lstm(x)
-        return self.head(h[-1])
+        with layer("lstm"):
+            _, (h, _) = self.lstm(x)
+        with layer("head"):
+            return self.head(h[-1])
 
 
 class EncoderClassifier(nn.Module):
@@ -77,22 +102,53 @@ class EncoderClassifier(nn.Module):
         self.head = nn.Linear(d_model, classes)
 
     def forward(self, x):
-        attended, _ = self.attention(x, x, x, need_weights=False)
-        x = self.norm1(x + attended)
-        x = self.norm2(x + self.feed_forward(x))
-        return self.head(x.mean(dim=1))
+        with layer("attention"):
+            attended, _ = self.attention(x, x, x, need_weights=False)
+        with layer("residual1"):
+            attended = x + attended
+        with layer("norm1"):
+            x = self.norm1(attended)
+        with layer("ff1"):
+            ff = self.feed_forward[1](self.feed_forward[0](x))
+        with layer("ff2"):
+            ff = self.feed_forward[2](ff)
+        with layer("residual2"):
+            x = x + ff
+        with layer("norm2"):
+            x = self.norm2(x)
+        with layer("pool"):
+            x = x.mean(dim=1)
+        with layer("head"):
+            return self.head(x)
+
+
+class ScopedSequential(nn.Sequential):
+    """Modules applied in turn, each under the scope of the layer it is part of."""
+
+    def __init__(self, names: list[str], *modules: nn.Module):
+        super().__init__(*modules)
+        self.layer_names = names
+
+    def forward(self, x):
+        for name, module in zip(self.layer_names, self):
+            with layer(name):
+                x = module(x)
+        return x
 
 
 def build_model(name: str, size: str) -> nn.Module:
+    """The torch model of a workload, each layer in the scope workloads/layers.py names."""
     c = get_workload(name).config(size)
     if name == "linear":
-        return nn.Linear(1, 1, bias=False)
+        return ScopedSequential(["linear"], nn.Linear(1, 1, bias=False))
     if name == "mlp":
         layers = [nn.Linear(c["features"], c["hidden"]), nn.ReLU()]
         for _ in range(c["layers"] - 1):
             layers += [nn.Linear(c["hidden"], c["hidden"]), nn.ReLU()]
         layers.append(nn.Linear(c["hidden"], c["classes"]))
-        return nn.Sequential(*layers)
+        # a Keras Dense layer applies its ReLU itself: both modules are one layer
+        names = [f"dense{i // 2}" for i in range(2 * c["layers"])] + ["head"]
+        return ScopedSequential(names, *layers)
     if name == "cnn":
         return SmallResNet(c["channels"], c["width"], c["classes"])
     if name == "lstm":
@@ -100,9 +156,9 @@ def build_model(name: str, size: str) -> nn.Module:
     if name == "transformer":
         return EncoderClassifier(c["d_model"], c["heads"], c["ff"], c["classes"])
     if name == "matmul":
-        return nn.Linear(c["n"], c["k"], bias=False)
+        return ScopedSequential(["matmul"], nn.Linear(c["n"], c["k"], bias=False))
     if name == "conv2d":
-        return nn.Conv2d(c["channels"], c["filters"], 3, padding=1)
+        return ScopedSequential(["conv"], nn.Conv2d(c["channels"], c["filters"], 3, padding=1))
     raise AssertionError(f"no torch model for workload {name!r}")
 
 
@@ -166,7 +222,9 @@ class TorchWorkload:
     def _train_step(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         with self._precision():
-            loss = self.loss_fn(self._outputs(), self.targets)
+            outputs = self._outputs()
+            with layer("loss"):
+                loss = self.loss_fn(outputs, self.targets)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()

@@ -206,6 +206,23 @@ class Queries:
             f" FROM event_rows WHERE run_id = ? AND kind IN ({', '.join('?' * len(kinds))})"
             " AND step IS NOT NULL GROUP BY repeat, step, key", (run_id, *kinds))
 
+    def attribution_events(self, run_id: str, what: str) -> Iterator[tuple]:
+        """(repeat, step, name, op, category, kind, device, stream, start_ns, dur_ns,
+        self_ns, correlation, layer, shapes) of the run's events, each repeat's in time
+        order, outer before inner at equal starts: what layer and roofline tables read."""
+        self.require_events(run_id, what)
+        return self._cursor("SELECT repeat, step, name, op, category, kind, device, stream, start_ns, dur_ns,"
+                            " self_ns, correlation, layer, shapes FROM event_rows WHERE run_id = ?"
+                            " ORDER BY repeat, start_ns, dur_ns DESC, seq", (run_id,))
+
+    def calibrations(self, host: str | None = None) -> list[dict]:
+        """The newest calibration of each (host, device, framework, dtype), newest first."""
+        where, params = ("WHERE host = ?", (host,)) if host is not None else ("", ())
+        return self._dicts(
+            "SELECT * FROM calibrations WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER ("
+            "PARTITION BY host, device, framework, dtype ORDER BY measured_at DESC, id DESC) AS newest"
+            f" FROM calibrations {where}) WHERE newest = 1) ORDER BY measured_at DESC, id DESC", params)
+
     def require_events(self, run_id: str, what: str) -> None:
         """EventsPruned when the run's raw events are gone, naming what needs them."""
         pruned = self._rows("SELECT events_pruned_at FROM runs WHERE id = ?", (run_id,))

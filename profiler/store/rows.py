@@ -93,7 +93,8 @@ def add_events(conn, run_id: str, repeat_number: int, events: EventColumns,
     keys = dict(zip(zip(events.name, events.kind, events.op), itertools.count()))
     category = {key: classify(events[index]) if classify else None for key, index in keys.items()}
     tracks = dict.fromkeys(zip(events.device, events.stream))
-    ids = intern(conn, chain(chain.from_iterable(keys), category.values(), chain.from_iterable(tracks)))
+    extras = set(events.layer).union(events.shapes)
+    ids = intern(conn, chain(chain.from_iterable(keys), category.values(), chain.from_iterable(tracks), extras))
     category_id = {key: ids[text] for key, text in category.items()}
     if None in events.self_ns:
         nested = [None if own is None else dur - own for dur, own in zip(events.dur_ns, events.self_ns)]
@@ -104,9 +105,11 @@ def add_events(conn, run_id: str, repeat_number: int, events: EventColumns,
                map(look, events.name), map(look, events.op),
                map(category_id.__getitem__, zip(events.name, events.kind, events.op)),
                map(look, events.kind), map(look, events.device), map(look, events.stream),
-               map(sub, events.start_ns, repeat(origin)), events.dur_ns, nested, events.correlation)
+               map(sub, events.start_ns, repeat(origin)), events.dur_ns, nested, events.correlation,
+               map(look, events.layer), map(look, events.shapes))
     insert_rows(conn, "events", ["repeat_id", "seq", "step", "name_id", "op_id", "category_id", "kind_id",
-                                 "device_id", "stream_id", "start_ns", "dur_ns", "nested_ns", "correlation"],
+                                 "device_id", "stream_id", "start_ns", "dur_ns", "nested_ns", "correlation",
+                                 "layer_id", "shapes_id"],
                 rows, len(events))
     return len(events)
 

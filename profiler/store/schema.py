@@ -278,5 +278,46 @@ def _migration_6(db: sqlite3.Connection) -> None:
     _execute_script(db, "ALTER TABLE runs ADD COLUMN batch_size INTEGER")
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6]
+def _migration_7(db: sqlite3.Connection) -> None:
+    """The model layer an event ran for and its inputs' shapes, where the trace records
+    them (torch traces: layer scopes, record_shapes); and each host's measured peaks
+    (`xprof calibrate`). Older events have neither: NULL."""
+    _execute_script(db, """
+        ALTER TABLE events ADD COLUMN layer_id INTEGER;
+        ALTER TABLE events ADD COLUMN shapes_id INTEGER;
+        DROP VIEW event_rows;
+        CREATE TABLE calibrations (
+            id INTEGER PRIMARY KEY,
+            host TEXT NOT NULL,
+            fingerprint TEXT,
+            device TEXT NOT NULL,
+            device_name TEXT,
+            framework TEXT NOT NULL,
+            dtype TEXT NOT NULL,
+            flops_per_s REAL,
+            flops_spread REAL,
+            bytes_per_s REAL,
+            bytes_spread REAL,
+            repeats INTEGER NOT NULL,
+            detail TEXT,
+            measured_at REAL NOT NULL
+        );
+        CREATE INDEX calibrations_by_host ON calibrations(host, device, measured_at)
+        """ + _EVENT_ROWS)
+
+
+_EVENT_ROWS = """;
+    CREATE VIEW event_rows AS
+        SELECT r.run_id, r.repeat, e.seq, e.step, n.text AS name, o.text AS op, c.text AS category,
+               k.text AS kind, d.text AS device, s.text AS stream, e.start_ns + r.origin_ns AS start_ns,
+               e.dur_ns, e.dur_ns - e.nested_ns AS self_ns, e.correlation, l.text AS layer, sh.text AS shapes
+        FROM events e JOIN repeats r ON r.id = e.repeat_id
+        JOIN strings n ON n.id = e.name_id JOIN strings k ON k.id = e.kind_id
+        JOIN strings d ON d.id = e.device_id LEFT JOIN strings o ON o.id = e.op_id
+        LEFT JOIN strings c ON c.id = e.category_id LEFT JOIN strings s ON s.id = e.stream_id
+        LEFT JOIN strings l ON l.id = e.layer_id LEFT JOIN strings sh ON sh.id = e.shapes_id
+"""
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
+              _migration_7]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -301,6 +301,13 @@ class Store(Queries):
 
     # -- telemetry ----------------------------------------------------------------
 
+    def add_calibration(self, **columns) -> None:
+        """One measured peak of a host's device (see `xprof calibrate`)."""
+        names = ", ".join(columns)
+        with self.transaction() as conn:
+            conn.execute(f"INSERT INTO calibrations ({names}) VALUES ({', '.join('?' * len(columns))})",
+                         tuple(columns.values()))
+
     def add_samples(self, samples, run_id: str | None = None) -> None:
         readings = [dict(asdict(s), run_id=run_id) for s in samples]
         if readings:

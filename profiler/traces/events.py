@@ -34,6 +34,8 @@ class TraceEvent:
     self_ns: int | None = None  # dur_ns minus nested children on the same track
     correlation: int | None = None
     step: int | None = None  # profiled step it falls in, when known
+    layer: str | None = None  # the model layer it ran for ("head", "head:backward"), when recorded
+    shapes: str | None = None  # its inputs' dims, types and values as JSON ([[dims], [types], [values]])
 
 
 @dataclass(slots=True)
@@ -124,6 +126,8 @@ class EventColumns(_Columns):
         self.self_ns: Sequence[int | None] = []  # see self_times
         self.correlation: list[int | None] = []
         self.step: list[int | None] = []
+        self.layer: list[str | None] = []
+        self.shapes: list[str | None] = []
 
     def count(self, kind: str) -> int:
         return self.kind.count(kind)

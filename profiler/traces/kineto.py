@@ -17,6 +17,7 @@ from profiler.traces.kineto_columns import (
     DEVICE_KINDS,
     KIND_OF_CATEGORY,
     MEMORY,
+    LAYER_SCOPE,
     OPTIMIZER_SCOPE,
     SEGMENT_EVENTS,
     STEP_NAME,
@@ -158,6 +159,12 @@ class _Args(msgspec.Struct, gc=False, frozen=True):
     total_reserved: int | None = msgspec.field(default=None, name="Total Reserved")
     device_type: int | None = msgspec.field(default=None, name="Device Type")
     device_id: int | None = msgspec.field(default=None, name="Device Id")
+    # record_shapes: kept as JSON text, for FLOPs and bytes (analysis/costs.py)
+    input_dims: msgspec.Raw = msgspec.field(default=msgspec.Raw(), name="Input Dims")
+    input_type: msgspec.Raw = msgspec.field(default=msgspec.Raw(), name="Input type")
+    concrete_inputs: msgspec.Raw = msgspec.field(default=msgspec.Raw(), name="Concrete Inputs")
+    # the autograd sequence number that ties a backward function to its forward op
+    sequence: int | None = msgspec.field(default=None, name="Sequence number")
 
 
 _NO_ARGS = _Args()
@@ -246,7 +253,7 @@ def _defect(event: _Event) -> str | None:
     step = STEP_NAME.fullmatch(name) if name.startswith("ProfilerStep#") else None
     if step and event.cat != "gpu_user_annotation":
         return _time_defect(event.dur, "dur") or _time_defect(event.ts, "ts")
-    scope = event.cat == "user_annotation" and name.startswith(OPTIMIZER_SCOPE)
+    scope = event.cat == "user_annotation" and name.startswith((OPTIMIZER_SCOPE, LAYER_SCOPE))
     if kind is None and not scope:
         return None
     if kind in DEVICE_KINDS.values():

@@ -15,6 +15,7 @@ from typing import Iterator, Sequence
 from profiler.traces.events import CPU_OP, KERNEL, MEMCPY, MEMSET, RUNTIME
 from profiler.traces.events import EventColumns, MemoryColumns, NotInTimeOrder, self_times, steps_at
 from profiler.traces.events import StepTiming, TraceData, track_order
+from workloads.layers import LAYER_SCOPE
 
 # Kineto "cat" -> TraceEvent.kind. "operator" is what torch < 1.9 called cpu_op.
 HOST_KINDS = {"cpu_op": CPU_OP, "operator": CPU_OP, "cuda_runtime": RUNTIME, "cuda_driver": RUNTIME}
@@ -27,6 +28,11 @@ STEP_NAME = re.compile(r"ProfilerStep#([0-9]{1,18})")
 # inside it (aten::add_ on CPU, _foreach_ kernels on GPU) are the optimizer's, which
 # the op name alone does not say. They take the annotation as their op.
 OPTIMIZER_SCOPE = "Optimizer.step#"
+# xprof's torch workloads put each layer's forward ops in a record_function(LAYER_SCOPE +
+# layer); a backward function (BACKWARD_FUNCTION) takes the layer of the forward op with
+# its autograd sequence number, and so do the ops inside it, as "<layer>:backward".
+BACKWARD_FUNCTION = "autograd::engine::evaluate_function: "
+BACKWARD = ":backward"
 # Events the column loop leaves to _add_annotation: memory events and step markers, by name.
 OTHER_NAMES = (MEMORY, "ProfilerStep#")
 NO_ID = -(1 << 63)  # an absent "External id" in an array of them
@@ -40,20 +46,22 @@ SEGMENT_EVENTS = 1 << 13
 
 class Track:
     """A host thread or a device stream: its events (indices into the columns, in
-    trace order) and, on a thread, the optimizer scopes."""
+    trace order) and, on a thread, the optimizer and layer scopes."""
 
-    __slots__ = ("device", "stream", "events", "scopes")
+    __slots__ = ("device", "stream", "events", "scopes", "layers")
 
     def __init__(self, device: str, stream: str) -> None:
         self.device = device
         self.stream = stream
         self.events = array("q")
         self.scopes: list[tuple[str, int, int]] = []
+        self.layers: list[tuple[str, int, int]] = []
 
 
 _TS, _DUR, _NAME, _CAT, _ARGS_OF = map(attrgetter, ("ts", "dur", "name", "cat", "args"))
-_EXTERNAL_ID, _CORRELATION, _BYTES, _TOTAL_ALLOCATED, _TOTAL_RESERVED = map(
-    attrgetter, ("external_id", "correlation", "bytes", "total_allocated", "total_reserved"))
+_EXTERNAL_ID, _CORRELATION, _BYTES, _TOTAL_ALLOCATED, _TOTAL_RESERVED, _SEQUENCE, _INPUT_DIMS = map(
+    attrgetter, ("external_id", "correlation", "bytes", "total_allocated", "total_reserved", "sequence",
+                 "input_dims"))
 _TRACK_DEVICE, _TRACK_STREAM = attrgetter("device"), attrgetter("stream")
 _TIMES_1000 = partial(mul, 1000)
 
@@ -73,6 +81,9 @@ class TraceBuilder:
     def __init__(self, segment_events: int | None = None) -> None:
         self.events = EventColumns()
         self.external_ids = array("q")  # per event in `events`, NO_ID where absent
+        self.sequences = array("q")  # autograd sequence numbers, NO_ID where absent
+        # the layer of each forward op's sequence number, kept across segments
+        self.sequence_layers: dict[int, str] = {}
         self.memory = MemoryColumns()
         self.steps: list[StepTiming] = []
         self.threads: dict[tuple, Track] = {}  # by (pid, tid)
@@ -134,13 +145,16 @@ class TraceBuilder:
             self._check_after_cut(step.start_ns)
             self.steps.append(step)
             return False
-        if event.cat == "user_annotation" and name.startswith(OPTIMIZER_SCOPE):
+        if event.cat == "user_annotation" and name.startswith((OPTIMIZER_SCOPE, LAYER_SCOPE)):
             thread = self.threads.get((event.pid, event.tid)) or self._thread(event)
             start_ns, dur_ns = round(event.ts * 1000), round(event.dur * 1000)
             if dur_ns < 0:
                 raise ValueError("a negative duration")
             self._check_after_cut(start_ns)
-            thread.scopes.append((name, start_ns, start_ns + dur_ns))
+            if name.startswith(LAYER_SCOPE):
+                thread.layers.append((name[len(LAYER_SCOPE):], start_ns, start_ns + dur_ns))
+            else:
+                thread.scopes.append((name, start_ns, start_ns + dur_ns))
             return False
         return kind is not None
 
@@ -180,6 +194,10 @@ class TraceBuilder:
             raise NotInTimeOrder
         args = list(map(_ARGS_OF, kept))
         self.external_ids.extend([NO_ID if i is None else i for i in map(_EXTERNAL_ID, args)])
+        self.sequences.extend([NO_ID if i is None else i for i in map(_SEQUENCE, args)])
+        dims = list(map(_INPUT_DIMS, args))
+        columns.shapes += [_shapes(arg, intern) for arg in args] if any(dims) else repeat(None, len(args))
+        columns.layer += repeat(None, len(args))
         columns.name += names
         columns.kind += kinds
         columns.op += [name if kind is CPU_OP else None for name, kind in zip(names, kinds)]
@@ -246,11 +264,13 @@ class TraceBuilder:
         head.names, head.steps = self.names, self.steps
         head.events, head.external_ids = events.split(count), self.external_ids[:count]
         self.external_ids = self.external_ids[count:]
+        head.sequences, self.sequences = self.sequences[:count], self.sequences[count:]
+        head.sequence_layers = self.sequence_layers
         head.memory, self.memory = self.memory, MemoryColumns()
         for key, thread in self.threads.items():
             held = bisect.bisect_left(thread.events, count)
             part = head.threads[key] = Track(thread.device, thread.stream)
-            part.events, part.scopes = thread.events[:held], thread.scopes
+            part.events, part.scopes, part.layers = thread.events[:held], thread.scopes, thread.layers
             thread.events = array("q", map(sub, thread.events[held:], repeat(count)))
         return head.finish({})
 
@@ -269,8 +289,12 @@ class TraceBuilder:
             else:
                 order = track_order(starts, durs, array("q", sorted(i for t in threads for i in t.events)))
             tracks.append(order)
-        launcher_op: dict[int, str | None] = {}
+        launcher_op: dict[int, tuple[str | None, str | None]] = {}
         any_calls = RUNTIME in events.kind
+        if any(thread.layers for thread in self.threads.values()) or self.sequence_layers:
+            for thread in self.threads.values():
+                orders[thread] = orders.get(thread) or track_order(starts, durs, thread.events)
+            self._set_layers(orders)
         for thread in self.threads.values():
             calls = [i for i in thread.events if events.kind[i] is RUNTIME] if any_calls else []
             if not calls and not thread.scopes:
@@ -280,7 +304,7 @@ class TraceBuilder:
                 ops = array("q", compress(order, map(CPU_OP.__eq__, map(events.kind.__getitem__, order))))
                 calls.sort(key=starts.__getitem__)
                 _set_enclosing_op(events, ops, calls)
-                launcher_op.update((events.correlation[c], events.op[c]) for c in calls
+                launcher_op.update((events.correlation[c], (events.op[c], events.layer[c])) for c in calls
                                    if events.correlation[c] is not None)
             _set_scope_op(events, order, thread.scopes)
         self._link_device_events(launcher_op)
@@ -292,13 +316,35 @@ class TraceBuilder:
         return TraceData(source_format="kineto", events=events, memory=memory, steps=self.steps,
                          devices=devices, total_events=self.total_events)
 
-    def _link_device_events(self, launcher_op: dict[int, str | None]) -> None:
+    def _set_layers(self, orders: dict[Track, Sequence[int]]) -> None:
+        """Events wholly inside a layer scope on their thread (`orders`: each thread's
+        events in track order) take its layer, the innermost where scopes nest; then a
+        backward function, on any thread, takes the layer of the forward op with its
+        sequence number, and so does what runs inside it."""
+        events = self.events
+        starts, durs, names, kinds, layers = events.start_ns, events.dur_ns, events.name, events.kind, events.layer
+        sequences, sequence_layers = self.sequences, self.sequence_layers
+        for thread, order in orders.items():
+            _set_inside(events, order, sorted(thread.layers, key=lambda scope: (scope[1], -scope[2])))
+            for event in order:
+                if layers[event] is not None and sequences[event] != NO_ID and kinds[event] is CPU_OP:
+                    sequence_layers.setdefault(sequences[event], layers[event])
+        for order in orders.values():
+            backward = []
+            for event in order:
+                if sequences[event] != NO_ID and names[event].startswith(BACKWARD_FUNCTION):
+                    layer = sequence_layers.get(sequences[event])
+                    if layer is not None:
+                        backward.append((layer + BACKWARD, starts[event], starts[event] + durs[event]))
+            _set_inside(events, order, backward)
+
+    def _link_device_events(self, launcher_op: dict[int, tuple[str | None, str | None]]) -> None:
         events = self.events
         op_by_external_id: dict[int, str] | None = None
         for index in (index for stream in self.streams.values() for index in stream.events):
             correlation = events.correlation[index]
             if correlation in launcher_op:
-                events.op[index] = launcher_op[correlation]
+                events.op[index], events.layer[index] = launcher_op[correlation]
                 continue
             if events.op[index] is not None:  # found already (profiler/traces/kineto_spill.py)
                 continue
@@ -343,6 +389,28 @@ def _set_enclosing_op(events: EventColumns, ops: list[int], calls: list[int]) ->
 def _close_ended(open_ops: list[int], starts, durs, now_ns: int) -> None:
     while open_ops and starts[open_ops[-1]] + durs[open_ops[-1]] <= now_ns:
         open_ops.pop()
+
+
+def _set_inside(events: EventColumns, order: Sequence[int], scopes: list[tuple[str, int, int]]) -> None:
+    """Events wholly inside a scope on their thread take its name as their layer, a
+    later scope's over an earlier one's."""
+    starts, durs, layer = events.start_ns, events.dur_ns, events.layer
+    for scope, start_ns, end_ns in scopes:
+        first = bisect.bisect_left(order, start_ns, key=starts.__getitem__)
+        for event in order[first:bisect.bisect_right(order, end_ns, key=starts.__getitem__)]:
+            if starts[event] + durs[event] <= end_ns:
+                layer[event] = scope
+
+
+def _shapes(args, intern) -> str | None:
+    """An op's input dims, types and scalar values as one JSON text,
+    `[[dims...], [types...], [values...]]`."""
+    dims = bytes(args.input_dims)
+    if not dims:
+        return None
+    types, values = bytes(args.input_type) or b"[]", bytes(args.concrete_inputs) or b"[]"
+    text = f"[{dims.decode()},{types.decode()},{values.decode()}]"
+    return intern(text, text)
 
 
 def _set_scope_op(events: EventColumns, order: Sequence[int], scopes: list[tuple[str, int, int]]) -> None:

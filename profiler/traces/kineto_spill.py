@@ -25,7 +25,7 @@ _LAST_DEVICE_KIND = _CODE_OF_KIND[MEMSET]
 _SCHEMA = """
     CREATE TABLE ev (idx INTEGER PRIMARY KEY, name INTEGER NOT NULL, kind INTEGER NOT NULL,
                      start INTEGER NOT NULL, dur INTEGER NOT NULL, track INTEGER NOT NULL,
-                     corr INTEGER, ext INTEGER);
+                     corr INTEGER, ext INTEGER, seq INTEGER, shapes INTEGER);
 """
 # The call each device event belongs to, and the op an unlaunched one takes by External
 # id: the later of two with one id wins, as in TraceBuilder.finish.
@@ -38,7 +38,7 @@ _LINKS = f"""
         WHERE kind = {_CODE_OF_KIND[CPU_OP]} AND ext IS NOT NULL ORDER BY idx;
 """
 _IN_TIME_ORDER = f"""
-    SELECT e.name, e.kind, e.start, e.dur, e.track, e.corr, e.ext, c.start, x.name
+    SELECT e.name, e.kind, e.start, e.dur, e.track, e.corr, e.ext, e.seq, e.shapes, c.start, x.name
     FROM ev e
     LEFT JOIN calls c ON e.kind <= {_LAST_DEVICE_KIND} AND c.corr = e.corr
     LEFT JOIN ext_ops x ON e.kind <= {_LAST_DEVICE_KIND} AND c.corr IS NULL AND x.ext = e.ext
@@ -91,14 +91,18 @@ class Spill:
                     track_of[index] = track_id
                 track.events = array("q")
         name_ids = [self._name_id(name) for name in events.name]
+        shape_ids = [None if shapes is None else self._name_id(shapes) for shapes in events.shapes]
         with self._disk():
             self.db.executemany(
-                "INSERT INTO ev (name, kind, start, dur, track, corr, ext) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO ev (name, kind, start, dur, track, corr, ext, seq, shapes)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 zip(name_ids, map(_CODE_OF_KIND.__getitem__, events.kind), events.start_ns,
                     events.dur_ns, track_of, events.correlation,
-                    [None if i == NO_ID else i for i in builder.external_ids]))
+                    [None if i == NO_ID else i for i in builder.external_ids],
+                    [None if i == NO_ID else i for i in builder.sequences], shape_ids))
         builder.events = type(events)()
         builder.external_ids = array("q")
+        builder.sequences = array("q")
 
     def _name_id(self, name: str) -> int:
         return _number(name, self.names, self.name_ids)
@@ -127,7 +131,8 @@ class Spill:
         part = self._part(builder)
         latest_end = None  # of the host events in the part
         names, tracks, kinds = self.names, self.tracks, _KIND_CODES
-        for name, kind, start, dur, track, corr, ext, call_start, ext_op in self.db.execute(_IN_TIME_ORDER):
+        for name, kind, start, dur, track, corr, ext, seq, shapes, call_start, ext_op in self.db.execute(
+                _IN_TIME_ORDER):
             if kind > _LAST_DEVICE_KIND:
                 # a cut only before a host event: a device event stays with its call
                 if len(part.events) >= segment_events and start >= latest_end:
@@ -153,7 +158,10 @@ class Spill:
             # a device event whose call is not in the trace takes its op here
             columns.op.append(name if kind is CPU_OP else (names[ext_op] if ext_op is not None else None))
             columns.correlation.append(corr)
+            columns.layer.append(None)
+            columns.shapes.append(None if shapes is None else names[shapes])
             part.external_ids.append(NO_ID if ext is None else ext)
+            part.sequences.append(NO_ID if seq is None else seq)
         part.memory = builder.memory
         rest = _in_the_whole_step(part.finish(devices), whole)
         rest.total_events = builder.total_events
@@ -162,7 +170,7 @@ class Spill:
     @staticmethod
     def _part(builder: TraceBuilder) -> TraceBuilder:
         part = TraceBuilder()
-        part.names, part.steps = builder.names, builder.steps
+        part.names, part.steps, part.sequence_layers = builder.names, builder.steps, builder.sequence_layers
         return part
 
     @staticmethod
@@ -171,7 +179,7 @@ class Spill:
         where = tuple(where)
         source = (builder.threads if kind == "thread" else builder.streams)[where]
         track = Track(source.device, source.stream)
-        track.scopes = source.scopes
+        track.scopes, track.layers = source.scopes, source.layers
         (part.threads if kind == "thread" else part.streams)[where] = track
         return track
 
