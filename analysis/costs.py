@@ -179,7 +179,9 @@ def _matmul(inputs: Inputs) -> Cost | None:
     a2 = [1] + a if len(a) == 1 else a
     b2 = b + [1] if len(b) == 1 else b
     batch = math.prod(_broadcast(a2[:-2], b2[:-2]))
-    return _gemm(a2[-2], a2[-1], b2[-1], batch, inputs.element_bytes())
+    m, k, n = a2[-2], a2[-1], b2[-1]
+    # a broadcast operand is read once, not once per batch
+    return Cost(2 * batch * m * k * n, inputs.element_bytes() * (_numel(a) + _numel(b) + batch * m * n))
 
 
 def _broadcast(a: list[int], b: list[int]) -> list[int]:

@@ -1,0 +1,122 @@
+"""Why the gap on real runs: torch and TensorFlow steps under their profilers, FLOPs per op
+and per layer against the catalog, `diff --by layer`, `calibrate` and `roofline`."""
+
+import json
+
+import pytest
+
+from analysis.attribution import FRAMEWORK, TF_COMPUTE_TYPE, attribute
+from analysis.figures import BETWEEN_OPS
+from conftest import run_xprof
+from profiler.store import Store
+from workloads import get_workload
+from workloads.layers import OPTIMIZER, layer_names
+
+pytestmark = pytest.mark.slow
+
+WORKLOADS = ("matmul", "mlp", "conv2d", "cnn", "lstm", "transformer")
+TORCH_GEMMS = {"aten::linear", "aten::mm", "aten::addmm", "aten::matmul", "aten::bmm", "aten::conv2d",
+               "aten::convolution", "aten::convolution_backward"}
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("layers") / "xprof.db"
+    args = ["run", "--suite", "tiny", "--repeats", "2", "--steps", "2", "--warmup", "1", "--db", path]
+    for name in WORKLOADS:
+        args += ["-w", name]
+    run_xprof(*args, check=0, timeout=900)
+    return path
+
+
+def _runs(path):
+    store = Store.open(path, create=False)
+    return store, {(run["workload"], run["framework"]): run for run in store.runs()}
+
+
+@pytest.mark.parametrize("name", ["matmul", "mlp", "conv2d"])
+def test_per_op_flops_equal_the_analytic_formula_in_both_frameworks(store_path, name):
+    store, runs = _runs(store_path)
+    spec = get_workload(name)
+    # the model's GEMMs and convolutions: the step's FLOPs but the optimizer's update
+    expected = spec.flops_per_step("tiny", "train") - 2 * spec.params("tiny")
+    for framework in ("torch", "tensorflow"):
+        done = run_xprof("roofline", runs[name, framework]["id"], "--by", "op", "--json", "--db", store_path, check=0)
+        rows = json.loads(done.stdout)["rows"]
+        gemms = [row for row in rows if (row["key"] in TORCH_GEMMS if framework == "torch"
+                                         else TF_COMPUTE_TYPE.search(row["key"]))]
+        assert gemms, (framework, [row["key"] for row in rows])
+        assert sum(row["flops"] for row in gemms) == pytest.approx(expected, rel=0.01), framework
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_per_layer_flops_sum_to_the_workloads_flops_per_step(store_path, name):
+    store, runs = _runs(store_path)
+    for framework in ("torch", "tensorflow"):
+        done = run_xprof("roofline", runs[name, framework]["id"], "--by", "layer", "--json", "--db", store_path,
+                         check=0)
+        result = json.loads(done.stdout)
+        total = sum(row["flops"] for row in result["rows"])
+        assert total == get_workload(name).flops_per_step("tiny", "train"), framework
+        assert {row["key"] for row in result["rows"]} | {u["key"] for u in result["unmodelled"]} >= set(
+            layer_names(name)), framework
+
+
+@pytest.mark.parametrize("name", ["cnn", "lstm", "transformer"])
+def test_diff_by_layer_lists_every_catalog_layer_on_both_sides(store_path, name):
+    done = run_xprof("diff", "-w", name, "--by", "layer", "--json", "--db", store_path, check=0)
+    result = json.loads(done.stdout)
+    rows = {row["key"]: row for row in result["rows"]}
+    catalog = layer_names(name)
+    assert list(rows)[:len(catalog)] == catalog  # the model's order
+    for layer in catalog:
+        for side in ("a", "b"):
+            figures = rows[layer][side]
+            assert figures["ops"] > 0, (layer, side)  # fusion differences show as counts
+            assert figures["time_ms_low"] is not None and figures["time_ms_high"] is not None, (layer, side)
+        assert rows[layer]["ci_low"] is not None
+    # nothing else but what the output names as outside the layers
+    assert set(rows) <= set(catalog) | {OPTIMIZER, FRAMEWORK, BETWEEN_OPS}
+    shown = run_xprof("diff", "-w", name, "--by", "layer", "--db", store_path, check=0).stdout
+    assert all(layer in shown for layer in catalog)
+
+
+@pytest.mark.parametrize("name", ["cnn", "lstm", "transformer"])
+def test_every_nanosecond_of_a_step_is_attributed(store_path, name):
+    store, runs = _runs(store_path)
+    for framework in ("torch", "tensorflow"):
+        attribution = attribute(store, runs[name, framework], "layer")
+        catalog = set(layer_names(name))
+        for where, cells in attribution.steps.items():
+            assert set(cells) <= catalog | {OPTIMIZER, FRAMEWORK, BETWEEN_OPS}
+            in_layers = sum(cells[key].time_ns for key in cells if key in catalog)
+            assert in_layers > 0.5 * sum(cell.time_ns for key, cell in cells.items() if key != BETWEEN_OPS)
+            # op time and the time between ops make up the step, to the nanosecond
+            assert sum(cell.time_ns for cell in cells.values()) >= attribution.walls_ns[where]
+
+
+def test_calibrated_peak_bounds_what_runs_achieve(store_path):
+    done = run_xprof("calibrate", "-f", "torch", "--scale", "0.25", "--repeats", "3", "--json", "--db", store_path,
+                     check=0)
+    measured = json.loads(done.stdout)["calibrations"]
+    assert {row["dtype"] for row in measured} >= {"fp32"}
+    fp32 = next(row for row in measured if row["dtype"] == "fp32")
+    assert fp32["flops_per_s"] > 1e8 and fp32["bytes_per_s"] > 1e8 and 0 <= fp32["flops_spread"] < 1
+    doctor = json.loads(run_xprof("doctor", "--json", "--db", store_path, check=0).stdout)
+    assert any(key.startswith("cpu torch fp32") for key in doctor["store"]["peaks"])
+    store, runs = _runs(store_path)
+    for name in ("matmul", "conv2d", "mlp"):
+        result = json.loads(run_xprof("roofline", runs[name, "torch"]["id"], "--json", "--db", store_path,
+                                      check=0).stdout)
+        device = result["device"]
+        assert device["source"].startswith("calibrated on") and device["peak_flops_per_s"] >= fp32["flops_per_s"]
+        for row in result["rows"]:
+            assert row["flops_per_s"] <= device["peak_flops_per_s"] * (1 + device["spread"]), row
+            assert row["bound"] in ("compute", "memory") and row["efficiency"] is not None
+
+
+def test_bad_input_gets_one_line(store_path, tmp_path):
+    done = run_xprof("roofline", "nosuchrun", "--db", store_path)
+    assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1
+    done = run_xprof("calibrate", "--device", "tpu:0", "--db", tmp_path / "x.db")
+    assert done.returncode != 0 and "tpu:0" in done.stderr and len(done.stderr.strip().splitlines()) == 1
