@@ -41,6 +41,7 @@ class Cell:
     bytes: float = 0
     modelled: int = 0  # calls of the key's ops with a cost
     unmodelled: int = 0  # calls without one
+    shapeless: int = 0  # of those, calls whose trace recorded no shapes
 
 
 @dataclass
@@ -74,6 +75,12 @@ class Attribution:
         """Mean of a Cell attribute per step, over every profiled step."""
         values = [getattr(cells[key], attribute) if key in cells else 0 for cells in self.steps.values()]
         return fmean(values) if values else 0.0
+
+    def shapeless(self, key: str) -> bool:
+        """Whether every unmodelled call of `key` lacked shapes in the trace."""
+        cells = [cells[key] for cells in self.steps.values() if key in cells]
+        return bool(cells) and all(cell.shapeless == cell.unmodelled for cell in cells) and any(
+            cell.shapeless for cell in cells)
 
     def coverage(self, key: str) -> tuple[int, int]:
         modelled = sum(cells[key].modelled for cells in self.steps.values() if key in cells)
@@ -154,6 +161,7 @@ def attribute(store: Store, run: dict, by: str) -> Attribution:
             cost = op_cost(own_op, shapes)
             if cost is None:
                 cell.unmodelled += 1
+                cell.shapeless += shapes is None
             else:
                 cell.modelled += 1
                 cell.flops += cost.flops

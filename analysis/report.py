@@ -89,7 +89,43 @@ def verdict(store: Store, workload: str, mode: str, size: str, min_effect=DEFAUL
          "delta_ms": r.delta_ms, "significant": r.significant}
         for r in rows[:TOP_CATEGORIES]
     ]
+    entry["layer_gap"] = largest_layer_gap(store, runs, gap_sign)
     return entry
+
+
+def largest_layer_gap(store: Store, runs: dict, gap_sign: int) -> dict | None:
+    """The model layer whose time differs most in the direction of the step's gap, with
+    each framework's time, FLOP/s and efficiency there; None where no layer differs in
+    that direction, the runs' raw events are pruned or the workload has no catalog layers."""
+    from analysis.attribution import attribute
+    from analysis.peaks import run_peak
+    from analysis.roofline import rates
+    from profiler.store import EventsPruned
+
+    sides = {}
+    try:
+        for framework, run in runs.items():
+            sides[framework] = (attribute(store, run, "layer"), run_peak(store, run))
+    except EventsPruned:
+        return None
+    catalog = sides["torch"][0].layers
+    if not catalog:
+        return None
+    figures = {}
+    for layer in catalog:
+        figures[layer] = {}
+        for framework, (attribution, peak) in sides.items():
+            time_ms = summarize(attribution.per_repeat_ms(layer))
+            flops = attribution.per_step(layer, "flops") or None
+            achieved = rates(time_ms, flops, attribution.per_step(layer, "bytes") or None, peak)
+            figures[layer][framework] = {"time_ms": time_ms, "flops_per_s": achieved["flops_per_s"],
+                                         "efficiency": achieved["efficiency"]}
+    layer = max(catalog, key=lambda name: gap_sign * (figures[name]["tensorflow"]["time_ms"]
+                                                      - figures[name]["torch"]["time_ms"]))
+    delta = figures[layer]["tensorflow"]["time_ms"] - figures[layer]["torch"]["time_ms"]
+    if delta * gap_sign <= 0:
+        return None  # every layer is as fast or faster on the slower side: the gap is outside them
+    return {"layer": layer, "delta_ms": delta, **figures[layer]}
 
 
 def build_report(store: Store, workloads=None, min_effect=DEFAULT_MIN_EFFECT) -> dict:

@@ -8,6 +8,7 @@ from statistics import fmean, stdev
 
 from analysis.attribution import FRAMEWORK, Attribution, attribute
 from analysis.figures import BETWEEN_OPS
+from analysis.idle import device_idle
 from analysis.peaks import Peak, run_peak
 from analysis.stats import DEFAULT_CONFIDENCE, _t_quantile, summarize
 from profiler.store import Store
@@ -58,9 +59,10 @@ def _rows(attribution: Attribution, peak: Peak | None) -> tuple[list[dict], list
         flops, nbytes = attribution.per_step(key, "flops"), attribution.per_step(key, "bytes")
         if not modelled or not flops:
             if time_ms > 0:
-                why = NOT_MODELLED.get(key) or ("element-wise: the catalog counts no FLOPs for it"
-                                                if attribution.by == "layer" else
-                                                "no formula for this op, or its trace has no shapes")
+                why = NOT_MODELLED.get(key) or (
+                    "element-wise: the catalog counts no FLOPs for it" if attribution.by == "layer" else
+                    "its trace records no shapes (profiled without record_shapes)" if attribution.shapeless(key)
+                    else "no FLOP formula for this op")
                 unmodelled.append({"key": key, "time_ms": time_ms, "why": why})
             continue
         low, high = time_interval(per_repeat)
@@ -107,7 +109,7 @@ def roofline(store: Store, run: dict, by: str = "op") -> dict:
                    "peak_bytes_per_s": peak.bytes_per_s if peak else None,
                    "source": peak.source if peak else None,
                    "spread": peak.spread if peak else None},
-        "rows": rows, "unmodelled": unmodelled, "step_ms": total,
+        "rows": rows, "unmodelled": unmodelled, "step_ms": total, "device_idle": device_idle(store, run),
         "notes": attribution.notes + notes,
     }
 
@@ -143,4 +145,5 @@ def layer_comparison(store: Store, run_a: dict, run_b: dict, result: dict) -> di
         rows.append(row)
     result["rows"] = rows
     result["peaks"] = {label: (peak.source if peak else None) for label, (_, peak) in zip(("a", "b"), sides)}
+    result["device_idle"] = {"a": device_idle(store, run_a), "b": device_idle(store, run_b)}
     return result

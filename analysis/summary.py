@@ -53,7 +53,28 @@ def review_summary(store: Store, runs: list[dict]) -> dict:
         except AnalysisError as error:
             summary["diff_unavailable"] = str(error)
     summary["claims"] = claims_of(store, runs)
+    summary.update(layers_of(store, runs))
     return summary
+
+
+def layers_of(store: Store, runs: list[dict]) -> dict:
+    """Each run's roofline by layer (by op for a trace of no known workload), and the
+    first two runs' layer comparison when they are of one workload."""
+    from analysis.roofline import roofline
+    from profiler.store import EventsPruned
+
+    found: dict = {"rooflines": [], "layers": None}
+    for run in runs:
+        try:
+            found["rooflines"].append(roofline(store, run, "layer" if run["workload"] in WORKLOADS else "op"))
+        except (EventsPruned, AnalysisError):
+            continue
+    if len(runs) >= 2 and runs[0]["workload"] in WORKLOADS:
+        try:
+            found["layers"] = compare(store, runs[0], runs[1], by="layer")
+        except (EventsPruned, AnalysisError):
+            pass
+    return found
 
 
 def claims_of(store: Store, runs: list[dict]) -> dict | None:

@@ -1,13 +1,14 @@
 """Why the gap on real runs: torch and TensorFlow steps under their profilers, FLOPs per op
 and per layer against the catalog, `diff --by layer`, `calibrate` and `roofline`."""
 
+import gzip
 import json
 
 import pytest
 
 from analysis.attribution import FRAMEWORK, TF_COMPUTE_TYPE, attribute
 from analysis.figures import BETWEEN_OPS
-from conftest import run_xprof
+from conftest import fixture_path, run_xprof
 from profiler.store import Store
 from workloads import get_workload
 from workloads.layers import OPTIMIZER, layer_names
@@ -120,3 +121,51 @@ def test_bad_input_gets_one_line(store_path, tmp_path):
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1
     done = run_xprof("calibrate", "--device", "tpu:0", "--db", tmp_path / "x.db")
     assert done.returncode != 0 and "tpu:0" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_exports_and_report_name_the_layers(store_path, tmp_path):
+    store, runs = _runs(store_path)
+    ids = [runs["cnn", "torch"]["id"], runs["cnn", "tensorflow"]["id"]]
+    run_xprof("export", *ids, "--format", "html", "-o", tmp_path / "review.html", "--db", store_path, check=0)
+    run_xprof("export", *ids, "--format", "md", "-o", tmp_path / "summary.md", "--db", store_path, check=0)
+    html = (tmp_path / "review.html").read_text()
+    chart = html[html.index("<h2>Roofline"):]
+    assert chart.count("<circle") >= 8 and "calibrated on" in chart  # both sides' GEMM layers, under the roof
+    markdown = (tmp_path / "summary.md").read_text()
+    table = markdown[markdown.index("## Layer by layer"):]
+    assert all(f"| {layer} |" in table for layer in layer_names("cnn"))
+    report = json.loads(run_xprof("report", "-w", "cnn", "-w", "transformer", "--json", "--db", store_path,
+                                  check=0).stdout)
+    for entry in report["workloads"]:
+        gap = entry["layer_gap"]
+        if gap is not None:  # the layer most behind the gap, in the gap's direction
+            assert gap["layer"] in layer_names(entry["workload"])
+            assert (gap["delta_ms"] > 0) == (entry["ratio"] > 1)
+            assert gap["torch"]["time_ms"] > 0 and gap["tensorflow"]["time_ms"] > 0
+
+
+def test_imported_gpu_traces_get_datasheet_peaks_idle_time_and_modelled_gemms(tmp_path):
+    a100 = fixture_path("kineto", "a100_alexnet_train.json.gz")
+    mi250 = fixture_path("kineto", "mi250_minitoy_train.json.gz")
+    db = tmp_path / "gpu.db"
+    run_xprof("import", a100, mi250, "--db", db, check=0)
+    store = Store.open(db, create=False)
+    by_file = {json.loads(run["env"])["imported_from"]: run for run in store.runs()}
+    result = json.loads(run_xprof("roofline", by_file[str(a100)]["id"], "--json", "--db", db, check=0).stdout)
+    assert result["device"]["name"] == "NVIDIA A100 SXM4 40GB" and result["device"]["source"].startswith("datasheet")
+    idle = result["device_idle"]
+    assert idle["busy_ms"] > 0 and idle["idle_ms"] == pytest.approx(idle["host_wait_ms"] + idle["other_idle_ms"])
+    # the A100 trace was recorded without record_shapes: its GEMMs are named as unmodelled, with the reason
+    unmodelled = {row["key"]: row["why"] for row in result["unmodelled"]}
+    assert "shapes" in unmodelled["aten::linear"] and "shapes" in unmodelled["aten::conv2d"]
+    result = json.loads(run_xprof("roofline", by_file[str(mi250)]["id"], "--json", "--db", db, check=0).stdout)
+    assert result["device"]["name"].startswith("AMD Instinct MI250")
+    document = json.loads(gzip.decompress(mi250.read_bytes()))
+    expected = sum(2 * e["args"]["Input Dims"][0][0] * e["args"]["Input Dims"][0][1] * e["args"]["Input Dims"][1][1]
+                   if e["name"] == "aten::mm" else
+                   2 * e["args"]["Input Dims"][1][0] * e["args"]["Input Dims"][1][1] * e["args"]["Input Dims"][2][1]
+                   for e in document["traceEvents"]
+                   if e.get("cat") == "cpu_op" and e["name"] in ("aten::mm", "aten::addmm"))
+    gemms = [row for row in result["rows"] if row["key"] in TORCH_GEMMS]
+    assert sum(row["flops"] for row in gemms) == expected
+    assert all(row["efficiency"] is not None for row in gemms)

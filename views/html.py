@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from html import escape
 from statistics import median
 
@@ -9,7 +10,7 @@ from analysis.report import NO_DIFFERENCE, faster_side
 from views.claims import environment_line, measured, unmeasured_line, verdict_cells
 from views.labels import run_label, workload_label
 from views.numbers import (change_text, clock_text, configuration_text, delta_text, interval_text, left_out_text,
-                           ms_text, ratio_text, ratio_word)
+                           ms_text, rate_text, ratio_text, ratio_word, share_text, si_text)
 
 COLOURS = {"matmul": "#4e79a7", "convolution": "#f28e2b", "elementwise": "#e15759",
            "reduction": "#76b7b2", "normalization": "#59a14f", "softmax/loss": "#edc948",
@@ -152,6 +153,76 @@ def _diff_table(diff) -> str:
             "<th>B/A [interval]</th></tr>" + "".join(rows) + "</table>")
 
 
+def _log_scale(low: float, high: float, start: float, end: float):
+    """A function from [low, high] (log scale) to [start, end] pixels."""
+    span = math.log10(high / low) or 1.0
+    return lambda v: start + (end - start) * math.log10(max(v, low) / low) / span
+
+
+def _roofline_chart(rooflines: list[dict]) -> str:
+    """Each run's layers (or ops) as points, FLOP/s against FLOPs per byte on log axes,
+    under the first run's roof: the bandwidth slope, then the compute peak."""
+    points = [(i, roof, row) for i, roof in enumerate(rooflines) for row in roof["rows"]
+              if row.get("intensity") and row.get("flops_per_s")]
+    if not points:
+        return "<p>No rows with both FLOPs and bytes to place (see the tables).</p>"
+    device = next((roof["device"] for roof in rooflines if roof["device"]["peak_flops_per_s"]), None)
+    xs = [row["intensity"] for _, _, row in points]
+    ys = [row["flops_per_s"] for _, _, row in points]
+    if device and device["peak_bytes_per_s"]:
+        xs.append(device["peak_flops_per_s"] / device["peak_bytes_per_s"])
+    if device:
+        ys.append(device["peak_flops_per_s"])
+    x_low, x_high = min(xs) / 3, max(xs) * 3
+    y_low, y_high = min(ys) / 3, max(ys) * 3
+    width, height, left, top = 640, 300, 70, 10
+    x = _log_scale(x_low, x_high, left, width - 10)
+    y = _log_scale(y_low, y_high, height - 20, top)
+    parts = [f'<svg width="{width}" height="{height + 20}" role="img">',
+             f'<text x="0" y="{top + 10}">{si_text(y_high)}FLOP/s</text>'
+             f'<text x="0" y="{height - 20}">{si_text(y_low)}FLOP/s</text>'
+             f'<text x="{left}" y="{height}">{x_low:.2g} FLOP/B</text>'
+             f'<text x="{width - 90}" y="{height}">{x_high:.2g} FLOP/B</text>']
+    if device:
+        peak, bandwidth = device["peak_flops_per_s"], device["peak_bytes_per_s"]
+        ridge = peak / bandwidth if bandwidth else x_low
+        roof = [(x_low, min(peak, x_low * bandwidth) if bandwidth else peak), (ridge, peak), (x_high, peak)]
+        parts.append('<polyline fill="none" stroke="#222" stroke-width="2" points="'
+                     + " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in roof if a >= x_low)
+                     + f'"><title>{escape(device["name"] or "")}: {escape(device["source"] or "")}</title></polyline>')
+    for i, roof, row in points:
+        label = f"{run_label(roof['run'])}: {row['key']}, {si_text(row['flops_per_s'])}FLOP/s at {row['intensity']:.2g} FLOP/B"
+        parts.append(f'<circle cx="{x(row["intensity"]):.1f}" cy="{y(row["flops_per_s"]):.1f}" r="4" '
+                     f'fill="{RUN_COLOURS[i % 6]}" fill-opacity=".7"><title>{escape(label)}</title></circle>')
+    parts.append("</svg>")
+    legend = "".join(f'<span><i class="swatch" style="background:{RUN_COLOURS[i % 6]}"></i>'
+                     f"{escape(run_label(roof['run']))}</span>" for i, roof in enumerate(rooflines))
+    source = (f"<p><small>Roof: {escape(device['name'] or '')}, {escape(device['source'] or '')}.</small></p>"
+              if device else "<p><small>No peak known for this device (run <code>xprof calibrate</code>): "
+              "points only.</small></p>")
+    return "".join(parts) + f'<div class="legend">{legend}</div>' + source
+
+
+def _layer_table(layers: dict) -> str:
+    rows = []
+    for row in layers["rows"]:
+        a, b = row["a"], row["b"]
+        css = ("sig-slower" if row["delta_ms"] > 0 else "sig-faster") if row["significant"] else ""
+        rows.append(f"<tr><td>{escape(row['key'])}</td><td class=num>{ms_text(row['a_ms'])}</td>"
+                    f"<td class=num>{ms_text(row['b_ms'])}</td>"
+                    f'<td class="{css}">{ratio_word(row["ratio"])}{interval_text(row["ci_low"], row["ci_high"])}</td>'
+                    f"<td class=num>{a['ops']:.0f}/{b['ops']:.0f}</td><td class=num>{a['kernels']:.0f}/{b['kernels']:.0f}</td>"
+                    f"<td class=num>{rate_text(a['flops_per_s'])}/{rate_text(b['flops_per_s'])}</td>"
+                    f"<td class=num>{share_text(a['efficiency'])}/{share_text(b['efficiency'])}</td></tr>")
+    idle = "".join(f"<li>{escape(label.upper())}: device idle {ms_text(i['idle_ms'])} ms a step, waiting for the "
+                   f"host {ms_text(i['host_wait_ms'])} ms, other {ms_text(i['other_idle_ms'])} ms</li>"
+                   for label, i in (layers.get("device_idle") or {}).items() if i)
+    return ("<table><tr><th>layer</th><th>A ms</th><th>B ms</th><th>B/A [interval]</th><th>ops A/B</th>"
+            "<th>kernels A/B</th><th>FLOP/s A/B</th><th>of roof A/B</th></tr>" + "".join(rows) + "</table>"
+            + (f"<ul>{idle}</ul>" if idle else ""))
+
+
+
 def _verdict(summary) -> str:
     diff = summary.get("diff")
     if not diff:
@@ -214,6 +285,13 @@ def render_html(summary: dict) -> str:
                      f"A = {escape(run_label(diff['a']))}</h2>", _diff_table(diff),
                      f"<p><small>{escape(diff['method'])}; significant = interval excludes 1, "
                      f"effect &gt; {diff['min_effect']:.0%}.</small></p>"]
+    if summary.get("layers"):
+        layers = summary["layers"]
+        sections += [f"<h2>Layer by layer, B = {escape(run_label(layers['b']))} against "
+                     f"A = {escape(run_label(layers['a']))} (forward and backward, per step)</h2>", _layer_table(layers)]
+    if summary.get("rooflines"):
+        sections += ["<h2>Roofline: each layer's FLOP/s against its FLOPs per byte</h2>",
+                     _roofline_chart(summary["rooflines"])]
     if summary.get("claims"):
         sections.append(_claims_section(summary["claims"]))
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'

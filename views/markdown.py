@@ -7,7 +7,7 @@ from statistics import median
 
 from views.claims import environment_line, measured, unmeasured_line, verdict_cells
 from views.numbers import (change_text, clock_text, configuration_text, delta_text, interval_text, left_out_text,
-                           ms_text, ratio_word, sparkline, visible_text)
+                           ms_text, rate_text, ratio_word, share_text, sparkline, visible_text)
 
 
 def _interval(row) -> str:
@@ -45,10 +45,34 @@ def render_markdown(summary: dict) -> str:
             lines.append(f"\n> {note}")
     elif summary.get("diff_unavailable"):
         lines += ["", f"_No diff: {summary['diff_unavailable']}_"]
+    if summary.get("layers"):
+        lines += ["", render_layers(summary["layers"])]
     if summary.get("claims"):
         lines += ["", render_claims(summary["claims"], level=2)]
     lines.append("")
     return "\n".join(lines)
+
+
+def render_layers(layers: dict) -> str:
+    """The layer table of `diff --by layer`: per layer, each side's time, counts, FLOP/s
+    and share of its roof."""
+    lines = [f"## Layer by layer (A = `{layers['a']['id']}`, B = `{layers['b']['id']}`, forward and backward)", "",
+             "| layer | A ms | B ms | B/A [interval] | ops A/B | kernels A/B | FLOP/s A/B | of roof A/B |",
+             "|---|---:|---:|---|---:|---:|---:|---:|"]
+    for row in layers["rows"]:
+        a, b = row["a"], row["b"]
+        lines.append(f"| {row['key']} | {ms_text(row['a_ms'])} | {ms_text(row['b_ms'])} | "
+                     f"{ratio_word(row['ratio'])}{_interval(row)} | {a['ops']:.0f}/{b['ops']:.0f} | "
+                     f"{a['kernels']:.0f}/{b['kernels']:.0f} | {rate_text(a['flops_per_s'])}/{rate_text(b['flops_per_s'])} | "
+                     f"{share_text(a['efficiency'])}/{share_text(b['efficiency'])} |")
+    peaks = layers.get("peaks") or {}
+    lines += ["", f"Peaks: A {peaks.get('a') or 'none (xprof calibrate)'}; B {peaks.get('b') or 'none (xprof calibrate)'}."]
+    for label, idle in (layers.get("device_idle") or {}).items():
+        if idle:
+            lines.append(f"{label.upper()}'s device idle per step: {ms_text(idle['idle_ms'])} ms (waiting for the host "
+                         f"{ms_text(idle['host_wait_ms'])} ms, other {ms_text(idle['other_idle_ms'])} ms).")
+    return "\n".join(lines)
+
 
 
 def render_claims(result: dict, level: int = 1) -> str:

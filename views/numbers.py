@@ -85,6 +85,16 @@ def si_text(value: float) -> str:
     return f"{value:g}"
 
 
+def rate_text(value: float | None, unit: str = "") -> str:
+    """A rate with a decimal prefix, '12.96 GFLOP/s'; '-' for none or zero."""
+    return f"{si_text(value)}{unit}" if value else "-"
+
+
+def share_text(value: float | None) -> str:
+    """A fraction as a percentage, '47%'; '-' for none."""
+    return "-" if value is None else f"{value:.0%}"
+
+
 def clock_text(t: float) -> str:
     """A Unix time as the local date and time."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))

@@ -241,6 +241,13 @@ def print_report(report) -> None:
     console.print("[dim]n.s. = not significant; intervals and significance as in `xprof diff`[/]")
 
 
+def _roof(side: dict) -> str:
+    """A framework's efficiency in a layer, else its FLOP/s, else '-'."""
+    if side.get("efficiency") is not None:
+        return f"{side['efficiency']:.0%}"
+    return f"{si_text(side['flops_per_s'])}FLOP/s" if side.get("flops_per_s") else "-"
+
+
 def _report_line(entry) -> str:
     """The verdict of one workload, the categories behind the gap, the other styles."""
     why = ", ".join(f"{c['category']} {delta_text(c['delta_ms'])} ms"
@@ -253,6 +260,10 @@ def _report_line(entry) -> str:
             f"{entry['verdict']}")
     if why:
         line += f"; gap (tf - torch) from {why}"
+    layer = entry.get("layer_gap")
+    if layer:
+        line += (f"; most in layer {layer['layer']} ({delta_text(layer['delta_ms'])} ms; "
+                 f"of roof torch {_roof(layer['torch'])}, tf {_roof(layer['tensorflow'])})")
     if effects:
         line += f"; vs usual style: {', '.join(effects)}"
     return line

@@ -7,16 +7,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from views.labels import run_label
-from views.numbers import ms_text, si_text
+from views.numbers import ms_text, rate_text, share_text, si_text
 from views.terminal import _ratio_cell, _table
-
-
-def _rate(value: float | None, unit: str) -> str:
-    return "-" if not value else f"{si_text(value)}{unit}"
-
-
-def _share(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
 
 
 def print_calibration(result: dict) -> None:
@@ -30,8 +22,8 @@ def print_calibration(result: dict) -> None:
             console_note = f"{row['framework']} {row['dtype']}: {row['unsupported']}"
             console.print(f"[yellow]note:[/] {escape(console_note)}")
             continue
-        table.add_row(row["device"], row["framework"], row["dtype"], _rate(row["flops_per_s"], "FLOP/s"),
-                      _share(row["flops_spread"]), _rate(row["bytes_per_s"], "B/s"), _share(row["bytes_spread"]))
+        table.add_row(row["device"], row["framework"], row["dtype"], rate_text(row["flops_per_s"], "FLOP/s"),
+                      share_text(row["flops_spread"]), rate_text(row["bytes_per_s"], "B/s"), share_text(row["bytes_spread"]))
     console.print(table)
 
 
@@ -46,8 +38,8 @@ def _print_roofline(result: dict, top: int) -> None:
     console.print(f"[bold]{escape(run['workload'] or '-')}[/] {run['mode'] or ''} {run_label(run, result['repeats'])}"
                   f" ({result['basis']} time): {ms_text(result['step_ms'])} ms a step")
     if device["peak_flops_per_s"]:
-        console.print(f"peak of {escape(str(device['name']))}: {_rate(device['peak_flops_per_s'], 'FLOP/s')}, "
-                      f"{_rate(device['peak_bytes_per_s'], 'B/s')} [dim]({escape(device['source'])})[/]")
+        console.print(f"peak of {escape(str(device['name']))}: {rate_text(device['peak_flops_per_s'], 'FLOP/s')}, "
+                      f"{rate_text(device['peak_bytes_per_s'], 'B/s')} [dim]({escape(device['source'])})[/]")
     table = _table(title=f"by {result['by']}, per step, slowest first")
     for column in (result["by"], "ms", "FLOPs", "bytes", "FLOP/s", "FLOP/B", "bound", "of roof"):
         table.add_column(column, no_wrap=True, justify="left" if column in (result["by"], "bound") else "right",
@@ -55,8 +47,8 @@ def _print_roofline(result: dict, top: int) -> None:
     for row in result["rows"][:top]:
         table.add_row(escape(row["key"]), _plus_minus(row["time_ms"], row["time_ms_low"], row["time_ms_high"]),
                       si_text(row["flops"]), si_text(row["bytes"]) if row["bytes"] else "-",
-                      _rate(row["flops_per_s"], ""), f"{row['intensity']:.1f}" if row["intensity"] else "-",
-                      row["bound"] or "-", _share(row["efficiency"]))
+                      rate_text(row["flops_per_s"], ""), f"{row['intensity']:.1f}" if row["intensity"] else "-",
+                      row["bound"] or "-", share_text(row["efficiency"]))
     console.print(table)
     if len(result["rows"]) > top:
         console.print(f"[dim]{len(result['rows']) - top} more rows (--top, or --json for all)[/]")
@@ -64,8 +56,15 @@ def _print_roofline(result: dict, top: int) -> None:
         shown = ", ".join(f"{escape(u['key'])} {ms_text(u['time_ms'])} ms" for u in result["unmodelled"][:6])
         more = len(result["unmodelled"]) - 6
         console.print(f"unmodelled (time, no FLOPs): {shown}" + (f" and {more} more" if more > 0 else ""))
+    if result.get("device_idle"):
+        console.print(_idle_line("device", result["device_idle"]))
     for note in result["notes"]:
         console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def _idle_line(label: str, idle: dict) -> str:
+    return (f"{label} idle per step: {ms_text(idle['idle_ms'])} ms of {ms_text(idle['idle_ms'] + idle['busy_ms'])} "
+            f"(waiting for the host {ms_text(idle['host_wait_ms'])} ms, other {ms_text(idle['other_idle_ms'])} ms)")
 
 
 def _plus_minus(ms: float, low: float | None, high: float | None) -> str:
@@ -93,10 +92,13 @@ def print_layer_diff(result: dict) -> None:
                  f"{a['ops']:.0f}/{b['ops']:.0f}"]
         if kernels:
             cells.append(f"{a['kernels']:.0f}/{b['kernels']:.0f}")
-        cells.append(f"{_rate(a['flops_per_s'], '')}/{_rate(b['flops_per_s'], '')}" if a["flops"] else "-")
+        cells.append(f"{rate_text(a['flops_per_s'], '')}/{rate_text(b['flops_per_s'], '')}" if a["flops"] else "-")
         if any(peaks.values()):
-            cells.append(f"{_share(a['efficiency'])}/{_share(b['efficiency'])}")
+            cells.append(f"{share_text(a['efficiency'])}/{share_text(b['efficiency'])}")
         table.add_row(*cells)
     console.print(table)
+    for label, idle in (result.get("device_idle") or {}).items():
+        if idle:
+            console.print(_idle_line(f"{label.upper()}'s device", idle))
     console.print(f"[dim]peaks: A {escape(str(peaks.get('a') or 'none (run xprof calibrate)'))}; "
                   f"B {escape(str(peaks.get('b') or 'none (run xprof calibrate)'))}[/]")
