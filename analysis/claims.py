@@ -17,6 +17,7 @@ from analysis.runs import run_hint
 from analysis.stats import DEFAULT_CONFIDENCE, DEFAULT_MIN_EFFECT, Interval, is_significant, welch_log_ratio
 from profiler.collect.settings import RunRequest
 from profiler.errors import UserError
+from analysis.peaks import run_peak
 from profiler.store import Store
 from workloads import DEFAULT_DTYPE, EXECUTIONS, FRAMEWORKS, MODES, WORKLOADS, get_workload
 
@@ -241,6 +242,11 @@ class _Checker:
             flops = get_workload(workload).flops_per_step(self.size, comparison.mode, comparison.batch_size)
             entry["values"] = {"claimed": flops / row.a_ms / 1e6, "other": flops / row.b_ms / 1e6,
                                "unit": "GFLOP/s"}
+            peak = run_peak(self.store, runs["claimed"])
+            if peak and peak.flops_per_s:  # this device's measured (or datasheet) peak
+                entry["values"].update(peak_flops_per_s=peak.flops_per_s, peak_source=peak.source,
+                                       claimed_share=flops / row.a_ms * 1e3 / peak.flops_per_s,
+                                       other_share=flops / row.b_ms * 1e3 / peak.flops_per_s)
         if len(claimed.repeats) < 2 or len(other.repeats) < 2:
             entry["reason"] = "fewer than 2 repeats on a side: no interval (rerun with --repeats 3 or more)"
         return _judged(entry, Interval(row.ratio, row.ci_low, row.ci_high, ""), row.significant)

@@ -54,8 +54,12 @@ def verdict_cells(verdict: dict, comparisons: int) -> list[str]:
         comparison += f" on {verdict['device']}"
     advantage = "-" if verdict["ratio"] is None else (
         f"{ratio_text(verdict['ratio'])}x{interval_text(verdict['ci_low'], verdict['ci_high'])}")
-    return [verdict["workload"], comparison, verdict["verdict"], value_text(values.get("claimed"), values.get("unit")),
-            value_text(values.get("other"), values.get("unit")), advantage,
+    claimed, other = value_text(values.get("claimed"), values.get("unit")), value_text(values.get("other"),
+                                                                                         values.get("unit"))
+    if values.get("claimed_share") is not None:  # efficiency against the device's peak
+        claimed += f" ({values['claimed_share']:.0%} of peak)"
+        other += f" ({values['other_share']:.0%} of peak)"
+    return [verdict["workload"], comparison, verdict["verdict"], claimed, other, advantage,
             " ".join(short_id(run) for run in verdict["runs"]) or "-"]
 
 
