@@ -59,9 +59,9 @@ class Track:
 
 
 _TS, _DUR, _NAME, _CAT, _ARGS_OF = map(attrgetter, ("ts", "dur", "name", "cat", "args"))
-_EXTERNAL_ID, _CORRELATION, _BYTES, _TOTAL_ALLOCATED, _TOTAL_RESERVED, _SEQUENCE, _INPUT_DIMS = map(
-    attrgetter, ("external_id", "correlation", "bytes", "total_allocated", "total_reserved", "sequence",
-                 "input_dims"))
+_EXTERNAL_ID, _CORRELATION, _BYTES, _TOTAL_ALLOCATED, _TOTAL_RESERVED, _SEQUENCE = map(
+    attrgetter, ("external_id", "correlation", "bytes", "total_allocated", "total_reserved", "sequence"))
+_INPUT_DIMS, _INPUT_TYPE, _CONCRETE_INPUTS = map(attrgetter, ("input_dims", "input_type", "concrete_inputs"))
 _TRACK_DEVICE, _TRACK_STREAM = attrgetter("device"), attrgetter("stream")
 _TIMES_1000 = partial(mul, 1000)
 
@@ -89,6 +89,7 @@ class TraceBuilder:
         self.threads: dict[tuple, Track] = {}  # by (pid, tid)
         self.streams: dict[tuple[int, int], Track] = {}  # by (device, stream)
         self.names: dict[str, str] = {}  # one str object per distinct name
+        self.shapes: dict[tuple, str | None] = {}  # shapes text by its raw JSON pieces
         self.total_events = 0
         self.segment_events = segment_events
         # how many events held makes the next look for a cut: the first comes early, so
@@ -195,8 +196,7 @@ class TraceBuilder:
         args = list(map(_ARGS_OF, kept))
         self.external_ids.extend([NO_ID if i is None else i for i in map(_EXTERNAL_ID, args)])
         self.sequences.extend([NO_ID if i is None else i for i in map(_SEQUENCE, args)])
-        dims = list(map(_INPUT_DIMS, args))
-        columns.shapes += [_shapes(arg, intern) for arg in args] if any(dims) else repeat(None, len(args))
+        columns.shapes += self._shapes(args)
         columns.layer += repeat(None, len(args))
         columns.name += names
         columns.kind += kinds
@@ -206,6 +206,17 @@ class TraceBuilder:
         columns.correlation += map(_CORRELATION, args)
         for index, track in enumerate(tracks, first):
             track.events.append(index)
+
+    def _shapes(self, args: list) -> list[str | None]:
+        """Each event's shapes text (_shapes_text), made once per distinct shapes: the
+        raw JSON pieces are taken and looked up in C, and only new ones are decoded
+        (a trace repeats a few thousand shapes over its steps)."""
+        keys = list(zip(map(bytes, map(_INPUT_DIMS, args)), map(bytes, map(_INPUT_TYPE, args)),
+                        map(bytes, map(_CONCRETE_INPUTS, args))))
+        known = self.shapes
+        for key in dict.fromkeys(keys).keys() - known.keys():
+            known[key] = _shapes_text(*key)
+        return list(map(known.__getitem__, keys))
 
     def _add_memory(self, events: list) -> None:
         memory = self.memory
@@ -261,7 +272,7 @@ class TraceBuilder:
         count, self.final_until = quiet
         self.cut_at = len(events) - count + self.segment_events
         head = TraceBuilder()
-        head.names, head.steps = self.names, self.steps
+        head.names, head.steps, head.shapes = self.names, self.steps, self.shapes
         head.events, head.external_ids = events.split(count), self.external_ids[:count]
         self.external_ids = self.external_ids[count:]
         head.sequences, self.sequences = self.sequences[:count], self.sequences[count:]
@@ -324,15 +335,17 @@ class TraceBuilder:
         events = self.events
         starts, durs, names, kinds, layers = events.start_ns, events.dur_ns, events.name, events.kind, events.layer
         sequences, sequence_layers = self.sequences, self.sequence_layers
+        numbered = {}  # each thread's events with a sequence number, in track order
         for thread, order in orders.items():
             _set_inside(events, order, sorted(thread.layers, key=lambda scope: (scope[1], -scope[2])))
-            for event in order:
-                if layers[event] is not None and sequences[event] != NO_ID and kinds[event] is CPU_OP:
+            numbered[thread] = list(compress(order, map(NO_ID.__ne__, map(sequences.__getitem__, order))))
+            for event in numbered[thread]:
+                if layers[event] is not None and kinds[event] is CPU_OP:
                     sequence_layers.setdefault(sequences[event], layers[event])
-        for order in orders.values():
+        for thread, order in orders.items():
             backward = []
-            for event in order:
-                if sequences[event] != NO_ID and names[event].startswith(BACKWARD_FUNCTION):
+            for event in numbered[thread]:
+                if names[event].startswith(BACKWARD_FUNCTION):
                     layer = sequence_layers.get(sequences[event])
                     if layer is not None:
                         backward.append((layer + BACKWARD, starts[event], starts[event] + durs[event]))
@@ -395,22 +408,21 @@ def _set_inside(events: EventColumns, order: Sequence[int], scopes: list[tuple[s
     """Events wholly inside a scope on their thread take its name as their layer, a
     later scope's over an earlier one's."""
     starts, durs, layer = events.start_ns, events.dur_ns, events.layer
+    start_of = starts.__getitem__
     for scope, start_ns, end_ns in scopes:
-        first = bisect.bisect_left(order, start_ns, key=starts.__getitem__)
-        for event in order[first:bisect.bisect_right(order, end_ns, key=starts.__getitem__)]:
-            if starts[event] + durs[event] <= end_ns:
-                layer[event] = scope
+        first = bisect.bisect_left(order, start_ns, key=start_of)
+        candidates = order[first:bisect.bisect_right(order, end_ns, key=start_of)]
+        ends = map(add, map(start_of, candidates), map(durs.__getitem__, candidates))
+        inside = compress(candidates, map(end_ns.__ge__, ends))
+        any(map(layer.__setitem__, inside, repeat(scope)))  # in C: setitem returns None
 
 
-def _shapes(args, intern) -> str | None:
+def _shapes_text(dims: bytes, types: bytes, values: bytes) -> str | None:
     """An op's input dims, types and scalar values as one JSON text,
-    `[[dims...], [types...], [values...]]`."""
-    dims = bytes(args.input_dims)
+    `[[dims...], [types...], [values...]]`; None where the trace recorded no dims."""
     if not dims:
         return None
-    types, values = bytes(args.input_type) or b"[]", bytes(args.concrete_inputs) or b"[]"
-    text = f"[{dims.decode()},{types.decode()},{values.decode()}]"
-    return intern(text, text)
+    return f"[{dims.decode()},{(types or b'[]').decode()},{(values or b'[]').decode()}]"
 
 
 def _set_scope_op(events: EventColumns, order: Sequence[int], scopes: list[tuple[str, int, int]]) -> None:
