@@ -117,7 +117,8 @@ def attribute(store: Store, run: dict, by: str) -> Attribution:
     run_id = run["id"]
     basis = "device" if store.has_device_events(run_id) else "cpu"
     known = run.get("workload") in WORKLOADS
-    catalog = layer_names(run["workload"], run["size"] or "tiny") if known else []
+    # an import need not say its size: the largest size's layers hold every size's
+    catalog = layer_names(run["workload"], run["size"] or "large") if known else []
     result = Attribution(run, basis, by, layers=catalog if by == "layer" else [])
     tensorflow = run["framework"] == "tensorflow"
     layer_set = set(catalog)
@@ -131,6 +132,8 @@ def attribute(store: Store, run: dict, by: str) -> Attribution:
         if kind in DEVICE_KINDS:
             launcher_key, launcher_layer = launched.get((repeat, correlation), (None, None))
             key, layer, owner = launcher_key or own_op, layer or launcher_layer, False
+            if tensorflow and ":" in key:  # a kernel's tf_op "node:Type": its row is its op type's
+                key = key.rpartition(":")[2]
         else:
             stack = stacks[repeat, stream]
             while stack and stack[-1][0] <= start:
@@ -167,8 +170,11 @@ def attribute(store: Store, run: dict, by: str) -> Attribution:
                 cell.flops += cost.flops
                 cell.bytes += cost.bytes
     _step_walls(store, result)
-    if known:
+    if known and run["size"] and run["mode"]:
         _catalog_costs(result, compute, tensorflow)
+    elif known:
+        result.notes.append("the run does not say its size or mode (an import without --size and --mode): "
+                            "the catalog's FLOPs need both")
     if not tensorflow and not scoped and by == "layer":
         result.notes.append("this trace has no layer scopes (an import, or torch.compile's graph): "
                             f"its op time is all {FRAMEWORK}")

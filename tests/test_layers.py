@@ -169,3 +169,55 @@ def test_imported_gpu_traces_get_datasheet_peaks_idle_time_and_modelled_gemms(tm
     gemms = [row for row in result["rows"] if row["key"] in TORCH_GEMMS]
     assert sum(row["flops"] for row in gemms) == expected
     assert all(row["efficiency"] is not None for row in gemms)
+
+
+def _tensorflow_gpu_space():
+    """An NVIDIA-shaped XSpace of one TensorFlow training step of the mlp workload: graph
+    ops on a tf_Compute thread, their kernels on a GPU stream (tf_op and correlation
+    stats), launches on a host thread; built with TensorFlow's own xplane_pb2."""
+    from test_xplane import PlaneBuilder, Ref, Unsigned
+
+    from profiler.traces.xplane import load_xplane_pb2
+
+    space = load_xplane_pb2().XSpace(hostnames=["gpu-box"])
+    gpu = PlaneBuilder(space, "/device:GPU:0")
+    gpu.add_stats(gpu.plane, {"device_vendor": "Nvidia", "core_count": 132, "memory_size": Unsigned(85 << 30)})
+    host = PlaneBuilder(space, "/host:CPU")
+    python = host.line(1, "python", timestamp_ns=0)
+    host.event(python, "train", 0, 1_000_000_000, step_num=0, _r=1)  # a 1 ms step
+    compute = host.line(2, "tf_Compute/2", timestamp_ns=0)
+    launches = host.line(3, "Host Threads/3", timestamp_ns=0)
+    kernels = gpu.line(7, "Stream #7(Kernel)", timestamp_ns=0)
+    ops = [("mlp_1/dense0_1/MatMul", "MatMul"), ("mlp_1/dense1_1/MatMul", "MatMul"),
+           ("mlp_1/head_1/MatMul", "MatMul"), ("gradient_tape/mlp_1/head_1/MatMul/MatMul", "MatMul"),
+           ("gradient_tape/mlp_1/dense0_1/MatMul/MatMul_1", "MatMul"), ("sgd/Mul", "Mul")]
+    for index, (node, op_type) in enumerate(ops):
+        start_ps = 10_000_000 + index * 100_000_000  # every 100 µs
+        host.event(compute, f"{node}:{op_type}", start_ps, 20_000_000)
+        host.event(launches, "cuLaunchKernel", start_ps + 5_000_000, 10_000_000, correlation_id=Unsigned(index + 1))
+        # each kernel starts as its launch returns, after the device sat idle since the last
+        gpu.event(kernels, f"kernel_{index}", start_ps + 15_000_000, 50_000_000, kernel_details="regs:32",
+                  correlation_id=Unsigned(index + 1), tf_op=Ref(f"{node}:{op_type}"))
+    return space
+
+
+def test_a_tensorflow_gpu_trace_gets_layers_kernel_counts_and_idle_time(tmp_path):
+    path = tmp_path / "gpu-box.xplane.pb"
+    path.write_bytes(_tensorflow_gpu_space().SerializeToString())
+    db = tmp_path / "tf.db"
+    run_xprof("import", path, "-w", "mlp", "--size", "tiny", "--mode", "train", "--db", db, check=0)
+    run_id = Store.open(db, create=False).runs()[0]["id"]
+    result = json.loads(run_xprof("roofline", run_id, "--by", "layer", "--json", "--db", db, check=0).stdout)
+    rows = {row["key"]: row for row in result["rows"]}
+    assert result["basis"] == "device" and result["device"]["source"].startswith("datasheet")
+    assert rows["dense0"]["kernels"] == 2 and rows["head"]["kernels"] == 2 and rows["dense1"]["kernels"] == 1
+    assert rows["dense0"]["time_ms"] == pytest.approx(0.1)  # two 50 µs kernels
+    assert rows[OPTIMIZER]["kernels"] == 1
+    idle = result["device_idle"]
+    # 5 gaps of 50 µs between the kernels, each waiting for the next launch to return
+    assert idle["busy_ms"] == pytest.approx(0.3) and idle["host_wait_ms"] == pytest.approx(0.25)
+    assert idle["other_idle_ms"] == pytest.approx(0.0)
+    by_op = json.loads(run_xprof("roofline", run_id, "--by", "op", "--json", "--db", db, check=0).stdout)
+    matmul = next(row for row in by_op["rows"] if row["key"] == "MatMul")
+    # the kernels' time and the layers' FLOPs meet in one row: the op type's
+    assert matmul["time_ms"] == pytest.approx(0.25) and matmul["flops"] > 0

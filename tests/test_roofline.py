@@ -101,6 +101,12 @@ def test_datasheets_are_matched_from_names_and_properties():
     # ROCm calls them all "AMD Radeon Graphics": the compute units tell them apart
     assert match_datasheet("AMD Radeon Graphics", {"numSms": 104, "computeMajor": 9}) is DATASHEETS["MI250"]
     assert match_datasheet(None, {"device_vendor": "AMD", "core_count": 304}) is DATASHEETS["MI300X"]
+    assert match_datasheet(None, {"device_vendor": "Nvidia", "core_count": 108,
+                                  "memory_size": 42_505_273_344}) is DATASHEETS["A100-40GB"]
+    assert match_datasheet(None, {"device_vendor": "Nvidia", "core_count": 132, "memory_size": 85 << 30}) \
+        is DATASHEETS["H100"]
+    assert match_datasheet(None, {"device_vendor": "Nvidia", "core_count": 132, "memory_size": 141 << 30}) \
+        is DATASHEETS["H200"]
     assert match_datasheet("Intel(R) Xeon(R) CPU", {}) is None
 
 

@@ -66,6 +66,14 @@ def match_datasheet(name: str | None, facts: dict | None = None) -> Datasheet | 
         return DATASHEETS["MI250"]
     vendor = str(facts.get("device_vendor") or text)
     cores = facts.get("core_count") or facts.get("numSms")
+    # XSpace device planes give a vendor and a core count, not a model: NVIDIA's SM counts
+    # (and memory, where two models share one) tell the models apart
+    if "NVIDIA" in vendor.upper():
+        by_sms = {80: "V100", 58: "L4", 114: "H100-PCIE", 148: "B200",
+                  108: "A100-80GB" if memory > 60 * 2**30 else "A100-40GB",
+                  132: "H200" if memory > 100 * 2**30 else "H100"}
+        if cores in by_sms:
+            return DATASHEETS[by_sms[cores]]
     # ROCm names its devices "AMD Radeon Graphics"; the compute units tell them apart
     if "AMD" in vendor.upper():
         if cores == 304:
