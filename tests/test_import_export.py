@@ -175,12 +175,15 @@ def test_html_md_and_csv_exports(profiled, tmp_path):
     page = html.read_text()
     assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page
     # three charts, and the history of each of the two runs' configurations
-    assert page.count("<svg") == 3 + 2 and "convolution" in page and "Ranked differences" in page
+    # three drawings, two histories and the roofline; the layer table beside them
+    assert page.count("<svg") == 3 + 2 + 1 and "convolution" in page and "Ranked differences" in page
+    assert "<h2>Roofline" in page and "<h2>Layer by layer" in page
     assert page.count("<h3>conv2d train tiny fp32, ") == 2 and "History: step time run after run" in page
     md = tmp_path / "summary.md"
     run_xprof("export", ids["torch"], ids["tensorflow"], "--format", "md", "-o", md, "--db", db, check=0)
     text = md.read_text()
     assert "| convolution |" in text and "B/A step time" in text and ids["torch"] in text
+    assert "## Layer by layer" in text and "| conv |" in text
     csvdir = tmp_path / "csv"
     run_xprof("export", ids["torch"], "--format", "csv", "-o", csvdir, "--steps", "1", "--db", db, check=0)
     kernels = (csvdir / "kernels.csv").read_text().splitlines()
@@ -201,7 +204,7 @@ def test_html_renders_offline_in_headless_chromium(profiled, tmp_path):
                 f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run([*chromium, "--dump-dom", html.as_uri()], capture_output=True, text=True,
                          timeout=120, check=True).stdout
-    assert dom.count("<svg") == 3 + 2 and "Ranked differences" in dom and "convolution" in dom
+    assert dom.count("<svg") == 3 + 2 + 1 and "Ranked differences" in dom and "convolution" in dom
     shot = tmp_path / "shot.png"
     subprocess.run([*chromium, f"--screenshot={shot}", "--window-size=1280,1600", html.as_uri()],
                    capture_output=True, timeout=120, check=True)

@@ -93,6 +93,8 @@ def test_attention_lstm_and_views():
 def test_datasheets_are_matched_from_names_and_properties():
     assert match_datasheet("NVIDIA A100-PG509-200", {"total_memory_bytes": 42297524224}) is DATASHEETS["A100-40GB"]
     assert match_datasheet("NVIDIA A100-SXM4-80GB", {}) is DATASHEETS["A100-80GB"]
+    # NVML's facts (doctor): the name and memory_total_bytes
+    assert match_datasheet("NVIDIA A100-PCIE-40GB", {"memory_total_bytes": 40 << 30}) is DATASHEETS["A100-40GB"]
     assert match_datasheet("NVIDIA H100 80GB HBM3", {}) is DATASHEETS["H100"]
     assert match_datasheet("NVIDIA H100 PCIe", {}) is DATASHEETS["H100-PCIE"]
     for name, key in (("NVIDIA H200", "H200"), ("NVIDIA B200", "B200"), ("Tesla V100-SXM2-16GB", "V100"),
