@@ -407,12 +407,14 @@ def _close_ended(open_ops: list[int], starts, durs, now_ns: int) -> None:
 def _set_inside(events: EventColumns, order: Sequence[int], scopes: list[tuple[str, int, int]]) -> None:
     """Events wholly inside a scope on their thread take its name as their layer, a
     later scope's over an earlier one's."""
+    if not scopes:
+        return
     starts, durs, layer = events.start_ns, events.dur_ns, events.layer
-    start_of = starts.__getitem__
+    order_starts = array("q", map(starts.__getitem__, order))  # bisected in C, without a key
     for scope, start_ns, end_ns in scopes:
-        first = bisect.bisect_left(order, start_ns, key=start_of)
-        candidates = order[first:bisect.bisect_right(order, end_ns, key=start_of)]
-        ends = map(add, map(start_of, candidates), map(durs.__getitem__, candidates))
+        first = bisect.bisect_left(order_starts, start_ns)
+        candidates = order[first:bisect.bisect_right(order_starts, end_ns, first)]
+        ends = map(add, order_starts[first:first + len(candidates)], map(durs.__getitem__, candidates))
         inside = compress(candidates, map(end_ns.__ge__, ends))
         any(map(layer.__setitem__, inside, repeat(scope)))  # in C: setitem returns None
 
