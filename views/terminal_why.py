@@ -36,7 +36,7 @@ def _print_roofline(result: dict, top: int) -> None:
     console = Console(highlight=False)
     run, device = result["run"], result["device"]
     console.print(f"[bold]{escape(run['workload'] or '-')}[/] {run['mode'] or ''} {run_label(run, result['repeats'])}"
-                  f" ({result['basis']} time): {ms_text(result['step_ms'])} ms a step")
+                  f": {ms_text(result['step_ms'])} ms of {result['basis']} time a step, in the rows below")
     if device["peak_flops_per_s"]:
         console.print(f"peak of {escape(str(device['name']))}: {rate_text(device['peak_flops_per_s'], 'FLOP/s')}, "
                       f"{rate_text(device['peak_bytes_per_s'], 'B/s')} [dim]({escape(device['source'])})[/]")
