@@ -121,6 +121,8 @@ def test_bad_input_gets_one_line(store_path, tmp_path):
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1
     done = run_xprof("calibrate", "--device", "tpu:0", "--db", tmp_path / "x.db")
     assert done.returncode != 0 and "tpu:0" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    done = run_xprof("calibrate", "--device", "gpu:99", "-f", "torch", "--db", tmp_path / "x.db")
+    assert done.returncode != 0 and "GPUs, not gpu:99" in done.stderr.strip().splitlines()[-1]
 
 
 def test_exports_and_report_name_the_layers(store_path, tmp_path):

@@ -75,6 +75,8 @@ def _torch(device: str, repeats: int, scale: float) -> dict:
     import torch
 
     where = torch.device("cpu") if device == "cpu" else torch.device("cuda", int(device.split(":")[1]))
+    if where.type == "cuda" and where.index >= torch.cuda.device_count():
+        raise SystemExit(f"torch {torch.__version__} sees {torch.cuda.device_count()} GPUs, not {device}")
     sync = (lambda: torch.cuda.synchronize(where)) if where.type == "cuda" else (lambda: None)
     kind = "cpu" if device == "cpu" else "gpu"
     side, elements = max(64, int(GEMM_SIDE[kind] * scale)), max(1024, int(TRIAD_ELEMENTS[kind] * scale))
@@ -108,6 +110,9 @@ def _tensorflow(device: str, repeats: int, scale: float) -> dict:
 
     kind = "cpu" if device == "cpu" else "gpu"
     where = "/CPU:0" if kind == "cpu" else f"/GPU:{device.split(':')[1]}"
+    if kind == "gpu" and int(device.split(":")[1]) >= len(tf.config.list_physical_devices("GPU")):
+        raise SystemExit(f"tensorflow {tf.__version__} sees {len(tf.config.list_physical_devices('GPU'))} "
+                         f"GPUs, not {device}")
     side, elements = max(64, int(GEMM_SIDE[kind] * scale)), max(1024, int(TRIAD_ELEMENTS[kind] * scale))
     results = []
     for dtype in DTYPES:
