@@ -121,19 +121,28 @@ def test_regressions_flags_an_injected_slowdown_once_two_runs_have_it(store, tmp
     # two runs of five repeats, interleaved, both slowed. The model 40 times a step: tiny
     # mlp's torch step times spread across invocations here enough that a 5x slowdown
     # was sometimes under what the baseline can see (`unstable`, 9.3x on one run)
-    run_xprof("run", "--suite", "tiny", "-w", "mlp", "-f", "torch", "--aa", "--json", "--db", db,
-              env={**ONE_THREAD, "XPROF_INJECT_SLOWDOWN": "mlp:40"}, check=0)
+    slowed = run_xprof("run", "--suite", "tiny", "-w", "mlp", "-f", "torch", "--aa", "--json", "--db", db,
+                       env={**ONE_THREAD, "XPROF_INJECT_SLOWDOWN": "mlp:40"}, check=0)
     done = run_xprof("regressions", "--fail-on-regression", "--json", "--db", db)
-    assert done.returncode == 1, done.stdout[-4000:]
     result = json.loads(done.stdout)
+    torch_mlp = next(e for e in result["configurations"] if (e["workload"], e["framework"]) == ("mlp", "torch"))
+    seen = f"run: {slowed.stderr[-1500:]}\nmlp torch: {json.dumps(torch_mlp)[-3000:]}"
+    matmul = next(k for k in torch_mlp["keys"] if k["key"] == "matmul")
+    # every key sees it, whatever the machine was doing
+    assert matmul["state"] == "regression" and matmul["ratio"] > 2 and matmul["ci_low"] > 1, seen
+    assert torch_mlp["environment_changed"] == [], seen
+    if torch_mlp["state"] == "suspicious":
+        # a slowed run whose repeats disagreed (a busy machine: it happened in CI) cannot
+        # confirm it: said, and not a failure of the night
+        assert "not confirmed: run" in torch_mlp["why"] and torch_mlp["why"].endswith("(a busy machine?)"), seen
+        assert done.returncode == 0 and result["regressions"] == [], seen
+        return
+    assert torch_mlp["state"] == "regression" and done.returncode == 1, seen
     found = result["regressions"]
     assert "matmul" in {r["key"] for r in found}, found
     matmul = next(r for r in found if r["key"] == "matmul")
     assert matmul["workload"] == "mlp" and matmul["framework"] == "torch" and matmul["state"] == "regression"
-    assert matmul["ratio"] > 2 and matmul["ci_low"] > 1
-    assert matmul["environment_changed"] == []
-    assert next(e for e in result["configurations"] if e["latest_run"] == matmul["latest_run"])["state"] == \
-        "regression"
+    assert matmul["latest_run"] == torch_mlp["latest_run"] and matmul["environment_changed"] == []
     text = run_xprof("regressions", "--db", db).stdout
     assert "regression" in text and "matmul: the latest 2 runs are slower" in " ".join(text.split())
 
