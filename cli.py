@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 import click
 
@@ -16,6 +17,7 @@ from views.invoke import profile_with_progress as _profile
 from views.invoke import show as _show
 from views.invoke import store as _store
 from views.options import daemon_options, setting_options, store_options
+from views.fleet import push_command, runs_command
 from views.why import calibrate_command, roofline_command
 from workloads import DTYPES, EXECUTIONS, FRAMEWORKS, MODES, SIZES, WORKLOADS, WorkloadError
 from workloads.spec import ParityError
@@ -84,24 +86,6 @@ def run_command(as_json, db_path, **settings):
     failed = [o for o in outcomes if o.status != "ok"]
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(outcomes)} runs failed (errors above)")
-
-
-@cli.command("runs")
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
-@store_options()
-def runs_command(limit, as_json, db_path):
-    """Stored runs, newest first.
-
-    \b
-    Example:
-      xprof runs --limit 10
-    """
-    from views.lines import run_row
-
-    store = _store(db_path)
-    rows = [run_row(r) for r in store.runs(limit)]
-    _show({"runs": rows} if as_json else rows, as_json, "terminal:print_runs",
-          f"latest {len(rows)} runs in {store.path}")
 
 
 @cli.command("diff")
@@ -226,8 +210,8 @@ def claims_command(names, size, run_missing, device, markdown, repeats, steps, w
 @ONE_WORKLOAD
 @setting_options("baseline", "min_effect")
 @click.option("--fail-on-regression", is_flag=True, help="Exit 1 when any configuration's state is regression.")
-@store_options()
-def regressions_command(workload, baseline, min_effect, fail_on_regression, as_json, db_path):
+@store_options(host=True)
+def regressions_command(workload, baseline, min_effect, fail_on_regression, host, as_json, db_path):
     """The state of each configuration: its latest two runs against the spread of the runs
     before them (regression, suspicious, improvement, unstable, insufficient data, ok).
 
@@ -238,7 +222,7 @@ def regressions_command(workload, baseline, min_effect, fail_on_regression, as_j
     """
     from analysis.regressions import find_regressions
 
-    result = find_regressions(_store(db_path), workload, baseline, min_effect)
+    result = find_regressions(_store(db_path, host=host), workload, baseline, min_effect)
     _show(result, as_json, "terminal:print_regressions")
     if fail_on_regression and result["regressions"]:
         raise click.exceptions.Exit(1)
@@ -250,8 +234,8 @@ def regressions_command(workload, baseline, min_effect, fail_on_regression, as_j
 @click.option("--by", type=click.Choice(["category", "op", "kernel"]), default="category", show_default=True)
 @click.option("--last", type=click.IntRange(2), default=None, help="Only the newest N runs of each configuration.")
 @setting_options("min_effect")
-@store_options()
-def history_command(workload, key, by, last, min_effect, as_json, db_path):
+@store_options(host=True)
+def history_command(workload, key, by, last, min_effect, host, as_json, db_path):
     """Each configuration's figure run after run, and where it changed.
 
     \b
@@ -261,7 +245,7 @@ def history_command(workload, key, by, last, min_effect, as_json, db_path):
     """
     from analysis.history import build_history
 
-    result = build_history(_store(db_path), workload, key, by, min_effect, last=last)
+    result = build_history(_store(db_path, host=host), workload, key, by, min_effect, last=last)
     _show(result, as_json, "terminal:print_history")
 
 
@@ -354,8 +338,8 @@ def prune_command(keep_events, keep_last, dry_run, as_json, db_path):
 @click.option("--interval", type=click.FloatRange(0.2, 3600), default=2.0, show_default=True,
               help="Seconds between snapshots of the store.")
 @click.option("--once", is_flag=True, help="Print one frame and exit.")
-@store_options(json=False, state_dir=True)
-def watch_command(interval, once, state_dir, db_path):
+@store_options(json=False, state_dir=True, host=True)
+def watch_command(interval, once, state_dir, host, db_path):
     """A live terminal view: telemetry, the run in progress, the latest ranked
     differences per workload, recent runs and regressions. Reads the store only.
 
@@ -368,8 +352,8 @@ def watch_command(interval, once, state_dir, db_path):
     from profiler.daemon.files import DaemonFiles, read_status
     from views.watch import watch
 
-    store = _store(db_path)
-    files = DaemonFiles.of(store.path, state_dir)
+    store = _store(db_path, host=host)
+    files = DaemonFiles.of(db_path, state_dir)
     reader = SnapshotReader(store, daemon_status=lambda: read_status(files))
     watch(reader.take, str(store.path), interval, once)
 
@@ -433,7 +417,7 @@ def daemon_status_command(as_json, state_dir, db_path):
     from profiler.daemon.files import DaemonFiles, read_status
 
     files = DaemonFiles.of(db_path, state_dir)
-    if not files.store.exists():
+    if isinstance(files.store, Path) and not files.store.exists():
         raise click.ClickException(f"no store at {files.store} (run `xprof run` or start the daemon first)")
     status = read_status(files)
     _show(status, as_json, "lines:print_daemon_status")
@@ -492,8 +476,10 @@ def main(argv=None) -> int:
     return code if isinstance(code, int) else 0
 
 
+cli.add_command(runs_command)
 cli.add_command(calibrate_command)
 cli.add_command(roofline_command)
+cli.add_command(push_command)
 
 if __name__ == "__main__":
     sys.exit(main())

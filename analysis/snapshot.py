@@ -18,9 +18,9 @@ HISTORY_POINTS = 30
 STATE_ROWS = 12  # configurations, worst state first, as many as a tall terminal shows
 PAIRED_RUNS = 200  # newest profiled runs searched for a torch/TensorFlow pair
 RECENT_COLUMNS = ("id", "status", "framework", "execution", "workload", "mode", "size", "dtype",
-                  "device", "batch_size", "step_ms_median", "started_at", "error")
+                  "device", "batch_size", "step_ms_median", "started_at", "error", "host")
 RUNNING_COLUMNS = ("id", "framework", "execution", "workload", "mode", "size", "dtype", "device",
-                   "batch_size", "repeats", "started_at")
+                   "batch_size", "repeats", "started_at", "host")
 
 
 def _telemetry(store: Store, now_ns: int) -> list[dict]:

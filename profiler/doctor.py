@@ -9,6 +9,7 @@ import subprocess
 import sys
 from importlib import metadata
 
+from profiler.processes import host_name
 
 PACKAGES = ("xprof-frameworks", "torch", "tensorflow", "keras", "numpy", "nvidia-ml-py",
             "pyinstrument", "rich", "sqlite-utils", "psutil")
@@ -42,10 +43,12 @@ def _framework_view(framework: str) -> dict:
 
 def _store(db_path) -> dict:
     from profiler.store import Store, StoreError, default_db_path
+    from profiler.store.dialect import is_url, shown_url
 
     path = db_path or default_db_path()
-    facts = {"path": str(path)}
-    if not os.path.exists(path):
+    server = is_url(str(path))
+    facts = {"path": shown_url(str(path)) if server else str(path), "backend": "postgresql" if server else "sqlite"}
+    if not server and not os.path.exists(path):
         facts["state"] = "absent (created by the first `xprof run`)"
         return facts
     try:
@@ -64,14 +67,13 @@ def _store(db_path) -> dict:
 def _peaks(store) -> dict:
     """This host's newest calibration of each device, framework and precision, and the
     datasheet of each GPU NVML sees."""
-    import socket
     import time
 
     from profiler.telemetry.datasheets import match_datasheet
     from profiler.telemetry.nvml import Nvml
 
     peaks = {}
-    for row in store.calibrations(socket.gethostname()):
+    for row in store.calibrations(host_name()):
         day = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["measured_at"]))
         peaks[f"{row['device']} {row['framework']} {row['dtype']}"] = (
             f"{row['flops_per_s'] / 1e9:,.1f} GFLOP/s (spread {row['flops_spread']:.0%}), "

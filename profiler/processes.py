@@ -52,3 +52,14 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+HOST_ENV = "XPROF_HOST"
+
+
+def host_name() -> str:
+    """The name runs, locks and peaks are kept under: $XPROF_HOST where set (a pod's
+    hostname changes every night; its node's name does not), else the hostname."""
+    import socket
+
+    return os.environ.get(HOST_ENV) or socket.gethostname()

@@ -126,3 +126,25 @@ def long_cpu_trace(tmp_path_factory):
     """The CPU fixture's events 300 times over: 9,000 events, 300 steps, in time order."""
     document = json.loads(gzip.decompress(fixture_path("kineto", "cpu_only.json.gz").read_bytes()))
     return repeated_trace(document, 300, tmp_path_factory.mktemp("long") / "long_cpu.pt.trace.json")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL server for the session, or a skip saying why there is none."""
+    import pg_server as pg
+
+    bin_dir = pg.binaries()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) on this machine: the server store is untested here")
+    server = pg.Server(bin_dir).init()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request, tmp_path):
+    """Where a test's store is, on each backend: a SQLite file, then a new database on the
+    session's PostgreSQL server. The same test runs on both."""
+    if request.param == "sqlite":
+        return str(tmp_path / "xprof.db")
+    return request.getfixturevalue("pg_server").database()

@@ -14,7 +14,7 @@ def add_run(store, figures: list[dict[str, float] | list[dict[str, float]]], *, 
             workload="mlp", mode="train", execution=None, size="tiny", device="cpu", dtype="fp32", batch_size=None, steps=3,
             step_ms: list[float] | None = None, profiled_step_ms: list[float] | None = None,
             env: dict | None = None, status="ok", started_at: float | None = None,
-            source="profile", peak_bytes: int | None = None, unprofiled=True) -> dict:
+            source="profile", peak_bytes: int | None = None, unprofiled=True, host: str | None = None) -> dict:
     """A finished run with one repeat per entry of `figures`, each mapping a category to
     its milliseconds in every profiled step of that repeat, or a list of such maps, one
     per profiled step (a category missing from a step's map is not run in that step). On
@@ -32,8 +32,8 @@ def add_run(store, figures: list[dict[str, float] | list[dict[str, float]]], *, 
     kind = CPU_OP if device == "cpu" else KERNEL
     run_id = store.create_run(framework=framework, workload=workload, mode=mode,
                               execution=execution, size=size, device=device, dtype=dtype, batch_size=batch_size,
-                              source=source,
-                              repeats=len(figures), started_at=started_at, env=env or {})
+                              source=source, repeats=len(figures), started_at=started_at, env=env or {},
+                              **({"host": host} if host else {}))
     with store.transaction() as conn:
         for repeat, step_figures in enumerate(per_step):
             t = 0

@@ -192,7 +192,7 @@ def test_a_path_with_dots_and_a_directory_already_gone(tmp_path, capsys, monkeyp
 
 
 def test_traces_prune_cannot_remove_stop_it_before_anything_changes(tmp_path, capsys, monkeypatch):
-    import profiler.store.store as store_module
+    import profiler.store.retention as store_module
 
     home, run_id = _imported_store(tmp_path, capsys)
     monkeypatch.setattr(store_module, "_writable", lambda directory: False)  # as root, chmod cannot say no

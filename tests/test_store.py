@@ -4,6 +4,7 @@ queries find what analysis asks for, and a reader never waits for a writer."""
 import gzip
 import math
 import shutil
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def test_a_store_of_an_earlier_schema_opens_with_every_row(old_store):
                       "artifacts": 5, "meta": 1}
 
     store = Store.open(old_store, create=False)
-    assert store.schema_version() == SCHEMA_VERSION == 7
+    assert store.schema_version() == SCHEMA_VERSION == 8
     store.close()
     after = sqlite3.connect(old_store)
     for table, count in before.items():
@@ -329,8 +330,10 @@ def test_latest_runs_configurations_and_history():
     assert store.compared_groups() == [("mlp", "train", "small", "fp32", "cpu", None),
                                        ("mlp", "train", "tiny", "fp32", "cpu", None)]
     configurations = store.configurations("mlp")
-    assert ("mlp", "torch", "train", "eager", "tiny", "fp32", "cpu", None) in configurations and len(configurations) == 3
-    history = store.configuration_history(("mlp", "torch", "train", "eager", "tiny", "fp32", "cpu", None), 5)
+    here = socket.gethostname()  # a run's host is part of its configuration (a fleet's store)
+    assert ("mlp", "torch", "train", "eager", "tiny", "fp32", "cpu", None, here) in configurations
+    assert len(configurations) == 3
+    history = store.configuration_history(("mlp", "torch", "train", "eager", "tiny", "fp32", "cpu", None, here), 5)
     assert [r["id"] for r in history] == [first["id"], second["id"]]  # oldest first, ok only
     assert [r["id"] for r in store.newest_ok_runs(2)] == [compiled["id"], second["id"]]
     # a run at another precision is another configuration, never in fp32's history
@@ -339,14 +342,20 @@ def test_latest_runs_configurations_and_history():
     assert store.latest_ok_run("mlp", "torch", execution="eager", dtype="bf16")["id"] == bf16["id"]
     assert ("mlp", "train", "tiny", "bf16", "cpu", None) in store.compared_groups()
     assert len(store.configurations("mlp")) == 4
-    assert [r["id"] for r in store.configuration_history(("mlp", "torch", "train", "eager", "tiny", "fp32", "cpu", None))
-            ] == [first["id"], second["id"]]
+    assert [r["id"] for r in store.configuration_history(
+        ("mlp", "torch", "train", "eager", "tiny", "fp32", "cpu", None, here))] == [first["id"], second["id"]]
     # so is a run at another batch size: asked for by its batch, never in place of the size's own
     one = add_run(store, [{"matmul": 0.2}] * 2, started_at=60, batch_size=1)
     assert store.latest_ok_run("mlp", "torch", execution="eager", dtype="fp32")["id"] == second["id"]
     assert store.latest_ok_run("mlp", "torch", batch_size=1)["id"] == one["id"]
     assert ("mlp", "train", "tiny", "fp32", "cpu", 1) in store.compared_groups()
     assert len(store.configurations("mlp")) == 5
+    # the same configuration on another host is another series; --host keeps to one host's
+    other = add_run(store, [{"matmul": 1.0}] * 2, started_at=70, host="gpu-node-2")
+    assert len(store.configurations("mlp")) == 6 and store.hosts() == sorted(["gpu-node-2", here])
+    store.only_host = "gpu-node-2"
+    assert [r["id"] for r in store.runs()] == [other["id"]] and len(store.configurations("mlp")) == 1
+    store.only_host = None
     assert store.has_runs_of("mlp", "train") and not store.has_runs_of("mlp", "infer")
     assert tf["size"] == "small"
 

@@ -8,10 +8,18 @@ import importlib
 import click
 
 
-def store(db_path, create=False):
+def store(db_path, create=False, host=None):
+    """The store of `--db`, reading only `host`'s runs where --host names one."""
     from profiler.store import open_store
 
-    return open_store(db_path, create, notice=lambda text: click.echo(text, err=True))
+    opened = open_store(db_path, create, notice=lambda text: click.echo(text, err=True))
+    if host:
+        known = opened.hosts()
+        if host not in known:
+            raise click.ClickException(f"no runs of host {host!r} in {opened.path} "
+                                       f"(hosts: {', '.join(known) or 'none yet'})")
+        opened.only_host = host
+    return opened
 
 
 def show(result, as_json: bool, renderer: str, *args) -> None:

@@ -37,8 +37,14 @@ def run_row(run: dict) -> dict:
         "source": run["source"], "started_at": run["started_at"],
         "step_ms_median": run["step_ms_median"], "kernels": run["event_count"],
         "memory_events": run["memory_event_count"], "error": run["error"],
-        "events_pruned_at": run["events_pruned_at"],
+        "events_pruned_at": run["events_pruned_at"], "host": run["host"],
     }
+
+
+def print_pushed(result: dict) -> None:
+    running = f"; {result['running']} still running (push again once they end)" if result["running"] else ""
+    click.echo(f"pushed {len(result['pushed'])} runs from {result['from']} to {result['to']}; "
+               f"{result['already']} were there already{running}; {result['calibrations']} calibrations")
 
 
 def announce_parity(names, size, dtype) -> None:

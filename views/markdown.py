@@ -6,8 +6,8 @@ import time
 from statistics import median
 
 from views.claims import environment_line, measured, unmeasured_line, verdict_cells
-from views.numbers import (change_text, clock_text, configuration_text, delta_text, interval_text, left_out_text,
-                           ms_text, rate_text, ratio_word, share_text, sparkline, visible_text)
+from views.numbers import (change_text, clock_text, configuration_text, delta_text, host_text, interval_text,
+                           left_out_text, ms_text, rate_text, ratio_word, share_text, sparkline, visible_text)
 
 
 def _interval(row) -> str:
@@ -132,7 +132,8 @@ def render_cycle_summary(cycle: dict, runs: list[dict], regressions: dict) -> st
                   "|---|---|---|---:|---:|---:|---|---|"]
         for r in found:
             ratio = change_text(r["ratio"])
-            lines.append(f"| {r['workload']} | {r['framework']} {r['execution'] or ''} | {_cell(r['key'])} | "
+            lines.append(f"| {r['workload']}{host_text(r.get('host'))} | {r['framework']} {r['execution'] or ''} | "
+                         f"{_cell(r['key'])} | "
                          f"{ms_text(r['baseline_ms'])} | {ms_text(r['previous_ms'])} | {ms_text(r['latest_ms'])} | "
                          f"{ratio}{_interval(r)} | `{r['latest_run']}` |")
         for r in found:

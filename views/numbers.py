@@ -125,7 +125,15 @@ def configuration_text(entry: dict) -> str:
     """A configuration in words: 'cnn train tiny fp32, torch eager on cpu'."""
     size = size_text(entry.get("size"), entry.get("batch_size"))
     where = " ".join(str(v) for v in (entry.get("workload"), entry.get("mode"), size, entry.get("dtype")) if v)
-    return f"{where}, {entry['framework']} {entry['execution'] or ''}".rstrip() + f" on {entry['device'] or '?'}"
+    return (f"{where}, {entry['framework']} {entry['execution'] or ''}".rstrip() + f" on {entry['device'] or '?'}"
+            + host_text(entry.get("host")))
+
+
+def host_text(host: str | None) -> str:
+    """' of HOST' for a run of another host than this one (a fleet's store); '' for this one's."""
+    from profiler.processes import host_name
+
+    return f" of {host}" if host and host != host_name() else ""
 
 
 def left_out_text(entry: dict) -> str:

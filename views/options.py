@@ -42,11 +42,15 @@ def _option(f, daemon: bool) -> dict:
     return options
 
 
-def store_options(json: bool = True, state_dir: bool = False):
-    """--db PATH on every command that touches the store; --json where it prints results;
-    --state-dir where the daemon's files matter."""
+def store_options(json: bool = True, state_dir: bool = False, host: bool = False):
+    """--db PATH|URL on every command that touches the store; --json where it prints
+    results; --state-dir where the daemon's files matter; --host where a fleet's runs are listed."""
     options = [click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=str), help=(
-        "SQLite store (default: $XPROF_DB, else xprof.db in the user data directory)."))]
+        "SQLite file, or a postgresql:// URL for a fleet's server (default: $XPROF_DB, else "
+        "xprof.db in the user data directory)."))]
+    if host:
+        options.append(click.option("--host", "host", default=None, metavar="NAME",
+                                    help="Only this host's runs (see `xprof runs` for the hosts)."))
     if state_dir:
         options.append(click.option("--state-dir", type=click.Path(file_okay=False), help=(
             "Pid, log and status files (default: $XPROF_STATE_DIR, else the user state directory).")))

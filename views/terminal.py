@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from views.labels import STATE_COLOURS, STATUS_COLOURS, entry_label, placement, run_label, short_id, size_text
-from views.numbers import (bytes_text, change_text, clock_text, configuration_text, count_text, delta_text,
+from views.numbers import (bytes_text, change_text, clock_text, configuration_text, count_text, delta_text, host_text,
                            interval_text, left_out_text, ms_text, ratio_text, ratio_word, si_text, sparkline,
                            visible_text)
 
@@ -79,7 +79,11 @@ def print_runs(rows, title) -> None:
         for row in rows
     ]
     numeric = ("step ms", "events", "mem ev")  # events: ops, runtime calls and device events stored
-    for i, column in enumerate(("id", "status", "workload", "mode", "size", "at", "fw", "exec")
+    hosts = {row.get("host") for row in rows}
+    fleet = len(hosts) > 1 or any(host_text(host) for host in hosts)  # runs of other hosts: say whose
+    if fleet:
+        cells = [(*c[:2], row.get("host") or "-", *c[2:]) for c, row in zip(cells, rows)]
+    for i, column in enumerate(("id", "status") + ("host",) * fleet + ("workload", "mode", "size", "at", "fw", "exec")
                                + numeric):
         if column in numeric:
             # numbers are never cut short: the text columns give way first
@@ -292,8 +296,8 @@ def print_regressions(result) -> None:
             table.add_column(column, justify="left" if column == "regression" else "right",
                              no_wrap=column != "regression", overflow="fold")
         for r in found:
-            table.add_row(f"{r['workload']} {r['dtype'] or ''} {r['framework']} {r['execution'] or ''}: "
-                          f"{escape(r['key'])}",
+            table.add_row(f"{r['workload']} {r['dtype'] or ''} {r['framework']} {r['execution'] or ''}"
+                          f"{host_text(r.get('host'))}: {escape(r['key'])}",
                           ms_text(r["baseline_ms"]), ms_text(r["previous_ms"]), ms_text(r["latest_ms"]),
                           f"[red]{change_text(r['ratio'])}{_interval(r)}[/]")
         console.print(table)

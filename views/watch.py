@@ -14,7 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from views.labels import STATE_COLOURS, STATUS_COLOURS, short_id, size_text
-from views.numbers import configuration_text, gib_text, interval_text, ms_text, ratio_text, sparkline, visible_text
+from views.numbers import (configuration_text, gib_text, host_text, interval_text, ms_text, ratio_text, sparkline,
+                          visible_text)
 
 
 def _reading(value, spec: str) -> str:
@@ -48,7 +49,7 @@ def _running_lines(snapshot) -> list[Text]:
     if not snapshot["running"]:
         return [Text("no run in progress", style="dim")]
     return [Text(f"running: {r['workload']} {r['mode']} {size_text(r['size'], r.get('batch_size'))} {r.get('dtype') or ''} {r['framework']} "
-                 f"{r['execution']} on {r.get('device') or '?'}"
+                 f"{r['execution']} on {r.get('device') or '?'}{host_text(r.get('host'))}"
                  f"  repeat {min(r['repeats_done'] + 1, r['repeats'] or 1)}/{r['repeats'] or 1}"
                  f"  {r['elapsed_s']:.0f} s", style="cyan") for r in snapshot["running"][:3]]
 
@@ -82,7 +83,7 @@ def _recent_table(snapshot, rows: int) -> Table:
     for r in snapshot["recent"][:rows]:
         median = r["step_ms_median"]
         table.add_row(short_id(r["id"]), f"[{STATUS_COLOURS.get(r['status'], 'white')}]{r['status']}[/]",
-                      f"{r['workload'] or '-'} {r['mode'] or ''}",
+                      f"{r['workload'] or '-'} {r['mode'] or ''}{host_text(r.get('host'))}",
                       f"{r['framework']} {r['execution'] or ''}",
                       ms_text(median))
     return table

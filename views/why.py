@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import click
 
-from views.invoke import show, store as open_store
+from profiler.processes import host_name
+from views.invoke import show
+from views.invoke import store as open_store
 from views.options import store_options
 from workloads import FRAMEWORKS
 
@@ -41,7 +42,7 @@ def calibrate_command(device, frameworks, repeats, scale, as_json, db_path):
     device = parse_device(device)
     store = open_store(db_path, create=True)
     env = environment()
-    host, rows = socket.gethostname(), []
+    host, rows = host_name(), []
     for framework in frameworks or FRAMEWORKS:
         click.echo(f"calibrating {framework} on {device} ({repeats} repeats)...", err=True)
         measured = calibrate(framework, device, repeats, scale)

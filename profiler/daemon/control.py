@@ -33,7 +33,7 @@ def refuse_if_running(files: DaemonFiles) -> None:
     holder = lock_holder(files)
     if holder is not None:
         raise UserError(f"an xprof daemon (pid {holder}) already runs on store "
-                        f"{files.store}; `xprof daemon stop` stops it")
+                        f"{files.shown_store}; `xprof daemon stop` stops it")
 
 
 def start_detached(files: DaemonFiles, arguments: list[str], wait_s: float) -> int:
@@ -65,9 +65,9 @@ def stop(files: DaemonFiles, timeout_s: float) -> int:
     if not status["running"]:
         if status["stale_pid"]:
             files.pid.unlink(missing_ok=True)
-            raise UserError(f"no xprof daemon runs on store {files.store} (removed a "
+            raise UserError(f"no xprof daemon runs on store {files.shown_store} (removed a "
                             f"stale pid file for pid {status['stale_pid']}, which is gone)")
-        raise UserError(f"no xprof daemon runs on store {files.store}")
+        raise UserError(f"no xprof daemon runs on store {files.shown_store}")
     pid = status["pid"]
     try:
         os.kill(pid, signal.SIGTERM)

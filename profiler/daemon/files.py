@@ -28,23 +28,27 @@ class DaemonFiles:
     """Where the daemon of one store keeps its pid, log, status and summary: files named
     after the store, so that daemons on different stores keep apart."""
 
-    store: Path
+    store: Path | str  # a file, or a server store's URL
     directory: Path
 
     @classmethod
     def of(cls, store=None, directory=None) -> DaemonFiles:
         """The files of the daemon of `store` (default: the default store), kept in
         `directory` (default: the user state directory)."""
+        from profiler.store.dialect import is_url
+
         if store is None:
             from profiler.store.paths import default_db_path
 
             store = default_db_path()
-        store = Path(store).expanduser().resolve()
+        if not is_url(str(store)):
+            store = Path(store).expanduser().resolve()
         return cls(store, Path(directory).expanduser().resolve() if directory else default_state_dir())
 
     def _named(self, suffix: str) -> Path:
         digest = hashlib.sha1(str(self.store).encode()).hexdigest()[:10]
-        return self.directory / f"daemon-{self.store.stem}-{digest}{suffix}"
+        stem = self.store.stem if isinstance(self.store, Path) else "server"
+        return self.directory / f"daemon-{stem}-{digest}{suffix}"
 
     pid = property(lambda self: self._named(".pid"))
     log = property(lambda self: self._named(".log"))
@@ -54,8 +58,15 @@ class DaemonFiles:
     @property
     def lock(self) -> Path:
         """Beside the store, not in the state directory: whoever starts a daemon on a
-        store, with whatever state directory, meets the same lock."""
+        store, with whatever state directory, meets the same lock. (A server store's lock
+        is in the server: see ServerLock.)"""
         return self.store.with_name(self.store.name + ".daemon-lock")
+
+    @property
+    def shown_store(self) -> str:
+        from profiler.store.dialect import shown_url
+
+        return str(self.store) if isinstance(self.store, Path) else shown_url(self.store)
 
     def prepare(self) -> DaemonFiles:
         """Create the state directory and prove it takes files: one line if not."""
@@ -77,8 +88,18 @@ class StoreLock:
     def __init__(self, files: DaemonFiles):
         self.files = files
         self._fd: int | None = None
+        self._server = None
 
     def acquire(self) -> None:
+        if not isinstance(self.files.store, Path):  # a server store: one daemon per host on it
+            from profiler.store.server_lock import ServerLock
+
+            self._server = ServerLock(self.files.store)
+            holder = self._server.acquire()
+            if holder is not None:
+                raise UserError(f"another xprof daemon of this host (pid {holder if holder > 0 else 'unknown'}) "
+                                f"already runs on store {self.files.shown_store}; `xprof daemon stop` stops it")
+            return
         try:
             fd = os.open(self.files.lock, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
@@ -95,6 +116,8 @@ class StoreLock:
         self._fd = fd
 
     def release(self) -> None:
+        if self._server is not None:
+            self._server.release()
         if self._fd is not None:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
@@ -120,6 +143,10 @@ def pid_in_file(path: Path) -> int | None:
 
 def lock_holder(files: DaemonFiles) -> int | None:
     """The pid of the daemon holding the store's lock, or None when no daemon runs."""
+    if not isinstance(files.store, Path):
+        from profiler.store.server_lock import ServerLock
+
+        return ServerLock(files.store).holder()
     try:
         fd = os.open(files.lock, os.O_RDONLY)
     except FileNotFoundError:
@@ -144,7 +171,7 @@ def read_status(files: DaemonFiles) -> dict:
     status = {
         "running": holder is not None,
         "pid": holder,
-        "store": str(files.store),
+        "store": files.shown_store,
         "log": str(files.log) if files.log.exists() else None,
         "stale_pid": pid_file if holder is None and pid_file else None,
     }

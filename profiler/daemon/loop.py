@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import socket
 import subprocess
 import time
 import traceback
@@ -15,12 +14,12 @@ from pathlib import Path
 from typing import Callable
 
 from profiler.collect.orchestrate import profile
-from profiler.telemetry import telemetry_sampler
 from profiler.daemon.config import DaemonConfig
 from profiler.daemon.files import DaemonFiles, StoreLock, pid_in_file, write_atomically
 from profiler.daemon.schedule import format_duration, parse_duration
-from profiler.processes import sigterm_as_interrupt
+from profiler.processes import host_name, sigterm_as_interrupt
 from profiler.store import Store, StoreError
+from profiler.telemetry import telemetry_sampler
 
 # set by `xprof daemon start` for the daemon it detaches: where its output goes
 LOG_ENV = "XPROF_DAEMON_LOG"
@@ -83,7 +82,7 @@ class Daemon:
                 if stale and stale != os.getpid():
                     self.log(f"replacing a stale pid file (pid {stale} is gone)")
                 self.files.pid.write_text(f"{os.getpid()}\n")
-                self.log(f"xprof daemon (pid {os.getpid()}) on store {self.files.store}, "
+                self.log(f"xprof daemon (pid {os.getpid()}) on store {self.files.shown_store}, "
                          f"{self.schedule.describe()}; status: {self.files.status}")
                 orphans = self._safely(self.store.mark_orphaned_runs, "marking orphaned runs") or 0
                 if orphans:
@@ -255,7 +254,7 @@ class Daemon:
 
     def _write_status(self, phase: str, **extra) -> None:
         last = asdict(self.last_cycle) if self.last_cycle else None
-        status = {"pid": os.getpid(), "host": socket.gethostname(), "store": str(self.files.store),
+        status = {"pid": os.getpid(), "host": host_name(), "store": self.files.shown_store,
                   "started_at": self.started_at, "schedule": self.schedule.describe(),
                   "phase": phase, "activity": None, "next_cycle_at": self.next_cycle_at,
                   "last_cycle": last, "consecutive_failures": self.failures,

@@ -8,9 +8,11 @@ from pathlib import Path
 DB_ENV = "XPROF_DB"
 
 
-def default_db_path() -> Path:
+def default_db_path() -> Path | str:
+    """A path, or a PostgreSQL URL (kept as text) where $XPROF_DB is one."""
     if os.environ.get(DB_ENV):
-        return Path(os.environ[DB_ENV]).expanduser()
+        value = os.environ[DB_ENV]
+        return value if value.startswith(("postgresql://", "postgres://")) else Path(value).expanduser()
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("xprof", appauthor=False)) / "xprof.db"

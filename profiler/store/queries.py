@@ -10,8 +10,11 @@ from typing import Iterator
 from profiler.errors import UserError
 from profiler.store.rows import DEVICE_KINDS, GROUPINGS
 
-# What makes runs one configuration to follow over time (regressions).
-CONFIGURATION = ("workload", "framework", "mode", "execution", "size", "dtype", "device", "batch_size")
+# What makes runs one configuration to follow over time (regressions): on a fleet's store,
+# the same workload on two hosts is two series.
+CONFIGURATION = ("workload", "framework", "mode", "execution", "size", "dtype", "device", "batch_size", "host")
+# pg_advisory_xact_lock class of an import's content (its sha256's first 32 bits the object)
+CONTENT_LOCK = 0x7869  # "xi"
 # Step numbers wide enough for "every step" in a range (see steps_clause).
 FIRST_STEP, LAST_STEP = -(1 << 63), (1 << 63) - 1
 
@@ -22,6 +25,11 @@ class RunNotFound(UserError, LookupError):
 
 class EventsPruned(UserError, LookupError):
     """A run whose raw events `xprof prune` removed, asked for them."""
+
+
+def _nulls_first(columns) -> str:
+    """ORDER BY columns with NULLs first on both backends (PostgreSQL puts them last)."""
+    return ", ".join(f"{column} NULLS FIRST" for column in columns)
 
 
 def steps_clause(steps: tuple[int, int] | None) -> tuple[str, tuple]:
@@ -36,22 +44,31 @@ class Queries:
 
     connection: sqlite3.Connection
     path: object
+    errors: tuple
+    # `--host`: the runs listed, configurations followed and recent runs shown are this
+    # host's only (None: every host's)
+    only_host: str | None = None
+
+    def _host_clause(self, prefix: str = " AND") -> tuple[str, tuple]:
+        return (f"{prefix} host = ?", (self.only_host,)) if self.only_host else ("", ())
 
     def _dicts(self, sql: str, params=()) -> list[dict]:
-        return [dict(row) for row in self._cursor(sql, params, sqlite3.Row)]
+        return [dict(row) for row in self._cursor(sql, params, dicts=True)]
 
     def _rows(self, sql: str, params=()) -> list[tuple]:
         return self._cursor(sql, params).fetchall()
 
-    def _cursor(self, sql: str, params=(), row_factory=None) -> sqlite3.Cursor:
+    def _cursor(self, sql: str, params=(), dicts: bool = False):
         from profiler.store.store import StoreError
 
         try:
+            if not isinstance(self.connection, sqlite3.Connection):
+                return self.connection.query(sql, params, dicts)
             cursor = self.connection.cursor()
-            cursor.row_factory = row_factory
+            cursor.row_factory = sqlite3.Row if dicts else None
             return cursor.execute(sql, params)
-        except sqlite3.Error as error:
-            raise StoreError(f"cannot read store {self.path}: {error}") from None
+        except self.errors as error:
+            raise StoreError(f"cannot read store {self.path}: {' '.join(str(error).split())}") from None
 
     def meta(self, key: str) -> str | None:
         row = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
@@ -61,10 +78,11 @@ class Queries:
 
     def runs(self, limit: int | None = None) -> list[dict]:
         """Stored runs, newest first."""
-        sql = "SELECT * FROM runs ORDER BY started_at DESC"
+        where, params = self._host_clause(" WHERE")
+        sql = f"SELECT * FROM runs{where} ORDER BY started_at DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return self._dicts(sql)
+        return self._dicts(sql, params)
 
     def run_count(self) -> int:
         return self._rows("SELECT count(*) FROM runs")[0][0]
@@ -122,7 +140,7 @@ class Queries:
         params = list(workloads or [])
         if params:
             sql += f" AND workload IN ({', '.join('?' * len(params))})"
-        return self._rows(sql + f" ORDER BY {columns}", params)
+        return self._rows(sql + f" ORDER BY {_nulls_first(columns.split(', '))}", params)
 
     def configurations(self, workload: str | None = None, as_of: float | None = None) -> list[tuple]:
         """The CONFIGURATION of every ok run (started up to `as_of`), each once."""
@@ -131,16 +149,18 @@ class Queries:
         if workload:
             sql += " AND workload = ?"
             params.append(workload)
-        return self._rows(sql + f" ORDER BY {', '.join(CONFIGURATION)}", params)
+        clause, host = self._host_clause()
+        return self._rows(sql + clause + f" ORDER BY {_nulls_first(CONFIGURATION)}", (*params, *host))
 
     def configuration_history(self, configuration: tuple, count: int | None = None,
                               as_of: float | None = None) -> list[dict]:
         """The newest `count` (None: all) ok runs of a configuration started up to
         `as_of` (None: now), oldest first."""
         where = " AND ".join(f"{c} IS ?" for c in CONFIGURATION)
+        limit = "" if count is None else f" LIMIT {int(count)}"
         rows = self._dicts(f"SELECT * FROM runs WHERE status = 'ok' AND {where} AND started_at <= ?"
-                           " ORDER BY started_at DESC LIMIT ?",
-                           (*configuration, math.inf if as_of is None else as_of, -1 if count is None else count))
+                           f" ORDER BY started_at DESC{limit}",
+                           (*configuration, math.inf if as_of is None else as_of))
         return rows[::-1]
 
     def runs_not_ok(self, configuration: tuple, since: float, as_of: float | None = None) -> list[dict]:
@@ -153,19 +173,29 @@ class Queries:
                            (*configuration, since, math.inf if as_of is None else as_of))
 
     def run_with_content(self, sha256: str) -> str | None:
-        """The id of a run imported from a file with this sha256."""
+        """The id of a run imported from a file with this sha256. On a server, inside the
+        caller's transaction, this first waits for any other import of the same content to
+        end (an advisory lock until the transaction does), so a file is stored once."""
+        if getattr(self, "url", None):
+            self._rows("SELECT pg_advisory_xact_lock(?, ?)", (CONTENT_LOCK, int(sha256[:8], 16) - (1 << 31)))
         rows = self._rows("SELECT id FROM runs WHERE content_sha256 = ? LIMIT 1", (sha256,))
         return rows[0][0] if rows else None
 
     def running_runs(self) -> list[dict]:
-        return self._dicts("SELECT * FROM runs WHERE status = 'running' ORDER BY started_at")
+        clause, host = self._host_clause()
+        return self._dicts(f"SELECT * FROM runs WHERE status = 'running'{clause} ORDER BY started_at", host)
+
+    def hosts(self) -> list[str]:
+        """Every host with a run in the store."""
+        return [host for host, in self._rows("SELECT DISTINCT host FROM runs WHERE host IS NOT NULL ORDER BY host")]
 
     def repeats_stored(self, run_id: str) -> int:
         return self._rows("SELECT count(DISTINCT repeat) FROM steps WHERE run_id = ?", (run_id,))[0][0]
 
     def newest_ok_runs(self, limit: int, source: str | None = None) -> list[dict]:
-        sql = "SELECT * FROM runs WHERE status = 'ok'"
-        params: list = []
+        clause, host = self._host_clause()
+        sql = "SELECT * FROM runs WHERE status = 'ok'" + clause
+        params: list = [*host]
         if source:
             sql += " AND source = ?"
             params.append(source)
@@ -221,7 +251,7 @@ class Queries:
         return self._dicts(
             "SELECT * FROM calibrations WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER ("
             "PARTITION BY host, device, framework, dtype ORDER BY measured_at DESC, id DESC) AS newest"
-            f" FROM calibrations {where}) WHERE newest = 1) ORDER BY measured_at DESC, id DESC", params)
+            f" FROM calibrations {where}) AS ranked WHERE newest = 1) ORDER BY measured_at DESC, id DESC", params)
 
     def require_events(self, run_id: str, what: str) -> None:
         """EventsPruned when the run's raw events are gone, naming what needs them."""
@@ -256,12 +286,12 @@ class Queries:
         """(step, start_ns, wall_ns) of a repeat's profiled steps with a start, in time order."""
         clause, params = steps_clause(steps)
         return self._rows("SELECT step, start_ns, wall_ns FROM steps WHERE run_id = ? AND repeat = ?"
-                          f" AND profiled AND start_ns IS NOT NULL{clause} ORDER BY start_ns",
+                          f" AND profiled = 1 AND start_ns IS NOT NULL{clause} ORDER BY start_ns",
                           (run_id, repeat, *params))
 
     def profiled_step_range(self, run_id: str, repeat: int) -> tuple[int | None, int | None]:
         return self._rows("SELECT MIN(step), MAX(step) FROM steps WHERE run_id = ? AND repeat = ?"
-                          " AND profiled", (run_id, repeat))[0]
+                          " AND profiled = 1", (run_id, repeat))[0]
 
     def timeline(self, run_id: str, repeat: int, steps=None) -> Iterator[tuple]:
         """(name, kind, op, category, device, stream, start_ns, dur_ns) of a repeat's
@@ -281,7 +311,7 @@ class Queries:
     def profiled_span(self, run_id: str, repeat: int) -> tuple[int | None, int | None]:
         """Start of a repeat's first profiled step and end of its last."""
         return self._rows("SELECT MIN(start_ns), MAX(start_ns + wall_ns) FROM steps WHERE run_id = ?"
-                          " AND repeat = ? AND profiled AND start_ns IS NOT NULL", (run_id, repeat))[0]
+                          " AND repeat = ? AND profiled = 1 AND start_ns IS NOT NULL", (run_id, repeat))[0]
 
     # -- artifacts and tables for export ------------------------------------------
 
@@ -303,10 +333,10 @@ class Queries:
             "runs.csv": self._cursor(
                 "SELECT id, status, framework, framework_version, workload, mode, execution,"
                 " size, dtype, device, batch_size, host, step_ms_median, event_count AS kernel_count, memory_event_count,"
-                f" started_at, source, label FROM runs WHERE id IN ({marks})", run_ids),
+                f" started_at, source, label FROM runs WHERE id IN ({marks}) ORDER BY started_at, id", run_ids),
             "steps.csv": self._cursor(
                 "SELECT run_id, repeat, step, profiled, wall_ns, start_ns, peak_bytes"
-                f" FROM steps WHERE run_id IN ({marks}){clause and ' AND profiled' + clause}"
+                f" FROM steps WHERE run_id IN ({marks}){clause and ' AND profiled = 1' + clause}"
                 " ORDER BY run_id, repeat, profiled, step", (*run_ids, *params)),
             "kernels.csv": self._cursor(
                 "SELECT run_id, repeat, step, kind, category, op, name, device, stream,"
@@ -325,11 +355,13 @@ class Queries:
             f"{', '.join(CONFIGURATION)} ORDER BY status = 'ok' DESC, started_at DESC) AS newness FROM runs r"
             " WHERE status != 'running' AND events_pruned_at IS NULL"
             " AND (EXISTS (SELECT 1 FROM repeats p WHERE p.run_id = r.id)"
-            "      OR EXISTS (SELECT 1 FROM artifacts a WHERE a.run_id = r.id AND a.kind = 'trace')))"
+            "      OR EXISTS (SELECT 1 FROM artifacts a WHERE a.run_id = r.id AND a.kind = 'trace'))) AS ranked"
             " WHERE newness > ? AND started_at < ? ORDER BY started_at", (keep_last, started_before))
 
     def raw_counts(self, run_ids: list[str]) -> dict:
         """What pruning `run_ids` would remove: {"runs", "events", "memory_events", "artifact_bytes"}."""
+        if not run_ids:
+            return {"runs": 0, "events": 0, "memory_events": 0, "artifact_bytes": 0}
         marks = ", ".join("?" * len(run_ids))
         repeats = f"SELECT id FROM repeats WHERE run_id IN ({marks})"
         return {"runs": len(run_ids),

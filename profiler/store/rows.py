@@ -49,7 +49,10 @@ def from_decimal_code(code) -> float | None:
 
 def intern(conn, texts: Iterable[str | None]) -> dict[str | None, int | None]:
     """Each text's id in `strings`, adding those not there; None maps to None. Read from
-    the table every time, never cached: a rolled-back savepoint takes new ids with it."""
+    the table every time, never cached: a rolled-back savepoint takes new ids with it. On a
+    server the new texts commit at once, outside the caller's transaction, so writers
+    adding the same text in another order never wait on each other (an unused text is harmless)."""
+    conn = getattr(conn, "autonomous", conn)
     wanted = sorted({text for text in texts if text is not None})
     ids: dict[str | None, int | None] = {None: None}
     for start in range(0, len(wanted), LOOKUP_CHUNK):
@@ -58,7 +61,7 @@ def intern(conn, texts: Iterable[str | None]) -> dict[str | None, int | None]:
         ids.update(conn.execute(f"SELECT text, id FROM strings WHERE text IN ({marks})", chunk))
     missing = [text for text in wanted if text not in ids]
     if missing:
-        conn.executemany("INSERT INTO strings (text) VALUES (?)", zip(missing))
+        conn.executemany("INSERT INTO strings (text) VALUES (?) ON CONFLICT (text) DO NOTHING", zip(missing))
         for start in range(0, len(missing), LOOKUP_CHUNK):
             chunk = missing[start:start + LOOKUP_CHUNK]
             marks = ", ".join("?" * len(chunk))
@@ -72,9 +75,9 @@ def repeat_row(conn, run_id: str, repeat_number: int, origin_ns: int) -> tuple[i
                        (run_id, repeat_number)).fetchone()
     if row:
         return row
-    cursor = conn.execute("INSERT INTO repeats (run_id, repeat, origin_ns) VALUES (?, ?, ?)",
+    cursor = conn.execute("INSERT INTO repeats (run_id, repeat, origin_ns) VALUES (?, ?, ?) RETURNING id",
                           (run_id, repeat_number, origin_ns))
-    return cursor.lastrowid, origin_ns
+    return cursor.fetchone()[0], origin_ns
 
 
 def _next_seq(conn, table: str, repeat_id: int) -> int:
@@ -135,11 +138,15 @@ def add_memory(conn, run_id: str, repeat_number: int, memory: MemoryColumns) -> 
 
 
 def _pool(conn, device: str | None, allocator: str | None) -> int:
-    """The id of a (device, allocator) pair; looked up first, since UNIQUE lets NULLs repeat."""
-    row = conn.execute("SELECT id FROM pools WHERE device IS ? AND allocator IS ?", (device, allocator)).fetchone()
+    """The id of a (device, allocator) pair; looked up first, since SQLite's UNIQUE lets NULLs
+    repeat. On a server, made outside the caller's transaction, as `intern` does."""
+    conn = getattr(conn, "autonomous", conn)
+    find = "SELECT id FROM pools WHERE device IS ? AND allocator IS ?"
+    row = conn.execute(find, (device, allocator)).fetchone()
     if row:
         return row[0]
-    return conn.execute("INSERT INTO pools (device, allocator) VALUES (?, ?)", (device, allocator)).lastrowid
+    conn.execute("INSERT INTO pools (device, allocator) VALUES (?, ?) ON CONFLICT DO NOTHING", (device, allocator))
+    return conn.execute(find, (device, allocator)).fetchone()[0]
 
 
 def keep_figures(conn, run_id: str) -> None:
@@ -171,22 +178,26 @@ def keep_figures(conn, run_id: str) -> None:
                     "INSERT INTO figures (repeat_id, grouping, step, key_id, time_ns)"
                     f" SELECT e.repeat_id, {grouping}, e.step, {key}, COALESCE(SUM({time}), 0) FROM events e"
                     f" WHERE {where} AND e.kind_id IN ({kind_marks}) AND e.step IS NOT NULL"
-                    " GROUP BY e.step, 4 ON CONFLICT (repeat_id, grouping, step, key_id)"
-                    " DO UPDATE SET time_ns = time_ns + excluded.time_ns",
+                    " GROUP BY e.repeat_id, e.step, 4 ON CONFLICT (repeat_id, grouping, step, key_id)"
+                    " DO UPDATE SET time_ns = figures.time_ns + excluded.time_ns",
                     (*place, *timed_kinds))
             conn.execute("INSERT INTO kind_totals (repeat_id, kind_id, events, dur_ns)"
                          f" SELECT e.repeat_id, e.kind_id, count(*), SUM(e.dur_ns) FROM events e WHERE {where}"
-                         " GROUP BY e.kind_id ON CONFLICT (repeat_id, kind_id) DO UPDATE SET"
-                         " events = events + excluded.events,"
-                         " dur_ns = dur_ns + excluded.dur_ns", place)
+                         " GROUP BY e.repeat_id, e.kind_id ON CONFLICT (repeat_id, kind_id) DO UPDATE SET"
+                         " events = kind_totals.events + excluded.events,"
+                         " dur_ns = kind_totals.dur_ns + excluded.dur_ns", place)
     conn.execute("UPDATE repeats SET (peak_allocated, allocations) = (SELECT MAX(m.total_allocated),"
-                 " SUM(m.bytes > 0) FROM memory_events m WHERE m.repeat_id = repeats.id)"
+                 " SUM(CASE WHEN m.bytes > 0 THEN 1 ELSE 0 END) FROM memory_events m WHERE m.repeat_id = repeats.id)"
                  f" WHERE id IN ({marks})", repeat_ids)
     conn.execute("UPDATE runs SET basis = ? WHERE id = ?", ("device" if device else "cpu", run_id))
 
 
 def insert_rows(conn, table: str, columns: list[str], rows: Iterator[tuple], count: int) -> None:
-    """INSERT `count` rows, ROWS_PER_INSERT to a statement, streaming them from `rows`."""
+    """INSERT `count` rows, ROWS_PER_INSERT to a statement, streaming them from `rows`; on
+    a server, one COPY."""
+    if hasattr(conn, "copy_rows"):
+        conn.copy_rows(table, columns, rows)
+        return
     one_row = f"({', '.join('?' * len(columns))})"
     insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
     whole = count - count % ROWS_PER_INSERT

@@ -1,4 +1,5 @@
-"""The store's tables, as an ordered list of migrations keyed on `PRAGMA user_version`."""
+"""The store's tables, as an ordered list of migrations keyed on `PRAGMA user_version` (on a
+server, the xprof_schema table); the same history on both backends, see dialect.py."""
 
 from __future__ import annotations
 
@@ -143,10 +144,25 @@ def _migration_4(db: sqlite3.Connection) -> None:
     kept. See docs/store.md."""
     from profiler.store.rows import decimal_code, keep_figures
 
-    db.create_function("decimal_code", 1, decimal_code, deterministic=True)
     _execute_script(db, _COMPACT_TABLES + """
         ALTER TABLE runs ADD COLUMN basis TEXT;
-        ALTER TABLE runs ADD COLUMN events_pruned_at REAL;
+        ALTER TABLE runs ADD COLUMN events_pruned_at REAL""")
+    if isinstance(db, sqlite3.Connection):
+        # a server store is never older than this xprof: its tables of migration 1 are empty
+        db.create_function("decimal_code", 1, decimal_code, deterministic=True)
+        _execute_script(db, _COPY_TO_COMPACT)
+    _execute_script(db, """
+        DROP TABLE events;
+        DROP TABLE memory_events;
+        ALTER TABLE compact_events RENAME TO events;
+        ALTER TABLE compact_memory RENAME TO memory_events;
+        """ + _VIEWS)
+    for (run_id,) in db.execute("SELECT id FROM runs").fetchall():
+        keep_figures(db, run_id)
+
+
+# Migration 4's copy of the rows of before it into the compact tables.
+_COPY_TO_COMPACT = """
         INSERT OR IGNORE INTO strings (text)
             SELECT name FROM events UNION SELECT op FROM events UNION SELECT category FROM events
             UNION SELECT kind FROM events UNION SELECT device FROM events UNION SELECT stream FROM events;
@@ -171,14 +187,8 @@ def _migration_4(db: sqlite3.Connection) -> None:
                    decimal_code(m.fragmentation), p.id
             FROM memory_events m JOIN repeats r ON r.run_id = m.run_id AND r.repeat = m.repeat
             JOIN pools p ON p.device IS m.device AND p.allocator IS m.allocator
-            ORDER BY r.id, m.rowid;
-        DROP TABLE events;
-        DROP TABLE memory_events;
-        ALTER TABLE compact_events RENAME TO events;
-        ALTER TABLE compact_memory RENAME TO memory_events;
-        """ + _VIEWS)
-    for (run_id,) in db.execute("SELECT id FROM runs").fetchall():
-        keep_figures(db, run_id)
+            ORDER BY r.id, m.rowid
+"""
 
 
 # The tables of migration 4, named as they are while the old ones still exist.
@@ -318,6 +328,12 @@ _EVENT_ROWS = """;
         LEFT JOIN strings l ON l.id = e.layer_id LEFT JOIN strings sh ON sh.id = e.shapes_id
 """
 
+def _migration_8(db: sqlite3.Connection) -> None:
+    """The bytes of kept raw traces, by sha256, for a server store (hosts share nothing
+    else); a file store keeps them beside it, as before, and this table empty."""
+    _execute_script(db, "CREATE TABLE artifact_blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL)")
+
+
 MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
-              _migration_7]
+              _migration_7, _migration_8]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,11 +1,11 @@
-"""The SQLite store: opening it, its transactions, and every write to its tables."""
+"""The store, a SQLite file or a PostgreSQL server: opening it, its transactions, and
+every write to its tables."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import socket
 import sqlite3
 import time
 import uuid
@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from profiler.errors import UserError
-from profiler.processes import process_alive_since
+from profiler.processes import host_name, process_alive_since
 from profiler.store import rows as compact
+from profiler.store.dialect import (MIGRATION_LOCK, VERSION_TABLE, PostgresConnection, describe_postgres, is_url,
+                                    postgres_errors, shown_url, spool_dir)
 from profiler.store.queries import Queries
+from profiler.store.retention import Retention
 from profiler.store.schema import MIGRATIONS, SCHEMA_VERSION
 from profiler.traces.events import EventColumns, MemoryColumns, MemoryEvent, StepTiming, TraceEvent
 
@@ -56,13 +59,16 @@ def fingerprint(env: dict) -> str:
     return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class Store(Queries):
-    """One SQLite file. Open with `Store.open(path)`; all writes are transactions. The
-    reads analysis and the views need come from `Queries`."""
+class Store(Retention, Queries):
+    """One SQLite file, or one PostgreSQL database (`url`; `path` is then the URL as shown,
+    without a password). Open with `Store.open(path or URL)`; all writes are transactions.
+    The reads analysis and the views need come from `Queries`."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path | None):
+    def __init__(self, connection, path, url: str | None = None):
         self.connection = connection
         self.path = path
+        self.url = url
+        self.errors = postgres_errors() if url else (sqlite3.Error,)
         self._db = None
 
     @property
@@ -80,6 +86,8 @@ class Store(Queries):
     def open(cls, path, create: bool = True, notice: Callable[[str], None] | None = None) -> Store:
         """The store at `path`, made or upgraded as needed; `notice` is told of a
         migration before it starts and when it is done, since a large store takes a while."""
+        if is_url(str(path)):
+            return cls._open_server(str(path), create, notice)
         path = Path(path).resolve()  # artifact paths stored from it do not hang on the cwd
         if path.is_dir():
             raise StoreError(f"store path {path} is a directory, not a database file")
@@ -109,6 +117,21 @@ class Store(Queries):
         return store
 
     @classmethod
+    def _open_server(cls, url: str, create: bool, notice) -> Store:
+        try:
+            store = cls(PostgresConnection(url), shown_url(url), url)
+        except postgres_errors() as error:
+            raise StoreError(describe_postgres(url, error)) from None
+        except ImportError:
+            raise StoreError("a PostgreSQL store needs psycopg (pip install 'psycopg[binary]')") from None
+        store.check_is_ours()
+        if not create and store.schema_version() == 0:
+            store.close()
+            raise StoreError(f"no xprof store in {store.path} yet (run `xprof run --db URL` first)")
+        store.migrate(notice)
+        return store
+
+    @classmethod
     def in_memory(cls) -> Store:
         """A store that lives as long as the object: for tests and throwaway analysis."""
         store = cls(_connect(":memory:"), None)
@@ -124,11 +147,13 @@ class Store(Queries):
                 f"xprof understands ({SCHEMA_VERSION}); upgrade xprof"
             )
         if version == 0:
-            tables = [r[0] for r in self.connection.execute(
+            tables = [r[0] for r in self._rows(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+                " ORDER BY table_name" if self.url else
                 "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
             if tables:
-                raise StoreError(f"{self.path} is another program's SQLite database (tables: "
-                                 f"{', '.join(tables[:5])}), not an xprof store")
+                raise StoreError(f"{self.path} is another program's {'PostgreSQL' if self.url else 'SQLite'}"
+                                 f" database (tables: {', '.join(tables[:5])}), not an xprof store")
 
     def close(self) -> None:
         self.connection.close()
@@ -136,7 +161,21 @@ class Store(Queries):
     # -- schema -----------------------------------------------------------------
 
     def schema_version(self) -> int:
-        return self.connection.execute("PRAGMA user_version").fetchone()[0]
+        if not self.url:
+            return self.connection.execute("PRAGMA user_version").fetchone()[0]
+        if not self._rows("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema()"
+                          " AND table_name = ?", (VERSION_TABLE,)):
+            return 0
+        row = self._rows(f"SELECT version FROM {VERSION_TABLE}")
+        return row[0][0] if row else 0
+
+    def _set_schema_version(self, number: int) -> None:
+        if not self.url:
+            self.connection.execute(f"PRAGMA user_version = {number}")
+            return
+        self.connection.execute(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER NOT NULL)")
+        self.connection.execute(f"DELETE FROM {VERSION_TABLE}")
+        self.connection.execute(f"INSERT INTO {VERSION_TABLE} (version) VALUES (?)", (number,))
 
     def migrate(self, notice: Callable[[str], None] | None = None) -> None:
         """Apply the migrations this store has not had, each in its own transaction. The
@@ -152,12 +191,14 @@ class Store(Queries):
                        f"({_size_text(self.file_bytes())}; about 5 s per 100 MB, then it is rewritten)")
             for number in range(self.schema_version() + 1, SCHEMA_VERSION + 1):
                 with self.transaction():
+                    if self.url:  # SQLite's BEGIN IMMEDIATE already keeps other writers out
+                        self.connection.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
                     if self.schema_version() < number:
                         MIGRATIONS[number - 1](self.connection)
-                        self.connection.execute(f"PRAGMA user_version = {number}")
+                        self._set_schema_version(number)
                         applied = True
-        except sqlite3.Error as error:
-            raise StoreError(_describe(self.path, error)) from None
+        except self.errors as error:
+            raise StoreError(self.describe(error)) from None
         if applied and existing and self.path is not None:
             self.reclaim_space()  # the rows a migration rewrote leave their old pages free
             if notice:
@@ -169,21 +210,34 @@ class Store(Queries):
         """BEGIN IMMEDIATE .. COMMIT, rolled back on any error: all or nothing."""
         try:
             self.connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as error:
-            raise StoreError(_describe(self.path, error)) from None
+        except self.errors as error:
+            raise StoreError(self.describe(error)) from None
         try:
             yield self.connection
-        except sqlite3.Error as error:  # a read-only file, a full disk, a corrupt page
-            self.connection.execute("ROLLBACK")
-            raise StoreError(_describe(self.path, error)) from None
+        except self.errors as error:  # a read-only file, a full disk, a corrupt page, a lost server
+            self._rollback()
+            raise StoreError(self.describe(error)) from None
         except BaseException:
-            self.connection.execute("ROLLBACK")
+            self._rollback()
             raise
         try:
             self.connection.execute("COMMIT")
-        except sqlite3.Error as error:
+        except self.errors as error:
+            self._rollback()
+            raise StoreError(self.describe(error)) from None
+
+    def _rollback(self) -> None:
+        """ROLLBACK, where there is still a connection to say it on (a server that went
+        away rolled the transaction back itself)."""
+        try:
             self.connection.execute("ROLLBACK")
-            raise StoreError(_describe(self.path, error)) from None
+        except self.errors:
+            if not self.url:
+                raise
+
+    def describe(self, error: BaseException) -> str:
+        """One line for a failure of this store."""
+        return describe_postgres(self.url, error) if self.url else _describe(self.path, error)
 
     @contextmanager
     def savepoint(self, conn, name: str) -> Iterator[None]:
@@ -208,7 +262,7 @@ class Store(Queries):
         is stored as JSON, with its fingerprint."""
         run_id = columns.pop("id", None) or new_run_id()
         row = {"id": run_id, "status": "running", "started_at": time.time(), "pid": os.getpid(),
-               "host": socket.gethostname()}
+               "host": host_name()}
         row.update(_run_columns(columns))
         names = ", ".join(row)
         conn.execute(f"INSERT INTO runs ({names}) VALUES ({', '.join('?' * len(row))})",
@@ -239,7 +293,7 @@ class Store(Queries):
         """Runs left `running` by a process of this host that no longer exists (killed,
         power loss) become `interrupted`; finished runs are never touched."""
         orphans = [run["id"] for run in self.running_runs()
-                   if run["host"] == socket.gethostname()
+                   if run["host"] == host_name()
                    and not process_alive_since(run["pid"], run["started_at"])]
         for run_id in orphans:
             self.finish_run(run_id, "interrupted", "interrupted: its xprof process is gone")
@@ -276,13 +330,21 @@ class Store(Queries):
 
     def add_artifact(self, conn, run_id: str, kind: str, path: Path, sha256: str,
                      size: int, summary: dict | None = None) -> None:
+        """A kept file of a run; a server store keeps its bytes too (by sha256, once), so
+        that whoever reads the run needs nothing from the host that made it."""
         conn.execute(
             "INSERT INTO artifacts (run_id, kind, path, sha256, bytes, summary) VALUES (?, ?, ?, ?, ?, ?)",
             (run_id, kind, str(path), sha256, size, json.dumps(summary) if summary else None),
         )
+        if self.url:
+            conn.execute("INSERT INTO artifact_blobs (sha256, data) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING",
+                         (sha256, Path(path).read_bytes()))
 
     def artifacts_dir(self) -> Path:
-        """Raw traces live beside the database, in `<db name>.artifacts/<run id>/`."""
+        """Raw traces live beside the database, in `<db name>.artifacts/<run id>/`; a server
+        store's pass through (and come back to) a folder of the user cache directory."""
+        if self.url:
+            return spool_dir(self.url)
         if self.path is None:
             raise StoreError("an in-memory store keeps no artifacts")
         return self.path.with_name(self.path.name + ".artifacts")
@@ -293,7 +355,20 @@ class Store(Queries):
         row's own path (stores before schema 4 kept paths relative to where the run was made)."""
         path = Path(stored)
         own = self.artifacts_dir() / path.parent.name / path.name
+        if self.url and not own.exists():
+            self._fetch_artifact(stored, own)
         return own if own.exists() or not path.is_absolute() else path
+
+    def _fetch_artifact(self, stored: str, target: Path) -> None:
+        """A server store's kept file, written to `target` (whole, or not at all)."""
+        rows = self._rows("SELECT b.data FROM artifacts a JOIN artifact_blobs b ON b.sha256 = a.sha256"
+                          " WHERE a.path = ? LIMIT 1", (stored,))
+        if not rows:
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + f".{os.getpid()}.part")
+        partial.write_bytes(rows[0][0])
+        partial.replace(target)
 
     def owns(self, path: Path) -> bool:
         """Whether a file lies in this store's artifacts directory: the only files prune removes."""
@@ -310,7 +385,11 @@ class Store(Queries):
 
     def add_samples(self, samples, run_id: str | None = None) -> None:
         readings = [dict(asdict(s), run_id=run_id) for s in samples]
-        if readings:
+        if readings and self.url:
+            columns = list(readings[0])
+            with self.transaction() as conn:
+                compact.insert_rows(conn, "samples", columns, (tuple(r.values()) for r in readings), len(readings))
+        elif readings:
             with self.transaction():
                 self.db["samples"].insert_all(readings)
 
@@ -340,89 +419,9 @@ class Store(Queries):
             self.set_meta(conn, DOWNSAMPLED_UNTIL, str(cutoff))
         return replaced
 
-    # -- retention -------------------------------------------------------------------
-
-    def prune(self, older_than_s: float, keep_last: int, dry_run: bool = False) -> dict:
-        """Prune the raw events of runs older than `older_than_s`, keeping those of the
-        `keep_last` newest runs of each configuration (see prune_events). Returns what
-        went (or would go), the runs, and the store's bytes before and after."""
-        runs = self.runs_to_prune(time.time() - older_than_s, keep_last)
-        ids = [run["id"] for run in runs]
-        before = self.file_bytes()
-        gone = self.raw_counts(ids) if dry_run or not ids else self.prune_events(ids)
-        if not dry_run and not ids:
-            self.reclaim_space()  # the pages a prune cut short left free, if any
-        return {"files_left": [], **gone, "run_ids": ids, "dry_run": dry_run, "store_bytes_before": before,
-                "store_bytes_after": before if dry_run else self.file_bytes(),
-                "wal_bytes": self.file_bytes(["-wal"])}
-
-    def file_bytes(self, suffixes=("", "-wal")) -> int | None:
-        """The size on disk of the store's file and its write-ahead log, or of those named."""
-        if self.path is None:
-            return None
-        paths = [self.path.with_name(self.path.name + suffix) for suffix in suffixes]
-        return sum(path.stat().st_size for path in paths if path.exists())
-
-    def prune_events(self, run_ids: list[str]) -> dict:
-        """Remove the raw events, memory events and kept raw traces of runs, keeping the
-        runs, their steps and their figures; then give the space back. Returns what went:
-        {"runs", "events", "memory_events", "artifact_bytes"}."""
-        gone = {"runs": len(run_ids), "events": 0, "memory_events": 0, "artifact_bytes": 0, "files_left": []}
-        marks = ", ".join("?" * len(run_ids))
-        traces = [self.artifact_file(path) for path, in self.connection.execute(
-            f"SELECT path FROM artifacts WHERE run_id IN ({marks}) AND kind = 'trace'", run_ids)]
-        traces = [path for path in traces if self.owns(path)]  # another store's files are never touched
-        for directory in {path.parent for path in traces if path.exists()}:
-            if not _writable(directory):
-                raise StoreError(f"cannot remove the raw traces in {directory}: permission denied "
-                                 "(nothing was pruned)")
-        with self.transaction() as conn:
-            for run_id in run_ids:
-                repeat_ids = [r[0] for r in conn.execute("SELECT id FROM repeats WHERE run_id = ?", (run_id,))]
-                marks = ", ".join("?" * len(repeat_ids))
-                for table in ("events", "memory_events"):
-                    gone[table] += conn.execute(f"DELETE FROM {table} WHERE repeat_id IN ({marks})",
-                                                repeat_ids).rowcount
-                gone["artifact_bytes"] += conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM artifacts"
-                                                       " WHERE run_id = ? AND kind = 'trace'", (run_id,)).fetchone()[0]
-                conn.execute("DELETE FROM artifacts WHERE run_id = ? AND kind = 'trace'", (run_id,))
-                self.set_run_columns(conn, run_id, events_pruned_at=time.time())
-        for path in traces:  # after the commit: a failed prune leaves every file its row names
-            try:
-                path.unlink(missing_ok=True)
-                if path.parent.is_dir() and not any(path.parent.iterdir()):
-                    path.parent.rmdir()
-            except OSError as error:
-                gone["files_left"].append(f"{path}: {error.strerror}")
-        self.reclaim_space()
-        return gone
-
-    def reclaim_space(self) -> None:
-        """Give freed pages back to the file system. A store made before incremental vacuum
-        was on is rewritten once (VACUUM, beside readers in WAL mode), then freed pages
-        go back as they come."""
-        try:
-            if self.connection.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # INCREMENTAL
-                self.connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
-                self.connection.execute("VACUUM")
-            # executescript steps the pragma to its end; execute frees one page only
-            self.connection.executescript("PRAGMA incremental_vacuum;")
-            # a reader holding the log would make TRUNCATE wait the busy timeout: ask once,
-            # and leave the log to the next checkpoint when it is held (prune says so)
-            self.connection.execute("PRAGMA busy_timeout = 0")
-            self.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        except sqlite3.Error as error:
-            raise StoreError(_describe(self.path, error)) from None
-        finally:
-            self.connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
-
     def set_meta(self, conn, key: str, value: str) -> None:
         conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
-
-
-def _writable(directory: Path) -> bool:
-    return os.access(directory, os.W_OK | os.X_OK)
 
 
 def _size_text(size: int | None) -> str:

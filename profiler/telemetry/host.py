@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import platform
-import socket
 import time
 from pathlib import Path
 
 import psutil
 
+from profiler.processes import host_name
 from profiler.telemetry.sampling import HOST, TelemetrySample
 
 CPUINFO = Path("/proc/cpuinfo")
@@ -71,7 +71,7 @@ def _watch(pid: int) -> psutil.Process | None:
 def environment() -> dict:
     """Host facts for the run fingerprint."""
     return {
-        "hostname": socket.gethostname(),
+        "hostname": host_name(),
         "cpu_model": cpu_model(),
         "physical_cores": psutil.cpu_count(logical=False),
         "logical_cores": psutil.cpu_count(logical=True),
