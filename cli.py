@@ -149,8 +149,8 @@ def diff_command(run_ids, workload, framework_a, framework_b, mode, size, a_exec
 @click.option("--workload", "-w", "names", multiple=True, type=click.Choice(list(WORKLOADS)),
               help="Only these workloads (repeatable; default: every workload with runs).")
 @setting_options("min_effect")
-@store_options()
-def report_command(names, min_effect, as_json, db_path):
+@store_options(host=True)
+def report_command(names, min_effect, host, as_json, db_path):
     """The verdict per workload and mode: which framework is faster, by how much, and why.
 
     \b
@@ -160,7 +160,7 @@ def report_command(names, min_effect, as_json, db_path):
     """
     from analysis.report import build_report
 
-    report = build_report(_store(db_path), list(dict.fromkeys(names)), min_effect)
+    report = build_report(_store(db_path, host=host), list(dict.fromkeys(names)), min_effect)
     _show(report, as_json, "terminal:print_report")
 
 

@@ -129,8 +129,19 @@ def largest_layer_gap(store: Store, runs: dict, gap_sign: int) -> dict | None:
 
 
 def build_report(store: Store, workloads=None, min_effect=DEFAULT_MIN_EFFECT) -> dict:
-    entries = [verdict(store, w, m, s, min_effect, dtype, device, batch_size)
-               for w, m, s, dtype, device, batch_size in store.compared_groups(workloads)]
+    """A verdict per workload, mode, size, precision and device; on a store of several
+    hosts, per host too (each host's device beside the others', "" for imported runs of no host)."""
+    hosts = store.hosts()
+    scopes = [store.only_host] if store.only_host is not None or len(hosts) < 2 else [*hosts, ""]
+    entries = []
+    for scope in scopes:
+        store.only_host = scope
+        try:
+            entries += [{**verdict(store, w, m, s, min_effect, dtype, device, batch_size),
+                         **({"host": scope or None} if scope is not None else {})}
+                        for w, m, s, dtype, device, batch_size in store.compared_groups(workloads)]
+        finally:
+            store.only_host = scopes[0] if len(scopes) == 1 else None
     if workloads and not entries:
         raise AnalysisError(f"no ok runs of {', '.join(workloads)} (run `xprof run` first)")
     return {"workloads": entries, "ratio": "tensorflow step time / torch step time"}

@@ -33,8 +33,8 @@ def _free_port() -> int:
 class Server:
     """One cluster; `url(name)` names a database on it (made by `database()`)."""
 
-    def __init__(self, bin_dir: Path):
-        self.bin = bin_dir
+    def __init__(self, bin_dir: Path, durable: bool = False):
+        self.bin, self.durable = bin_dir, durable  # durable: fsync on, as a real server runs
         self.root = Path(tempfile.mkdtemp(prefix="xprof-pg-"))
         self.data, self.log = self.root / "data", self.root / "server.log"
         self.port = _free_port()
@@ -55,8 +55,9 @@ class Server:
         return self.start()
 
     def start(self) -> Server:
-        options = (f"-k {self.root} -c listen_addresses='' -p {self.port} -c fsync=off "
-                   "-c max_connections=100 -c full_page_writes=off")
+        options = f"-k {self.root} -c listen_addresses='' -p {self.port} -c max_connections=100"
+        if not self.durable:  # the tests' server loses nothing they need when it does not sync
+            options += " -c fsync=off -c full_page_writes=off"
         self._as_server(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
                         "-w", "start")
         return self

@@ -100,23 +100,26 @@ def fleet_stores(tmp_path_factory, pg_server):
             slow = 1.5 if host == "gpu-b" and night >= 5 else 1.0  # gpu-b's last two nights regress
             add_run(store, [{"matmul": 2.0 * slow + 0.01 * (night % 3), "elementwise": 0.5}] * 3,
                     host=host, started_at=1_000 + night * 100 + (host == "gpu-b"))
+    for host, matmul in (("gpu-a", 2.6), ("gpu-b", 1.0)):  # TensorFlow: slower on gpu-a, faster on gpu-b
+        add_run(store, [{"matmul": matmul + 0.01 * r, "elementwise": 0.5} for r in range(3)], framework="tensorflow",
+                host=host, started_at=2_000 + (host == "gpu-b"))
     store.close()
     url = pg_server.database()
     pushed = _json("push", "--to", url, db=db)
-    assert len(pushed["pushed"]) == 17 and pushed["already"] == 0
+    assert len(pushed["pushed"]) == 19 and pushed["already"] == 0
     return db, url
 
 
 def test_push_is_idempotent(fleet_stores):
     db, url = fleet_stores
     again = _json("push", "--to", url, db=db)
-    assert again["pushed"] == [] and again["already"] == 17
+    assert again["pushed"] == [] and again["already"] == 19
     assert "pushed 0 runs" in run_xprof("push", "--to", url, "--db", db, check=0).stdout
 
 
 @pytest.mark.parametrize("command", [
     ("runs",), ("runs", "--host", "gpu-b"), ("regressions",), ("regressions", "--host", "gpu-a"),
-    ("history",), ("history", "--host", "gpu-b", "--key", "matmul"), ("report",),
+    ("history",), ("history", "--host", "gpu-b", "--key", "matmul"), ("report",), ("report", "--host", "gpu-b"),
 ])
 def test_outputs_are_equal_on_both_backends(fleet_stores, command):
     db, url = fleet_stores
@@ -128,6 +131,13 @@ def test_outputs_are_equal_on_both_backends(fleet_stores, command):
     assert _same(outputs[1].stdout, db, url) == _same(outputs[3].stdout, db, url)
     if command[:2] == ("regressions", "--host"):
         assert json.loads(outputs[0].stdout)["states"]["regression"] == 0
+    elif command == ("report",):  # each host's device beside the other's, torch against TensorFlow on each
+        entries = {e["host"]: e for e in json.loads(outputs[0].stdout)["workloads"]}
+        assert set(entries) == {"gpu-a", "gpu-b"}
+        assert entries["gpu-a"]["faster"] == "torch" and entries["gpu-b"]["faster"] == "tensorflow"
+        assert "fp32@cpu of gpu-a" in outputs[1].stdout and "fp32@cpu of gpu-b" in outputs[1].stdout
+    elif command[0] == "report":
+        assert [e.get("host") for e in json.loads(outputs[0].stdout)["workloads"]] == ["gpu-b"]
     elif command == ("regressions",):
         found = json.loads(outputs[0].stdout)["regressions"]
         assert {r["host"] for r in found} == {"gpu-b"} and "torch eager of gpu-b: matmul" in " ".join(outputs[1].stdout.split())

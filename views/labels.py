@@ -28,7 +28,10 @@ def placement(entry: dict) -> str:
 
 def entry_label(entry: dict) -> str:
     """workload_label of a run or an entry that has its configuration's columns."""
-    return workload_label(*(entry.get(k) for k in ("workload", "mode", "size", "dtype", "device", "batch_size")))
+    from views.numbers import host_text
+
+    return (workload_label(*(entry.get(k) for k in ("workload", "mode", "size", "dtype", "device", "batch_size")))
+            + host_text(entry.get("host")))
 
 
 def short_id(run_id: str | None) -> str:

@@ -232,7 +232,7 @@ def print_report(report) -> None:
             colour = {"torch": "cyan", "tensorflow": "magenta"}.get(entry.get("faster"), "dim")
             cell = f"[{colour}]{ratio_text(ratio)}x{_interval(entry)}[/]"
         table.add_row(entry["workload"], entry["mode"] or "-", size_text(entry["size"], entry.get("batch_size")) or "-",
-                      placement(entry),
+                      placement(entry) + host_text(entry.get("host")),
                       ms_text(torch_side.get("step_ms")), ms_text(tf_side.get("step_ms")), cell,
                       f"{bytes_text(torch_side.get('peak_bytes'))}/{bytes_text(tf_side.get('peak_bytes'))}")
         details.append(_report_line(entry))

@@ -50,7 +50,11 @@ class Queries:
     only_host: str | None = None
 
     def _host_clause(self, prefix: str = " AND") -> tuple[str, tuple]:
-        return (f"{prefix} host = ?", (self.only_host,)) if self.only_host else ("", ())
+        if self.only_host is None:
+            return "", ()
+        if self.only_host == "":  # runs of no host: imported traces
+            return f"{prefix} host IS NULL", ()
+        return f"{prefix} host = ?", (self.only_host,)
 
     def _dicts(self, sql: str, params=()) -> list[dict]:
         return [dict(row) for row in self._cursor(sql, params, dicts=True)]
@@ -115,7 +119,8 @@ class Queries:
             if value:
                 sql += f" AND {column} = ?"
                 params.append(value)
-        rows = self._dicts(sql + " ORDER BY started_at DESC LIMIT 1", params)
+        clause, host = self._host_clause()
+        rows = self._dicts(sql + clause + " ORDER BY started_at DESC LIMIT 1", (*params, *host))
         return rows[0] if rows else None
 
     def other_batch_sizes(self, workload: str, framework: str, mode: str | None = None) -> list[int]:
@@ -140,7 +145,8 @@ class Queries:
         params = list(workloads or [])
         if params:
             sql += f" AND workload IN ({', '.join('?' * len(params))})"
-        return self._rows(sql + f" ORDER BY {_nulls_first(columns.split(', '))}", params)
+        clause, host = self._host_clause()
+        return self._rows(sql + clause + f" ORDER BY {_nulls_first(columns.split(', '))}", (*params, *host))
 
     def configurations(self, workload: str | None = None, as_of: float | None = None) -> list[tuple]:
         """The CONFIGURATION of every ok run (started up to `as_of`), each once."""
