@@ -253,3 +253,34 @@ def test_a_server_restart_mid_import_stores_nothing_and_the_retry_stores_it_once
     assert len(first) == 1 and first[0]["events"] > 0
     assert "already imported" in run_xprof("import", trace, "--db", url, check=0).stdout
     assert len(_json("runs", db=url)["runs"]) == 1
+
+
+def test_a_killed_daemon_drops_the_server_lock_and_its_next_one_marks_the_cut_run(pg_server, tmp_path):
+    url, state, host = pg_server.database(), tmp_path / "state", {"XPROF_HOST": "node-k"}
+    flags = ["--every", "1h", "--suite", "tiny", "-f", "torch", "--repeats", "1", "--steps", "2", "--db", url,
+             "--state-dir", state]
+    started = run_xprof("daemon", "start", "-w", "mlp", *flags, env={**host, "XPROF_INJECT_FAULT": "mlp:hang"})
+    assert "xprof daemon started" in started.stdout, started.stderr
+    pid = int(re.search(r"pid (\d+)", started.stdout).group(1))
+    deadline = time.monotonic() + 120
+    while not any(r["status"] == "running" for r in _json("runs", db=url)["runs"]):
+        assert time.monotonic() < deadline, "no run in progress"
+        time.sleep(0.5)
+    os.kill(pid, signal.SIGKILL)  # no goodbye: the server drops the lock with the connection
+    while run_xprof("daemon", "status", "--db", url, "--state-dir", state, env=host).returncode != 3:
+        assert time.monotonic() < deadline, "the server kept a dead daemon's lock"
+        time.sleep(0.5)
+    # another host's daemon was never kept out; the same host's next one marks the cut run
+    restarted = run_xprof("daemon", "start", "-w", "linear", *flags, env=host)
+    try:
+        assert "xprof daemon started" in restarted.stdout, restarted.stderr
+        while [r["status"] for r in _json("runs", db=url)["runs"] if r["workload"] == "mlp"] == ["running"]:
+            assert time.monotonic() < deadline, "the cut run was not marked"
+            time.sleep(0.5)
+        mlp = [r for r in _json("runs", db=url)["runs"] if r["workload"] == "mlp"]
+        assert [(r["status"], r["error"], r["host"]) for r in mlp] == [
+            ("interrupted", "interrupted: its xprof process is gone", "node-k")]
+    finally:
+        run_xprof("daemon", "stop", "--db", url, "--state-dir", state, env=host)
+        for leftover in tmp_path.glob("xprof-worker-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
