@@ -113,9 +113,9 @@ def run_command(as_json, db_path, **settings):
 @setting_options("min_effect")
 @click.option("--top", type=click.IntRange(1), default=15, show_default=True,
               help="Rows shown in the table (JSON has them all).")
-@store_options()
+@store_options(host=True)
 def diff_command(run_ids, workload, framework_a, framework_b, mode, size, a_exec, b_exec, dtype, device,
-                 batch_size, by, min_effect, top, as_json, db_path):
+                 batch_size, by, min_effect, top, host, as_json, db_path):
     """Ranked differences between two runs, per step, with confidence intervals.
 
     \b
@@ -130,7 +130,7 @@ def diff_command(run_ids, workload, framework_a, framework_b, mode, size, a_exec
     from analysis.runs import latest_pair
     from profiler.collect.devices import parse_device
 
-    store = _store(db_path)
+    store = _store(db_path, host=host, one_host="latest" if workload else None)
     if run_ids:
         if len(run_ids) != 2 or workload:
             raise click.UsageError("give two run ids, or --workload (not both)")
@@ -193,7 +193,7 @@ def claims_command(names, size, run_missing, device, markdown, repeats, steps, w
     if markdown and as_json:
         raise click.UsageError("give --json or --markdown, not both")
     machine = machine_here(device)  # before the store: a device that is not there makes none
-    store = _store(db_path, create=run_missing)
+    store = _store(db_path, create=run_missing, one_host="here")
     workloads = list(dict.fromkeys(names)) or None
     failed = []
     if run_missing:

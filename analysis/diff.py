@@ -82,7 +82,7 @@ def side(run: dict, figures: RunFigures) -> dict:
     return {
         "id": run["id"], "framework": run["framework"], "workload": run["workload"],
         "mode": run["mode"], "execution": run["execution"], "size": run["size"],
-        "dtype": run["dtype"], "device": run["device"], "batch_size": run["batch_size"],
+        "dtype": run["dtype"], "device": run["device"], "batch_size": run["batch_size"], "host": run.get("host"),
         "repeats": len(figures.repeats), "basis": figures.basis,
         "step_ms": summarize(figures.step_ms) or None,
         "profiled_step_ms": summarize(figures.profiled_step_ms) or None,

@@ -120,6 +120,7 @@ def test_push_is_idempotent(fleet_stores):
 @pytest.mark.parametrize("command", [
     ("runs",), ("runs", "--host", "gpu-b"), ("regressions",), ("regressions", "--host", "gpu-a"),
     ("history",), ("history", "--host", "gpu-b", "--key", "matmul"), ("report",), ("report", "--host", "gpu-b"),
+    ("diff", "--workload", "mlp", "--host", "gpu-a"),
 ])
 def test_outputs_are_equal_on_both_backends(fleet_stores, command):
     db, url = fleet_stores
@@ -141,6 +142,18 @@ def test_outputs_are_equal_on_both_backends(fleet_stores, command):
     elif command == ("regressions",):
         found = json.loads(outputs[0].stdout)["regressions"]
         assert {r["host"] for r in found} == {"gpu-b"} and "torch eager of gpu-b: matmul" in " ".join(outputs[1].stdout.split())
+
+
+def test_the_latest_pair_is_one_hosts(fleet_stores):
+    db, url = fleet_stores
+    # torch of one host against TensorFlow of another would be no comparison at all
+    assert "holds runs of 2 hosts (gpu-a, gpu-b) and none of this one: name one with --host" in one_line_error(
+        run_xprof("diff", "--workload", "mlp", "--db", url))
+    pair = _json("diff", "--workload", "mlp", "--host", "gpu-b", db=url)
+    assert pair["a"]["framework"] == "torch" and pair["b"]["framework"] == "tensorflow"
+    assert {side["id"] for side in (pair["a"], pair["b"])} <= {r["id"] for r in _json(
+        "runs", "--host", "gpu-b", db=url)["runs"]}
+    assert "no runs of host 'gpu-z'" in one_line_error(run_xprof("runs", "--host", "gpu-z", "--db", url))
 
 
 def test_exports_and_watch_are_equal_on_both_backends(fleet_stores, tmp_path):

@@ -8,11 +8,23 @@ import importlib
 import click
 
 
-def store(db_path, create=False, host=None):
-    """The store of `--db`, reading only `host`'s runs where --host names one."""
+def store(db_path, create=False, host=None, one_host=None):
+    """The store of `--db`, reading only `host`'s runs where --host names one. A command
+    that takes "the latest run" of a configuration takes one host's on a store of several
+    hosts, never one host's against another's: `one_host="latest"` (diff --workload) this
+    host's where it has runs, else asks for --host; `"here"` (claims) this host's always."""
+    from profiler.processes import host_name
     from profiler.store import open_store
 
     opened = open_store(db_path, create, notice=lambda text: click.echo(text, err=True))
+    if one_host and not host and len(known := opened.hosts()) > 1:
+        if one_host == "here":
+            opened.only_host = host_name()
+            return opened
+        if host_name() not in known:
+            raise click.ClickException(f"{opened.path} holds runs of {len(known)} hosts ({', '.join(known)}) "
+                                       "and none of this one: name one with --host")
+        host = host_name()
     if host:
         known = opened.hosts()
         if host not in known:
