@@ -259,8 +259,9 @@ def history_command(workload, key, by, last, min_effect, host, as_json, db_path)
 @click.option("--dtype", type=click.Choice(DTYPES), default=None,
               help="The precision the traced steps ran at, to sit beside profiled runs of it.")
 @click.option("--label", default=None, help="A free-form label stored with the runs.")
+@click.option("--host", default=None, metavar="NAME", help="The host the traces were made on (default: none said).")
 @store_options()
-def import_command(paths, workload, mode, size, dtype, label, as_json, db_path):
+def import_command(paths, workload, mode, size, dtype, label, host, as_json, db_path):
     """Ingest traces made elsewhere: Kineto JSON (.json, .json.gz), .xplane.pb, or
     TensorBoard log directories. One run per trace file; all or nothing.
 
@@ -277,7 +278,7 @@ def import_command(paths, workload, mode, size, dtype, label, as_json, db_path):
     # so that they go on at once
     runs = import_traces(lambda: _store(db_path, create=True), paths, workload, label,
                          _classify_event, progress=import_progress(as_json), mode=mode, size=size,
-                         dtype=dtype)
+                         dtype=dtype, host=host)
 
     _show({"runs": [r.as_json() for r in runs]} if as_json else runs, as_json, "lines:print_imported")
 

@@ -12,6 +12,24 @@ from conftest import fixture_path, one_line_error, repeated_trace, run_xprof
 from test_xplane import nvidia_space
 
 
+def _sql(db):
+    """A connection to either backend's store that takes the store's SQL (`?` marks)."""
+    from profiler.store import Store
+
+    return Store.open(db, create=False).connection
+
+
+def _artifact_dirs(db) -> list:
+    """The run folders of a SQLite store's raw traces (a server store keeps them in a table)."""
+    from profiler.store import Store
+
+    store = Store.open(db, create=False)
+    if store.url:
+        return [run_id for run_id, in store._rows("SELECT DISTINCT run_id FROM artifacts")]
+    directory = store.artifacts_dir()
+    return [d.name for d in directory.iterdir()] if directory.exists() else []
+
+
 def _import(db, *paths, check=0):
     return json.loads(run_xprof("import", *paths, "--json", "--db", db, check=check).stdout)["runs"]
 
@@ -31,28 +49,28 @@ def _import(db, *paths, check=0):
          "AMD /device:GPU:0 (256 cores, 288 GiB)"),
     ],
 )
-def test_fixtures_import_with_their_counts(tmp_path, name, kernels, kernel_ms, memcpy, memset, device):
-    db = tmp_path / "x.db"
+def test_fixtures_import_with_their_counts(store_target, name, kernels, kernel_ms, memcpy, memset, device):
+    db = store_target  # a SQLite file, then a PostgreSQL database: the same test on both
     [run] = _import(db, fixture_path(*name.split("/")))
     assert (run["kernels"], run["memcpy"], run["memset"], run["device"]) == (kernels, memcpy, memset, device)
     assert run["kernel_time_ms"] == pytest.approx(kernel_ms)
-    conn = sqlite3.connect(db)
+    conn = _sql(db)
     stored = conn.execute("SELECT count(*), COALESCE(SUM(dur_ns), 0) FROM event_rows WHERE kind = 'kernel'").fetchone()
     assert stored[0] == kernels and stored[1] / 1e6 == pytest.approx(kernel_ms)
     assert conn.execute("SELECT source, status FROM runs").fetchall() == [("import", "ok")]
 
 
 @pytest.mark.slow
-def test_importing_twice_does_not_duplicate(tmp_path):
-    db = tmp_path / "x.db"
+def test_importing_twice_does_not_duplicate(store_target):
+    db = store_target
     path = fixture_path("kineto", "mi250_minitoy_train.json.gz")
     first = _import(db, path)[0]
     again = _import(db, path, path)
     assert [r["id"] for r in again] == [first["id"]] * 2 and all(r["already_imported"] for r in again)
     figures = ("events", "kernels", "kernel_time_ms", "memcpy", "memset", "device")
     assert [{k: r[k] for k in figures} for r in again] == [{k: first[k] for k in figures}] * 2
-    assert sqlite3.connect(db).execute("SELECT count(*) FROM runs").fetchone()[0] == 1
-    assert [p.name for p in (tmp_path / "x.db.artifacts").iterdir()] == [first["id"]]
+    assert _sql(db).execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+    assert _artifact_dirs(db) == [first["id"]]
 
 
 def _repeated_a100(tmp_path, copies):
@@ -78,20 +96,20 @@ def test_a_trace_of_many_pieces_imports_whole(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_trace_cut_off_after_several_pieces_leaves_the_store_as_it_was(tmp_path):
-    db = tmp_path / "x.db"
+def test_a_trace_cut_off_after_several_pieces_leaves_the_store_as_it_was(store_target, tmp_path):
+    db = store_target
     _import(db, fixture_path("kineto", "cpu_only.json.gz"))
-    before = sqlite3.connect(db).execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM event_rows),"
+    before = _sql(db).execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM event_rows),"
                                          " (SELECT count(*) FROM artifacts)").fetchone()
     whole = _repeated_a100(tmp_path, 5)
     cut = tmp_path / "cut.pt.trace.json"
     cut.write_bytes(whole.read_bytes()[:int(whole.stat().st_size * 0.9)])
     line = one_line_error(run_xprof("import", cut, "--db", db))
     assert str(cut) in line and "truncated: the input ends inside traceEvents" in line
-    conn = sqlite3.connect(db)
+    conn = _sql(db)
     assert conn.execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM event_rows),"
                         " (SELECT count(*) FROM artifacts)").fetchone() == before
-    assert len(list((tmp_path / "x.db.artifacts").iterdir())) == 1
+    assert len(_artifact_dirs(db)) == 1
 
 
 @pytest.mark.slow
@@ -105,14 +123,14 @@ def test_nvidia_shaped_xspace_imports_with_kernels_and_copies(tmp_path):
 
 
 @pytest.mark.slow
-def test_imported_runs_sit_beside_profiled_ones(tmp_path):
-    db = tmp_path / "x.db"
+def test_imported_runs_sit_beside_profiled_ones(store_target):
+    db = store_target
     run_xprof("import", fixture_path("kineto", "a100_alexnet_train.json.gz"), "--workload", "cnn",
               "--label", "a100", "--db", db, check=0)
-    row = sqlite3.connect(db).execute("SELECT workload, label, framework, device FROM runs").fetchone()
-    assert row == ("cnn", "a100", "torch", "NVIDIA A100-PG509-200")
+    row = _sql(db).execute("SELECT workload, label, framework, device FROM runs").fetchone()
+    assert tuple(row) == ("cnn", "a100", "torch", "NVIDIA A100-PG509-200")
     # categories were applied on the way in
-    cats = dict(sqlite3.connect(db).execute(
+    cats = dict(_sql(db).execute(
         "SELECT category, count(*) FROM event_rows WHERE kind = 'kernel' GROUP BY category"))
     assert cats.get("convolution", 0) > 0 and cats.get("matmul", 0) > 0
 
@@ -224,20 +242,21 @@ BAD_TRACES = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(BAD_TRACES))
-def test_bad_input_leaves_the_store_as_it_was(tmp_path, name):
-    db = tmp_path / "x.db"
+def test_bad_input_leaves_the_store_as_it_was(store_target, tmp_path, name):
+    db = store_target
     good = fixture_path("kineto", "cpu_only.json.gz")
     _import(db, good)
-    before = sqlite3.connect(db).execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM event_rows)").fetchone()
+    before = _sql(db).execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM event_rows)").fetchone()
     bad = tmp_path / name
     bad.write_bytes(BAD_TRACES[name](gzip.decompress(good.read_bytes())))
     other = fixture_path("kineto", "mi250_minitoy_train.json.gz")
     line = one_line_error(run_xprof("import", other, bad, "--db", db))  # good file first: all or nothing
     assert str(bad) in line
-    conn = sqlite3.connect(db)
+    conn = _sql(db)
     assert conn.execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM event_rows)").fetchone() == before
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert len(list((tmp_path / "x.db.artifacts").iterdir())) == 1  # the good import's only
+    if isinstance(conn, sqlite3.Connection):
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert len(_artifact_dirs(db)) == 1  # the good import's only
 
 
 @pytest.mark.slow

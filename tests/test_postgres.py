@@ -248,8 +248,9 @@ def test_a_server_restart_mid_import_stores_nothing_and_the_retry_stores_it_once
     deadline = time.monotonic() + 120
     with psycopg.connect(url, autocommit=True) as watcher:
         while time.monotonic() < deadline and importer.poll() is None:
+            # a transaction that has written rows (it has a transaction id): mid-import
             busy = watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'xprof'"
-                                   " AND xact_start IS NOT NULL AND datname = current_database()").fetchone()[0]
+                                   " AND backend_xid IS NOT NULL AND datname = current_database()").fetchone()[0]
             if busy:
                 break
             time.sleep(0.02)
@@ -297,3 +298,63 @@ def test_a_killed_daemon_drops_the_server_lock_and_its_next_one_marks_the_cut_ru
         run_xprof("daemon", "stop", "--db", url, "--state-dir", state, env=host)
         for leftover in tmp_path.glob("xprof-worker-*"):
             shutil.rmtree(leftover, ignore_errors=True)
+
+
+def test_a_server_restart_between_statements_is_survived(pg_server):
+    from profiler.store.server_lock import LockLost, ServerLock
+
+    url = pg_server.database()
+    store = Store.open(url)
+    add_run(store, [{"matmul": 1.0}])
+    lock = ServerLock(url, "node-r")
+    assert lock.acquire() is None
+    pg_server.restart()
+    # readers (watch's next frame) and the next transaction (a daemon's next cycle) go on
+    assert len(store.runs()) == 1
+    add_run(store, [{"matmul": 1.0}])
+    assert len(store.runs()) == 2
+    # the daemon's lock went with its connection: kept again, unless another daemon took it
+    lock.keep()
+    assert ServerLock(url, "node-r").acquire() not in (None, -1)
+    pg_server.restart()
+    rival = ServerLock(url, "node-r")
+    assert rival.acquire() is None
+    with pytest.raises(LockLost, match="another daemon of host node-r"):
+        lock.keep()
+    rival.release()
+    store.close()
+
+
+def test_roles_hosts_and_duplicate_imports(pg_server, fleet_stores):
+    import psycopg
+
+    db, _ = fleet_stores
+    url = pg_server.database()
+    cpu = fixture_path("kineto", "cpu_only.json.gz")
+    # named by `import --host`; a push does not store again a trace the server has
+    assert _json("import", cpu, "--host", "gpu-c", db=url)["runs"]
+    assert [r["host"] for r in _json("runs", "--host", "gpu-c", db=url)["runs"]] == ["gpu-c"]
+    pushed = _json("push", "--to", url, db=db)
+    assert len(pushed["pushed"]) == 18 and pushed["already"] == 1
+    assert "no runs of host 'zz'" in one_line_error(run_xprof("push", "--to", url, "--host", "zz", "--db", db))
+    # a role without grants is told what it lacks, in one line
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE ROLE reader LOGIN")
+    reader = url.replace("postgres@", "reader@")
+    assert "permission denied for table xprof_schema (the role needs SELECT" in one_line_error(
+        run_xprof("runs", "--db", reader))
+
+
+def test_the_lock_names_its_pid_however_long_the_host_and_stop_signals_only_a_local_daemon(pg_server, tmp_path):
+    from profiler.store.server_lock import ServerLock
+
+    url = pg_server.database()
+    Store.open(url).close()
+    host = "gke-fleet-a100-pool-7f3c9a2b-node-0123456789abcdef"  # past application_name's 63 bytes with the rest
+    lock = ServerLock(url, host)
+    assert lock.acquire() is None and ServerLock(url, host).holder() == os.getpid()
+    # this test's process holds the lock, and is no `xprof daemon run`: stop refuses to signal it
+    assert "is not a process of this machine" in one_line_error(
+        run_xprof("daemon", "stop", "--db", url, "--state-dir", tmp_path, env={"XPROF_HOST": host}))
+    lock.release()
+    assert ServerLock(url, host).holder() is None

@@ -84,8 +84,8 @@ def test_runs_lists_newest_first(tiny_suite):
      ("exit", "worker exited with status 3"),
      ("segfault", "worker killed by SIGSEGV")],
 )
-def test_a_crashing_workload_fails_alone(tmp_path, fault, expected):
-    db = tmp_path / "x.db"
+def test_a_crashing_workload_fails_alone(store_target, fault, expected):
+    db = store_target  # a SQLite file, then a PostgreSQL database: the same test on both
     done = run_xprof("run", "--suite", "tiny", "-w", "linear", "-w", "matmul", "-f", "torch",
                      "--repeats", "2", "--steps", "2", "--json", "--db", db,
                      env={"XPROF_INJECT_FAULT": f"linear:{fault}"})
@@ -94,7 +94,9 @@ def test_a_crashing_workload_fails_alone(tmp_path, fault, expected):
     runs = {r["workload"]: r for r in json.loads(done.stdout)["runs"]}
     assert runs["linear"]["status"] == "failed" and expected in runs["linear"]["error"]
     assert runs["matmul"]["status"] == "ok" and runs["matmul"]["kernels"] > 0
-    stored = dict(sqlite3.connect(db).execute("SELECT workload, status FROM runs"))
+    from profiler.store import Store
+
+    stored = {r["workload"]: r["status"] for r in Store.open(db, create=False).runs()}
     assert stored == {"linear": "failed", "matmul": "ok"}
 
 

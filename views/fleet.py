@@ -49,7 +49,7 @@ def push_command(url, host, as_json, db_path):
 
     if not is_url(url):
         raise click.ClickException(f"--to {url!r}: expected a postgresql:// URL of the server store")
-    source = open_store(db_path)
+    source = open_store(db_path, host=host)  # an unknown --host is one line, as elsewhere
     target = open_store(url, create=True)
     tell = (lambda text: click.echo(text, err=True)) if not as_json and sys.stderr.isatty() else (lambda text: None)
     result = push(source, target, host, tell)

@@ -28,8 +28,9 @@ def store(db_path, create=False, host=None, one_host=None):
     if host:
         known = opened.hosts()
         if host not in known:
-            raise click.ClickException(f"no runs of host {host!r} in {opened.path} "
-                                       f"(hosts: {', '.join(known) or 'none yet'})")
+            raise click.ClickException(f"no runs of host {host!r} in {opened.path} ("
+                                       + (f"hosts: {', '.join(known)})" if known else
+                                          "no run in it names a host; `xprof import --host` names an import's)"))
         opened.only_host = host
     return opened
 

@@ -45,7 +45,7 @@ def _option(f, daemon: bool) -> dict:
 def store_options(json: bool = True, state_dir: bool = False, host: bool = False):
     """--db PATH|URL on every command that touches the store; --json where it prints
     results; --state-dir where the daemon's files matter; --host where a fleet's runs are listed."""
-    options = [click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=str), help=(
+    options = [click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=str), metavar="PATH|URL", help=(
         "SQLite file, or a postgresql:// URL for a fleet's server (default: $XPROF_DB, else "
         "xprof.db in the user data directory)."))]
     if host:

@@ -13,9 +13,18 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from profiler.errors import UserError
 from views.labels import STATE_COLOURS, STATUS_COLOURS, short_id, size_text
-from views.numbers import (configuration_text, gib_text, host_text, interval_text, ms_text, ratio_text, sparkline,
-                          visible_text)
+from views.numbers import (
+    configuration_text,
+    gib_text,
+    host_text,
+    interval_text,
+    ms_text,
+    ratio_text,
+    sparkline,
+    visible_text,
+)
 
 
 def _reading(value, spec: str) -> str:
@@ -155,8 +164,8 @@ def watch(take: Callable[[], dict], store_path: str, interval_s: float, once: bo
             try:
                 latest["snapshot"] = take()
             except Exception as error:  # noqa: BLE001 - shown in the frame, retried
-                latest["snapshot"] = {**latest["snapshot"],
-                                      "error": f"{type(error).__name__}: {error}"}
+                text = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+                latest["snapshot"] = {**latest["snapshot"], "error": text}
 
     threading.Thread(target=refresh, name="xprof-snapshots", daemon=True).start()
     try:

@@ -6,7 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from profiler.collect.settings import CheckSettings, RetentionSettings, RunSettings, check_type, flag, setting
+from profiler.collect.settings import (
+    CheckSettings,
+    RetentionSettings,
+    RunSettings,
+    check_type,
+    flag,
+    setting,
+)
 from profiler.daemon.schedule import Schedule, parse_duration
 from profiler.errors import UserError
 

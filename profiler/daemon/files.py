@@ -115,6 +115,12 @@ class StoreLock:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
+    def keep(self) -> None:
+        """Still hold the lock: a flock cannot be lost; a server's lock goes with a lost
+        connection and is taken again (LockLost where another daemon took it)."""
+        if self._server is not None:
+            self._server.keep()
+
     def release(self) -> None:
         if self._server is not None:
             self._server.release()

@@ -92,6 +92,7 @@ class Daemon:
                 while True:
                     self._write_status("waiting")
                     self._between_cycles(self.next_cycle_at)
+                    self._safely(lock.keep, "holding the store's lock")  # a server that restarted
                     result = self.run_cycle()
                     self.failures = self.failures + 1 if result.failed else 0
                     self.next_cycle_at = self._next_cycle(time.time())

@@ -85,14 +85,15 @@ def _device(trace: TraceData) -> str:
 
 def import_traces(store: Store | Callable[[], Store], paths, workload=None, label=None, classify=None,
                   progress=None, segment_events: int | None = None, mode=None,
-                  size=None, dtype=None) -> list[ImportedRun]:
+                  size=None, dtype=None, host=None) -> list[ImportedRun]:
     """Import trace files and log dirs in one transaction. A Kineto trace of host ops is
     stored in segments of about `segment_events` events as it is read (the reader's
     default when None), so memory stays bounded however long it is. `store` may be a
     function that opens it: the first file's reader then starts before the store opens
     (and before this process loads what storing needs), so that both go on at once."""
     files = [f for p in paths for f in trace_files(Path(p))]
-    place = {"workload": workload, "label": label, "mode": mode, "size": size, "dtype": dtype}  # on every run
+    # on every run; a trace's host is unknown unless said (it need not be this one)
+    place = {"workload": workload, "label": label, "mode": mode, "size": size, "dtype": dtype, "host": host}
     if not files:
         return []
     first = TraceReading(files[0], True, segment_events)
@@ -224,7 +225,7 @@ def _store_trace(store, conn, run_id: str, path: Path, raw: _RawCopy, place: dic
     while this one stores the segments it sends."""
     now = time.time()
     store.insert_run(conn, id=run_id, status="ok", framework=FRAMEWORK_OF_FORMAT[trace_format(path)],
-                     **place, host=None, source="import", source_path=str(path.resolve()),
+                     **place, source="import", source_path=str(path.resolve()),
                      started_at=now, finished_at=now, repeats=1)
     stored = _Stored()
 

@@ -62,6 +62,17 @@ def postgres_sql(sql: str) -> str:
 
 # -- PostgreSQL ---------------------------------------------------------------------
 
+def _quiet_psycopg() -> None:
+    """psycopg logs a warning of its own (to stderr, with no handler set) when a COPY is cut
+    by a lost connection; the store's one line says it already."""
+    import logging
+
+    psycopg_log = logging.getLogger("psycopg")
+    if not psycopg_log.handlers:
+        psycopg_log.addHandler(logging.NullHandler())
+        psycopg_log.propagate = False
+
+
 def _number_loader():
     """NUMERIC read as int or float (SUM of a BIGINT is NUMERIC), never Decimal: the figures
     go on into JSON and arithmetic with floats, as SQLite's do."""
@@ -85,22 +96,64 @@ class PostgresConnection:
     dialect = "postgresql"
 
     def __init__(self, url: str):
+        self.url = url
+        self.in_transaction = False
+        self.parent: PostgresConnection | None = None  # of the autonomous connection: whose writes it serves
+        self.raw = self._connect()
+
+    def _connect(self):
         import psycopg
 
-        self.url = url
-        self.raw = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="xprof")
-        self.raw.adapters.register_loader("numeric", _number_loader())
+        _quiet_psycopg()
+        raw = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="xprof")
+        raw.adapters.register_loader("numeric", _number_loader())
+        return raw
 
-    @functools.cached_property
-    def autonomous(self) -> PostgresConnection:
-        """A second connection, whose statements commit at once: for interned texts,
-        which must not hold locks until the caller's transaction ends."""
-        return PostgresConnection(self.url)
+    def _ready(self, sql: str) -> None:
+        """Connect again where the server dropped the connection (a restart) between
+        transactions: a daemon's next cycle or watch's next frame goes on. Within a
+        transaction that is not done: the statement fails, and the writer's rollback
+        is the server's."""
+        text = sql.lstrip()[:12].upper()
+        ends = text.startswith("COMMIT") or (text.startswith("ROLLBACK") and not text.startswith("ROLLBACK TO"))
+        if self.raw.broken or self.raw.closed:
+            if not self._busy():
+                self.raw = self._connect()
+            elif not ends:
+                import psycopg
+
+                raise psycopg.OperationalError("the server went away mid-transaction")
+        if text.startswith("BEGIN"):
+            self.in_transaction = True
+        elif ends:
+            self.in_transaction = False
+
+    def _busy(self) -> bool:
+        """Inside a transaction, this connection's or (the autonomous one) its parent's."""
+        return self.in_transaction or (self.parent is not None and self.parent.in_transaction)
 
     def execute(self, sql: str, params=()):
-        return self.raw.execute(postgres_sql(sql), tuple(params))
+        self._ready(sql)
+        return self._again_if_lost(sql, lambda: self.raw.execute(postgres_sql(sql), tuple(params)))
+
+    def _again_if_lost(self, sql: str, statement):
+        """A read, or the BEGIN of a transaction, run again on a new connection where the
+        old one turns out to be dead (the server restarted since the last statement): they
+        did nothing the first time. A write is never run twice."""
+        import psycopg
+
+        try:
+            return statement()
+        except psycopg.OperationalError:
+            word = sql.lstrip()[:6].upper()
+            if not self.raw.broken or not word.startswith(("SELECT", "BEGIN")) or \
+                    (self._busy() and not word.startswith("BEGIN")):
+                raise
+            self.raw = self._connect()
+            return statement()
 
     def executemany(self, sql: str, rows):
+        self._ready(sql)
         cursor = self.raw.cursor()
         cursor.executemany(postgres_sql(sql), rows)
         return cursor
@@ -108,11 +161,13 @@ class PostgresConnection:
     def query(self, sql: str, params=(), dicts: bool = False):
         from psycopg.rows import dict_row, tuple_row
 
-        cursor = self.raw.cursor(row_factory=dict_row if dicts else tuple_row)
-        return cursor.execute(postgres_sql(sql), tuple(params))
+        self._ready(sql)
+        return self._again_if_lost(sql, lambda: self.raw.cursor(row_factory=dict_row if dicts else tuple_row).execute(
+            postgres_sql(sql), tuple(params)))
 
     def copy_rows(self, table: str, columns: list[str], rows) -> None:
         """Rows into a table through COPY: one stream, no statement per row."""
+        self._ready("COPY")
         with self.raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -144,13 +199,14 @@ def describe_postgres(url: str, error: BaseException) -> str:
     where = shown_url(url)
     name = type(error).__name__
     if name in ("OperationalError", "InterfaceError", "AdminShutdown") and (
-            "closed" in text or "terminat" in text or "shutdown" in text):
+            "closed" in text or "terminat" in text or "shutdown" in text or "went away" in text):
         return (f"lost the connection to store {where} ({text}): what was being written is rolled back; "
                 "run it again once the server is up")
     if name in ("OperationalError", "InterfaceError") and ("connect" in text or "server" in text):
         return f"cannot reach store {where}: {text}"
     if name == "InsufficientPrivilege":
-        return f"cannot write store {where}: {text} (check the role's grants)"
+        return (f"store {where}: {text} (the role needs SELECT, INSERT, UPDATE and DELETE on the "
+                "store's tables, and CREATE on the schema to make or upgrade them)")
     return f"store {where}: {text}"
 
 

@@ -25,14 +25,17 @@ _SAMPLE_COLUMNS = ("ts_ns", "run_id", "source", "device", "utilization_pct", "me
 
 
 def push(source, target, host: str | None = None, tell: Callable[[str], None] = lambda text: None) -> dict:
-    """Copy `source`'s finished runs (of `host`, or all) that `target` lacks, each in a
-    transaction of its own, oldest first; and the calibrations it lacks. Returns
+    """Copy `source`'s finished runs (of `host`, or all) that `target` lacks (by id, or for
+    an import by its trace's sha256), each in a transaction of its own, oldest first; and
+    the calibrations it lacks. Returns
     {"pushed": [ids], "already": n, "running": n, "calibrations": n}."""
     there = {run_id for run_id, in target._rows("SELECT id FROM runs")}
+    # a trace imported into both stores is there already, under another id: stored once
+    there_content = {sha for sha, in target._rows("SELECT content_sha256 FROM runs WHERE content_sha256 IS NOT NULL")}
     runs = [run for run in reversed(source.runs()) if host is None or run["host"] == host]
     result = {"pushed": [], "already": 0, "running": 0, "calibrations": 0}
     for number, run in enumerate(runs, 1):
-        if run["id"] in there:
+        if run["id"] in there or run["content_sha256"] in there_content:
             result["already"] += 1
         elif run["status"] == "running":  # pushed once it ends: a push later takes it
             result["running"] += 1

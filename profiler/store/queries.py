@@ -72,6 +72,8 @@ class Queries:
             cursor.row_factory = sqlite3.Row if dicts else None
             return cursor.execute(sql, params)
         except self.errors as error:
+            if getattr(self, "url", None):
+                raise StoreError(self.describe(error)) from None
             raise StoreError(f"cannot read store {self.path}: {' '.join(str(error).split())}") from None
 
     def meta(self, key: str) -> str | None:

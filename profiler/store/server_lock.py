@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import zlib
 
+from profiler.errors import UserError
 from profiler.processes import host_name
 from profiler.store.dialect import (
     PostgresConnection,
@@ -15,6 +16,10 @@ from profiler.store.dialect import (
 
 LOCK_CLASS = 0x7870  # "xp": advisory locks are (class, object) pairs of int4 per database
 APPLICATION = "xprof-daemon"
+
+
+class LockLost(UserError):
+    """The daemon's lock went with its connection and another daemon holds it now."""
 
 
 def _host_key(host: str) -> int:
@@ -38,7 +43,9 @@ class ServerLock:
     def acquire(self) -> int | None:
         """None when this process now holds the lock; else the holder's pid (-1: unknown)."""
         conn = self._connect()
-        conn.execute("SELECT set_config('application_name', ?, false)", (f"{APPLICATION}:{self.host}:{os.getpid()}",))
+        # the pid where `daemon status` and `stop` find it (application_name keeps 63 bytes:
+        # no host name in it, which is the lock's key already)
+        conn.execute("SELECT set_config('application_name', ?, false)", (f"{APPLICATION}:{os.getpid()}",))
         if conn.execute("SELECT pg_try_advisory_lock(?, ?)", (LOCK_CLASS, _host_key(self.host))).fetchone()[0]:
             self._conn = conn
             return None
@@ -64,6 +71,21 @@ class ServerLock:
             return None
         pid = str(row[0]).rsplit(":", 1)[-1]
         return int(pid) if pid.isdigit() else -1
+
+    def keep(self) -> None:
+        """Hold the lock again where the server dropped it with the connection (a restart);
+        LockLost where another daemon of this host took it meanwhile."""
+        if self._conn is not None and not self._conn.raw.broken and not self._conn.raw.closed:
+            try:
+                self._conn.raw.execute("SELECT 1")
+                return
+            except postgres_errors():
+                pass
+        self.release()
+        holder = self.acquire()
+        if holder is not None:
+            raise LockLost(f"the server dropped this daemon's lock (a restart?) and another daemon of host "
+                           f"{self.host} (pid {holder if holder > 0 else 'unknown'}) holds it now: stopping")
 
     def release(self) -> None:
         if self._conn is not None:

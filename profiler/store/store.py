@@ -148,8 +148,8 @@ class Store(Retention, Queries):
             )
         if version == 0:
             tables = [r[0] for r in self._rows(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-                " ORDER BY table_name" if self.url else
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename"
+                if self.url else
                 "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
             if tables:
                 raise StoreError(f"{self.path} is another program's {'PostgreSQL' if self.url else 'SQLite'}"
@@ -163,8 +163,9 @@ class Store(Retention, Queries):
     def schema_version(self) -> int:
         if not self.url:
             return self.connection.execute("PRAGMA user_version").fetchone()[0]
-        if not self._rows("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema()"
-                          " AND table_name = ?", (VERSION_TABLE,)):
+        # the catalog lists every table, whatever the role may read (information_schema
+        # shows only those it has a grant on)
+        if self._rows("SELECT to_regclass(?)", (VERSION_TABLE,))[0][0] is None:
             return 0
         row = self._rows(f"SELECT version FROM {VERSION_TABLE}")
         return row[0][0] if row else 0
