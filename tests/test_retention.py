@@ -23,8 +23,8 @@ DAY = 86400
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store.open(tmp_path / "x.db")
+def store(store_target):
+    store = Store.open(store_target)  # a SQLite file, then a PostgreSQL database: each test on both
     now = time.time()
     # four nights of each framework, 40 and 10 days old (then 3 and 2): the mlp's history
     for night, age in enumerate((40, 10, 3, 2)):
@@ -51,7 +51,8 @@ def test_pruning_keeps_every_figure_diff_report_regressions_and_history_show(sto
     before = _everything(store)
     result = store.prune(older_than_s=7 * DAY, keep_last=0)
     assert result["runs"] == 4 and result["events"] == 4 * 3 * 50 * 2 and result["memory_events"] == 4 * 30
-    assert result["store_bytes_after"] < result["store_bytes_before"]
+    if not store.url:  # a server gives freed pages back by its own (auto)vacuum, later
+        assert result["store_bytes_after"] < result["store_bytes_before"]
     assert _everything(store) == before
     pruned = [r for r in store.runs() if r["events_pruned_at"]]
     assert len(pruned) == 4 and all(r["started_at"] < time.time() - 7 * DAY for r in pruned)
@@ -72,8 +73,8 @@ def _xprof(capsys, *args):
     return code, out, err
 
 
-def test_prune_on_the_command_line(store, capsys):
-    db = store.path
+def test_prune_on_the_command_line(store, capsys, tmp_path):
+    db = store.url or store.path
     code, out, _ = _xprof(capsys, "prune", "--dry-run", "--keep-last", "3", "--db", db)
     assert code == 0 and out.startswith("would prune the raw events of 2 runs: 600 events, 60 memory events")
     code, out, _ = _xprof(capsys, "prune", "--older-than", "7d", "--keep-last", "0", "--json", "--db", db)
@@ -83,8 +84,8 @@ def test_prune_on_the_command_line(store, capsys):
     code, _, err = _xprof(capsys, "diff", old, result["run_ids"][1], "--by", "kernel", "--db", db)
     assert code == 1 and err.startswith(f"xprof: error: run {old}'s raw events were pruned on ")
     assert "keep them longer next time (xprof prune --older-than, or the daemon's --keep-events)" in err
-    code, _, err = _xprof(capsys, "export", old, "--format", "csv", "-o", db.parent / "csv", "--db", db)
-    assert code == 1 and "--format csv needs them" in err and not (db.parent / "csv").exists()
+    code, _, err = _xprof(capsys, "export", old, "--format", "csv", "-o", tmp_path / "csv", "--db", db)
+    assert code == 1 and "--format csv needs them" in err and not (tmp_path / "csv").exists()
     code, out, _ = _xprof(capsys, "diff", old, result["run_ids"][1], "--db", db)
     assert code == 0 and "matmul" in out  # by category: from the kept figures
     code, _, err = _xprof(capsys, "prune", "--older-than", "soon", "--db", db)
@@ -95,7 +96,7 @@ def test_an_html_review_of_a_pruned_run_says_its_memory_events_went(store, tmp_p
     store.prune(older_than_s=7 * DAY, keep_last=0)
     runs = sorted(store.runs(), key=lambda r: r["started_at"])[:2]
     code, _, _ = _xprof(capsys, "export", runs[0]["id"], runs[1]["id"], "--format", "html",
-                        "-o", tmp_path / "r.html", "--db", store.path)
+                        "-o", tmp_path / "r.html", "--db", store.url or store.path)
     page = (tmp_path / "r.html").read_text()
     assert code == 0 and "were pruned (xprof prune)" in page and "faster per step" in page
 
